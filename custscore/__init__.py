@@ -1,0 +1,3 @@
+"""custscore: open customer-intelligence scoring on MongoDB."""
+
+__version__ = "0.1.0"

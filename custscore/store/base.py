@@ -1,0 +1,237 @@
+"""The store surface every backend implements, and the small value types it uses.
+
+The surface is a deliberate subset of pymongo's: what custscore needs, with the
+same names and meanings, so code reads like MongoDB code and a backend is easy
+to check against the contract suite (tests/store/test_contract.py).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+SortSpec = Sequence[tuple[str, int]] | None
+
+# Server-side JavaScript never runs through custscore: these operators are refused
+# in filters and pipelines whatever the backend.
+FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator"})
+
+
+@dataclass(frozen=True)
+class InsertOne:
+    """Insert ``document`` (bulk_write op)."""
+
+    document: dict
+
+
+@dataclass(frozen=True)
+class UpdateOne:
+    """Apply ``update`` operators to the first match of ``filter`` (bulk_write op)."""
+
+    filter: dict
+    update: dict
+    upsert: bool = False
+
+
+@dataclass(frozen=True)
+class ReplaceOne:
+    """Replace the first match of ``filter`` with ``replacement`` (bulk_write op)."""
+
+    filter: dict
+    replacement: dict
+    upsert: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteOne:
+    """Delete the first match of ``filter`` (bulk_write op)."""
+
+    filter: dict
+
+
+WriteOp = InsertOne | UpdateOne | ReplaceOne | DeleteOne
+
+
+@dataclass
+class WriteResult:
+    """Counts of what a write did, plus the ``_id`` of anything upserted or inserted."""
+
+    inserted: int = 0
+    matched: int = 0
+    modified: int = 0
+    deleted: int = 0
+    upserted_ids: list = field(default_factory=list)
+
+    def add(self, other: WriteResult) -> None:
+        """Accumulate another result into this one."""
+        self.inserted += other.inserted
+        self.matched += other.matched
+        self.modified += other.modified
+        self.deleted += other.deleted
+        self.upserted_ids.extend(other.upserted_ids)
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """What one ``changes`` call returns: the changes and the token to resume after them."""
+
+    changes: list
+    token: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a change feed: the document as it is now, and where to resume after it."""
+
+    operation: str  # "insert" or "update"
+    doc_id: Any
+    document: dict
+    token: str
+
+
+def check_no_javascript(spec: Any) -> None:
+    """Raise if a filter or pipeline uses a server-side JavaScript operator."""
+    from custscore.errors import InputError
+
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key in FORBIDDEN_OPERATORS:
+                raise InputError(
+                    f"operator {key} runs server-side JavaScript and is refused; "
+                    "express the condition with query operators such as $gt, $in, $expr"
+                )
+            check_no_javascript(value)
+    elif isinstance(spec, list | tuple):
+        for item in spec:
+            check_no_javascript(item)
+
+
+class Collection(abc.ABC):
+    """A named set of documents; the methods mirror pymongo's Collection."""
+
+    name: str
+
+    @abc.abstractmethod
+    def insert_many(self, documents: Sequence[dict]) -> list:
+        """Insert all documents atomically (all or none); return their ``_id`` values."""
+
+    @abc.abstractmethod
+    def find(
+        self,
+        filter: dict | None = None,
+        projection: dict | None = None,
+        sort: SortSpec = None,
+        limit: int = 0,
+        skip: int = 0,
+    ) -> Iterator[dict]:
+        """Iterate over matching documents."""
+
+    @abc.abstractmethod
+    def count(self, filter: dict | None = None) -> int:
+        """Number of matching documents."""
+
+    @abc.abstractmethod
+    def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
+        """Apply the ops in order, atomically on the embedded store."""
+
+    @abc.abstractmethod
+    def aggregate(self, pipeline: list[dict]) -> list[dict]:
+        """Run an aggregation pipeline and return its documents."""
+
+    @abc.abstractmethod
+    def create_index(self, field_name: str, unique: bool = False) -> None:
+        """Create an ascending index on one field, idempotently."""
+
+    @abc.abstractmethod
+    def index_fields(self) -> list[str]:
+        """Fields with an index, besides ``_id``."""
+
+    @abc.abstractmethod
+    def distinct(self, field_name: str, filter: dict | None = None) -> list:
+        """Distinct values of a field among matching documents."""
+
+    def insert_one(self, document: dict) -> Any:
+        """Insert one document and return its ``_id``."""
+        return self.insert_many([document])[0]
+
+    def find_one(self, filter: dict | None = None, projection: dict | None = None) -> dict | None:
+        """The first matching document, or None."""
+        return next(iter(self.find(filter, projection, limit=1)), None)
+
+    def update_one(self, filter: dict, update: dict, upsert: bool = False) -> WriteResult:
+        """Update the first match of ``filter``."""
+        return self.bulk_write([UpdateOne(filter, update, upsert)])
+
+    def update_many(self, filter: dict, update: dict) -> WriteResult:
+        """Update every match of ``filter``."""
+        ids = [d["_id"] for d in self.find(filter, {"_id": 1})]
+        return self.bulk_write([UpdateOne({"_id": i}, update) for i in ids])
+
+    def replace_one(self, filter: dict, replacement: dict, upsert: bool = False) -> WriteResult:
+        """Replace the first match of ``filter``."""
+        return self.bulk_write([ReplaceOne(filter, replacement, upsert)])
+
+    def delete_one(self, filter: dict) -> WriteResult:
+        """Delete the first match of ``filter``."""
+        return self.bulk_write([DeleteOne(filter)])
+
+    def delete_many(self, filter: dict) -> WriteResult:
+        """Delete every match of ``filter``."""
+        ids = [d["_id"] for d in self.find(filter, {"_id": 1})]
+        return self.bulk_write([DeleteOne({"_id": i}) for i in ids])
+
+
+class Store(abc.ABC):
+    """One database: collections, transactions and change feeds."""
+
+    backend: str  # "embedded", "memory" or "mongodb"
+    location: str  # where it is, safe to show (no password)
+
+    @abc.abstractmethod
+    def collection(self, name: str) -> Collection:
+        """The collection called ``name`` (created on first write)."""
+
+    @abc.abstractmethod
+    def list_collections(self) -> list[str]:
+        """Names of the collections that exist."""
+
+    @abc.abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Remove a collection and its documents."""
+
+    @abc.abstractmethod
+    def feed_position(self, collection: str) -> str:
+        """A token for "now": ``changes(after=token)`` returns only later writes."""
+
+    @abc.abstractmethod
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
+        """Documents inserted or updated after ``after`` (a token from an earlier batch).
+
+        ``after=None`` starts from the oldest history the backend keeps: every
+        document on the embedded store; "now" on MongoDB, whose change streams
+        cannot replay the past (scan first, with a position taken before the
+        scan). Returns at most ``limit`` changes without blocking; no changes
+        means caught up. A document changed several times may appear once, at
+        its latest version. Raises ChangeFeedLost when the token is too old.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the writes inside the block all-or-nothing where the backend can."""
+        yield
+
+    def __getitem__(self, name: str) -> Collection:
+        return self.collection(name)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,388 @@
+"""The embedded backend: MongoDB semantics on SQLite, for one machine.
+
+Documents live as BSON in SQLite (see sqlite_engine.py). ``_id`` lookups and
+declared indexed fields are answered through SQL (planner.py); every other
+condition is checked by mongomock's filter engine on the candidates, and
+aggregation pipelines run on mongomock's aggregation engine. Why ours and not
+mongomock or montydb: ARCHITECTURE.md, "Store backends".
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import bson
+from bson.errors import InvalidDocument
+from mongomock import aggregate as mm_aggregate
+from mongomock import filtering
+
+from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError
+from custscore.store import mql, planner
+from custscore.store.base import (
+    Change,
+    ChangeBatch,
+    Collection,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    SortSpec,
+    Store,
+    UpdateOne,
+    WriteOp,
+    WriteResult,
+    check_no_javascript,
+)
+from custscore.store.sqlite_engine import SQLiteEngine, index_column, table_name
+
+log = logging.getLogger(__name__)
+TOKEN_PREFIX = "seq:"
+
+
+def _encode(doc: dict) -> bytes:
+    try:
+        return bson.encode(doc)
+    except (InvalidDocument, TypeError, OverflowError) as exc:
+        raise InputError(f"document {doc.get('_id')!r} cannot be stored: {exc}") from exc
+
+
+def _matches(spec: dict | None, doc: dict) -> bool:
+    return not spec or filtering.filter_applies(spec, doc)
+
+
+class EmbeddedCollection(Collection):
+    """A collection in the embedded store."""
+
+    def __init__(self, store: EmbeddedStore, name: str):
+        self.name = name
+        self._store = store
+        self._engine = store.engine
+        self._table = table_name(name)
+
+    # -- reading ------------------------------------------------------------------
+    def _rows(self, filter: dict | None, columns: str = "doc", limit: int = 0) -> tuple[list, bool, dict | None]:
+        """Candidate rows for ``filter`` and whether they need the mongomock check."""
+        if filter is not None and not isinstance(filter, dict):
+            raise InputError(f"a filter must be a document (dict), got {type(filter).__name__}")
+        check_no_javascript(filter)
+        spec = planner.normalize_filter(filter) if filter else None
+        if not self._engine.table_exists(self.name):
+            return [], True, spec
+        where, params, exact = planner.plan(spec, self._engine.indexes(self.name))
+        sql = f'SELECT {columns} FROM "{self._table}" WHERE {where} ORDER BY pos'
+        if exact and limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._engine.read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return rows, exact, spec
+
+    def _iter_docs(self, filter: dict | None, limit: int = 0) -> Iterator[dict]:
+        rows, exact, spec = self._rows(filter, limit=limit)
+        for (blob,) in rows:
+            doc = bson.decode(blob)
+            if exact or _matches(spec, doc):
+                yield doc
+
+    def find(
+        self,
+        filter: dict | None = None,
+        projection: dict | None = None,
+        sort: SortSpec = None,
+        limit: int = 0,
+        skip: int = 0,
+    ) -> Iterator[dict]:
+        if limit < 0 or skip < 0:
+            raise InputError(f"limit and skip must be >= 0, got limit={limit}, skip={skip}")
+        if sort and limit and len(sort) == 1 and sort[0][0] in self._engine.indexes(self.name):
+            docs: Any = self._index_ordered(filter, sort[0][0], sort[0][1] < 0)
+        elif sort:
+            docs = mql.sort_documents(self._iter_docs(filter), sort)
+        else:
+            docs = self._iter_docs(filter, limit=(limit + skip) if limit else 0)
+        for n, doc in enumerate(docs):
+            if n < skip:
+                continue
+            if limit and n >= skip + limit:
+                break
+            yield mql.project(doc, projection)
+
+    def _index_ordered(self, filter: dict | None, path: str, descending: bool) -> Iterator[dict]:
+        """Matches in MongoDB sort order on an indexed field, read lazily from the SQL index.
+
+        Non-NULL index values sort in SQL exactly as MongoDB sorts them (see
+        planner.index_key); NULL rows (missing, arrays, booleans) are sorted in
+        Python and merged in.
+        """
+        spec = planner.normalize_filter(filter) if filter else None
+        check_no_javascript(spec)
+        if not self._engine.table_exists(self.name):
+            return iter(())
+        where, params, exact = planner.plan(spec, self._engine.indexes(self.name))
+        column = self._engine.indexes(self.name)[path]
+        base = f'SELECT doc FROM "{self._table}" WHERE ({where}) AND {column}'
+        key = lambda d: filtering.resolve_sort_key(path, d)  # noqa: E731
+
+        def decoded(rows: list) -> Iterator[dict]:
+            for (blob,) in rows:
+                doc = bson.decode(blob)
+                if exact or _matches(spec, doc):
+                    yield doc
+
+        with self._engine.read() as conn:
+            nulls = sorted(decoded(conn.execute(base + " IS NULL", params).fetchall()), key=key, reverse=descending)
+
+        def ordered() -> Iterator[dict]:
+            offset, chunk = 0, 256
+            order = "DESC" if descending else "ASC"
+            while True:
+                with self._engine.read() as conn:
+                    rows = conn.execute(
+                        f"{base} IS NOT NULL ORDER BY {column} {order}, pos LIMIT ? OFFSET ?", [*params, chunk, offset]
+                    ).fetchall()
+                yield from decoded(rows)
+                if len(rows) < chunk:
+                    return
+                offset, chunk = offset + chunk, min(chunk * 4, 65536)
+
+        return heapq.merge(nulls, ordered(), key=key, reverse=descending)
+
+    def count(self, filter: dict | None = None) -> int:
+        if not filter:
+            if not self._engine.table_exists(self.name):
+                return 0
+            with self._engine.read() as conn:
+                return conn.execute(f'SELECT count(*) FROM "{self._table}"').fetchone()[0]
+        rows, exact, spec = self._rows(filter)
+        if exact:
+            return len(rows)
+        return sum(1 for (blob,) in rows if _matches(spec, bson.decode(blob)))
+
+    def distinct(self, field_name: str, filter: dict | None = None) -> list:
+        seen: list = []
+        keys: set = set()
+        for doc in self._iter_docs(filter):
+            value = mql.get_path(doc, field_name)
+            for item in value if isinstance(value, list) else [value]:
+                if item is None:
+                    continue
+                key = (type(item).__name__, repr(item))
+                if key not in keys:
+                    keys.add(key)
+                    seen.append(item)
+        return seen
+
+    def aggregate(self, pipeline: list[dict]) -> list[dict]:
+        if not isinstance(pipeline, list) or not all(isinstance(s, dict) and len(s) == 1 for s in pipeline):
+            raise InputError("a pipeline must be a list of one-key stage documents such as [{'$match': {...}}]")
+        check_no_javascript(pipeline)
+        for stage in pipeline:
+            if {"$out", "$merge"} & set(stage):
+                raise InputError("$out and $merge are not supported; write results with the store's insert methods")
+        stages = list(pipeline)
+        first: dict | None = None
+        if stages and "$match" in stages[0]:
+            first = stages.pop(0)["$match"]
+        docs = list(self._iter_docs(first))
+        try:
+            return list(mm_aggregate.process_pipeline(docs, _DatabaseView(self._store), stages, None))
+        except NotImplementedError as exc:
+            raise InputError(f"the embedded store cannot run this pipeline: {exc}") from exc
+        except Exception as exc:  # mongomock raises its own OperationFailure family
+            raise InputError(f"pipeline failed: {exc}") from exc
+
+    # -- writing ------------------------------------------------------------------
+    def _index_values(self, doc: dict, columns: dict[str, str]) -> list:
+        return [planner.index_key(mql.get_path(doc, f)) for f in columns]
+
+    def _insert(self, conn: sqlite3.Connection, doc: dict, seq: int, columns: dict[str, str]) -> Any:
+        if not isinstance(doc, dict):
+            raise InputError(f"a document must be a dict, got {type(doc).__name__}")
+        if "_id" not in doc:
+            doc = {"_id": bson.ObjectId(), **doc}
+        cols = ", ".join(["id", "seq", "version", "doc", *columns.values()])
+        marks = ", ".join("?" * (4 + len(columns)))
+        try:
+            conn.execute(
+                f'INSERT INTO "{self._table}" ({cols}) VALUES ({marks})',
+                [planner.encode_id(doc["_id"]), seq, 1, _encode(doc), *self._index_values(doc, columns)],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKeyError(
+                f"{self.name}: a document with _id {doc['_id']!r} already exists (or breaks a unique index)"
+            ) from exc
+        return doc["_id"]
+
+    def _write_back(self, conn: sqlite3.Connection, doc: dict, columns: dict[str, str]) -> None:
+        sets = ", ".join(["seq = ?", "version = version + 1", "doc = ?", *(f"{c} = ?" for c in columns.values())])
+        conn.execute(
+            f'UPDATE "{self._table}" SET {sets} WHERE id = ?',
+            [self._engine.next_seq(1), _encode(doc), *self._index_values(doc, columns), planner.encode_id(doc["_id"])],
+        )
+
+    def insert_many(self, documents: Sequence[dict]) -> list:
+        docs = list(documents)
+        if not docs:
+            return []
+        self._engine.ensure_table(self.name)
+        with self._engine.write() as conn:
+            columns = self._engine.indexes(self.name)
+            first = self._engine.next_seq(len(docs))
+            return [self._insert(conn, doc, first + i, columns) for i, doc in enumerate(docs)]
+
+    def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
+        result = WriteResult()
+        if not ops:
+            return result
+        self._engine.ensure_table(self.name)
+        with self._engine.write() as conn:
+            columns = self._engine.indexes(self.name)
+            for op in ops:
+                result.add(self._apply(conn, op, columns))
+        return result
+
+    def _apply(self, conn: sqlite3.Connection, op: WriteOp, columns: dict[str, str]) -> WriteResult:
+        if isinstance(op, InsertOne):
+            self._insert(conn, op.document, self._engine.next_seq(1), columns)
+            return WriteResult(inserted=1)
+        current = next(self._iter_docs(op.filter, limit=1), None)
+        if isinstance(op, DeleteOne):
+            if current is None:
+                return WriteResult()
+            conn.execute(f'DELETE FROM "{self._table}" WHERE id = ?', (planner.encode_id(current["_id"]),))
+            return WriteResult(deleted=1)
+        if isinstance(op, UpdateOne):
+            if current is None:
+                if not op.upsert:
+                    return WriteResult()
+                new = mql.apply_update(mql.upsert_seed(op.filter), op.update, is_insert=True)
+            else:
+                new = mql.apply_update(current, op.update)
+        elif isinstance(op, ReplaceOne):
+            if any(k.startswith("$") for k in op.replacement):
+                raise InputError("a replacement document cannot contain update operators; use update_one")
+            seed = current if current is not None else mql.upsert_seed(op.filter)
+            if current is None and not op.upsert:
+                return WriteResult()
+            new = dict(op.replacement)
+            if "_id" in new and "_id" in seed and new["_id"] != seed["_id"]:
+                raise InputError("the _id of a document cannot be changed by a replace")
+            if "_id" in seed:
+                new = {"_id": seed["_id"], **{k: v for k, v in new.items() if k != "_id"}}
+        else:
+            raise InputError(f"unknown bulk operation {op!r}")
+        if current is None:
+            new_id = self._insert(conn, new, self._engine.next_seq(1), columns)
+            return WriteResult(upserted_ids=[new_id])
+        if new == current:
+            return WriteResult(matched=1)
+        self._write_back(conn, new, columns)
+        return WriteResult(matched=1, modified=1)
+
+    def create_index(self, field_name: str, unique: bool = False) -> None:
+        column = index_column(field_name)
+        self._engine.ensure_table(self.name)
+        if field_name in self._engine.indexes(self.name):
+            return
+        with self._engine.write() as conn:
+            if field_name in self._engine.indexes(self.name):  # another process won the race
+                return
+            conn.execute(f'ALTER TABLE "{self._table}" ADD COLUMN {column}')
+            rows = conn.execute(f'SELECT pos, doc FROM "{self._table}"').fetchall()
+            conn.executemany(
+                f'UPDATE "{self._table}" SET {column} = ? WHERE pos = ?',
+                [(planner.index_key(mql.get_path(bson.decode(blob), field_name)), pos) for pos, blob in rows],
+            )
+            kind = "UNIQUE INDEX" if unique else "INDEX"
+            try:
+                conn.execute(f'CREATE {kind} "{self._table}__{column}" ON "{self._table}" ({column})')
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateKeyError(f"{self.name}: cannot make {field_name!r} unique, it has duplicates") from exc
+            conn.execute(
+                "INSERT INTO _meta_indexes (collection, field, unique_) VALUES (?, ?, ?)",
+                (self.name, field_name, int(unique)),
+            )
+
+    def index_fields(self) -> list[str]:
+        """Fields with an index (besides ``_id``)."""
+        return list(self._engine.indexes(self.name))
+
+
+class _DatabaseView:
+    """What mongomock's ``$lookup`` needs from a database: collections by name."""
+
+    def __init__(self, store: EmbeddedStore):
+        self._store = store
+
+    def get_collection(self, name: str) -> EmbeddedCollection:
+        return self._store.collection(name)
+
+
+class EmbeddedStore(Store):
+    """The embedded document store (``embedded:PATH``, or ``memory:`` with no file)."""
+
+    def __init__(self, path: Path | None):
+        self.backend = "embedded" if path is not None else "memory"
+        self.location = str(path) if path is not None else "memory:"
+        self.engine = SQLiteEngine(path)
+        self._collections: dict[str, EmbeddedCollection] = {}
+
+    def collection(self, name: str) -> EmbeddedCollection:
+        if name not in self._collections:
+            self._collections[name] = EmbeddedCollection(self, name)
+        return self._collections[name]
+
+    def list_collections(self) -> list[str]:
+        return self.engine.list_tables()
+
+    def drop_collection(self, name: str) -> None:
+        self.engine.drop_table(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.engine.write():
+            yield
+
+    def feed_position(self, collection: str) -> str:
+        return f"{TOKEN_PREFIX}{self.engine.current_seq()}"
+
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
+        start = _parse_token(after)
+        table = table_name(collection)
+        exists = self.engine.table_exists(collection)
+        with self.engine.snapshot() as conn:
+            # rows and the sequence are read in one snapshot, so "caught up" is never premature
+            current = conn.execute("SELECT seq FROM _meta_sequence WHERE id = 1").fetchone()[0]
+            rows = []
+            if exists:
+                rows = conn.execute(
+                    f'SELECT seq, version, doc FROM "{table}" WHERE seq > ? ORDER BY seq LIMIT ?',
+                    (start, int(limit)),
+                ).fetchall()
+        if start > current:
+            raise ChangeFeedLost(
+                f"resume token {after!r} is ahead of this store's history (the store was recreated); "
+                "rescan from a watermark"
+            )
+        changes = []
+        for seq, version, blob in rows:
+            doc = bson.decode(blob)
+            changes.append(Change("insert" if version == 1 else "update", doc["_id"], doc, f"{TOKEN_PREFIX}{seq}"))
+        full = len(rows) == int(limit)
+        token = changes[-1].token if full else f"{TOKEN_PREFIX}{max(current, start)}"
+        return ChangeBatch(changes, token)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _parse_token(token: str | None) -> int:
+    if token is None:
+        return 0
+    if isinstance(token, str) and token.startswith(TOKEN_PREFIX) and token[len(TOKEN_PREFIX):].isdigit():
+        return int(token[len(TOKEN_PREFIX):])
+    raise StoreError(f"resume token {token!r} was not made by the embedded store; start without a token")

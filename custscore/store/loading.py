@@ -1,0 +1,161 @@
+"""Bulk loads through validation: good documents stored, bad ones reported, nothing half-way.
+
+Each batch is one transaction (atomic on the embedded store and on a MongoDB
+replica set): its customers/events and the purchase_history updates they cause
+land together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+from custscore.errors import DuplicateKeyError, InputError
+from custscore.store import history
+from custscore.store.base import Store, UpdateOne
+from custscore.store.schema import CUSTOMERS, EVENTS
+from custscore.store.validation import Problem, validate_customer, validate_event
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int], None]
+
+
+@dataclass
+class LoadReport:
+    """What a load did: counts, and every refused document with its reason."""
+
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        """Number of documents refused (a document may have several problems)."""
+        return len({p.index for p in self.problems})
+
+
+def now() -> dt.datetime:
+    """Current time as naive UTC with millisecond precision (how it is stored)."""
+    t = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+
+
+def _without_id(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k != "_id"}
+
+
+def event_id(doc: dict) -> str:
+    """A content id for an event without one, so loading the same file twice adds nothing."""
+    key = "|".join(str(doc.get(k)) for k in ("customer_id", "ts", "amount", "quantity", "category", "product_id", "channel"))
+    return hashlib.sha1(key.encode()).hexdigest()[:24]
+
+
+def load_customers(
+    store: Store, docs: Iterable[dict], batch_size: int = 5000, start_index: int = 0, on_progress: Progress | None = None
+) -> LoadReport:
+    """Insert new customers and update the profile of known ones (purchase history and scores kept)."""
+    _check_batch_size(batch_size)
+    report = LoadReport()
+    coll = store.collection(CUSTOMERS)
+    for n, chunk in enumerate(_chunks(docs, batch_size)):
+        good: dict[str, dict] = {}
+        for i, raw in enumerate(chunk, start=start_index + n * batch_size):
+            doc, problems = validate_customer(raw, i)
+            report.problems.extend(problems)
+            if doc is not None:
+                good[doc["_id"]] = doc  # a later row for the same id wins
+        stamp = now()
+        with store.transaction():
+            known = {d["_id"] for d in coll.find({"_id": {"$in": list(good)}}, {"_id": 1})}
+            new = [
+                {**d, "purchase_history": history.empty_history(), "updated_at": stamp}
+                for i, d in good.items()
+                if i not in known
+            ]
+            coll.insert_many(new)
+            changed = coll.bulk_write(
+                [UpdateOne({"_id": i}, {"$set": {**_without_id(good[i]), "updated_at": stamp}}) for i in known]
+            )
+        report.inserted += len(new)
+        report.updated += changed.modified
+        report.skipped += len(known) - changed.modified
+        if on_progress:
+            on_progress(len(chunk))
+    return report
+
+
+def load_events(
+    store: Store, docs: Iterable[dict], batch_size: int = 5000, start_index: int = 0, on_progress: Progress | None = None
+) -> LoadReport:
+    """Append events of known customers and fold them into their purchase_history.
+
+    Events without ``event_id`` get a content id, so an event already stored is
+    skipped (counted in ``skipped``) instead of being counted twice.
+    """
+    _check_batch_size(batch_size)
+    report = LoadReport()
+    events, customers = store.collection(EVENTS), store.collection(CUSTOMERS)
+    for n, chunk in enumerate(_chunks(docs, batch_size)):
+        valid: list[tuple[int, dict]] = []
+        for i, raw in enumerate(chunk, start=start_index + n * batch_size):
+            doc, problems = validate_event(raw, i)
+            report.problems.extend(problems)
+            if doc is not None:
+                doc.setdefault("_id", event_id(doc))
+                valid.append((i, doc))
+        stamp = now()
+        with store.transaction():
+            ids = list({d["customer_id"] for _, d in valid})
+            known = {d["_id"] for d in customers.find({"_id": {"$in": ids}}, {"_id": 1})}
+            stored = {d["_id"] for d in events.find({"_id": {"$in": [d["_id"] for _, d in valid]}}, {"_id": 1})}
+            fresh: dict = {}
+            for i, doc in valid:
+                if doc["customer_id"] not in known:
+                    report.problems.append(
+                        Problem(i, "customer_id", doc["customer_id"], "unknown customer; ingest customers first")
+                    )
+                elif doc["_id"] in stored or doc["_id"] in fresh:
+                    report.skipped += 1
+                else:
+                    fresh[doc["_id"]] = {**doc, "ingested_at": stamp}
+            events.insert_many(list(fresh.values()))
+            customers.bulk_write(history.increments(fresh.values(), stamp))
+        report.inserted += len(fresh)
+        if on_progress:
+            on_progress(len(chunk))
+    return report
+
+
+def load_simulated(store: Store, customers: list[dict], events: list[dict]) -> None:
+    """Store one simulated batch: customers with their summaries, and their events, atomically."""
+    stamp = now()
+    summaries = history.summarize(events)
+    docs = [
+        {**c, "purchase_history": summaries.get(c["_id"], history.empty_history()), "updated_at": stamp}
+        for c in customers
+    ]
+    with store.transaction():
+        try:
+            store.collection(CUSTOMERS).insert_many(docs)
+        except DuplicateKeyError as exc:
+            raise InputError(
+                "the store already holds these simulated customers; add --reset to replace them "
+                "or choose another --seed/--id-prefix"
+            ) from exc
+        store.collection(EVENTS).insert_many([{**e, "ingested_at": stamp} for e in events])

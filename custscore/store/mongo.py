@@ -1,0 +1,286 @@
+"""The MongoDB backend: the store surface on a real server through pymongo.
+
+Change feed: change streams (``startAfter``) on a replica set or sharded
+cluster; on a standalone mongod it falls back to polling a per-collection
+watermark field (``updated_at`` on customers), ordered by (field, _id).
+Transactions wrap a client session on a replica set and are a no-op on a
+standalone server (each batch write is then not atomic).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import bson
+import pymongo
+from pymongo import errors as pm_errors
+
+from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError, StoreUnavailable
+from custscore.store.base import (
+    Change,
+    ChangeBatch,
+    Collection,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    SortSpec,
+    Store,
+    UpdateOne,
+    WriteOp,
+    WriteResult,
+    check_no_javascript,
+)
+
+log = logging.getLogger(__name__)
+HISTORY_LOST = 286  # ChangeStreamHistoryLost
+STREAM_PREFIX, POLL_PREFIX = "cs:", "poll:"
+# Collections whose standalone-server feed polls a watermark field (set on every write we make).
+POLL_FIELDS = {"customers": "updated_at", "events": "ingested_at"}
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, safe to print."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except pm_errors.DuplicateKeyError as exc:
+        raise DuplicateKeyError(f"{what}: duplicate key ({exc.details.get('keyValue') if exc.details else exc})") from exc
+    except pm_errors.BulkWriteError as exc:
+        first = (exc.details.get("writeErrors") or [{}])[0]
+        if first.get("code") == 11000:
+            raise DuplicateKeyError(f"{what}: duplicate key {first.get('keyValue')}") from exc
+        raise StoreError(f"{what}: {first.get('errmsg', exc)}") from exc
+    except pm_errors.ConnectionFailure as exc:
+        raise StoreUnavailable(f"{what}: lost the connection to MongoDB ({exc})") from exc
+    except pm_errors.PyMongoError as exc:
+        raise StoreError(f"{what}: {exc}") from exc
+
+
+class MongoCollection(Collection):
+    """A pymongo collection behind the store surface."""
+
+    def __init__(self, store: MongoStore, name: str):
+        self.name = name
+        self._store = store
+        self._coll = store.db[name]
+
+    def _session(self) -> Any:
+        return self._store.current_session()
+
+    def find(
+        self,
+        filter: dict | None = None,
+        projection: dict | None = None,
+        sort: SortSpec = None,
+        limit: int = 0,
+        skip: int = 0,
+    ) -> Iterator[dict]:
+        check_no_javascript(filter)
+        with _mapped(f"find in {self.name}"):
+            cursor = self._coll.find(filter or {}, projection, skip=skip, limit=limit, session=self._session())
+            if sort:
+                cursor = cursor.sort(list(sort))
+            yield from cursor
+
+    def count(self, filter: dict | None = None) -> int:
+        check_no_javascript(filter)
+        with _mapped(f"count in {self.name}"):
+            if not filter:
+                return self._coll.estimated_document_count() if self._session() is None else self._coll.count_documents({}, session=self._session())
+            return self._coll.count_documents(filter, session=self._session())
+
+    def distinct(self, field_name: str, filter: dict | None = None) -> list:
+        check_no_javascript(filter)
+        with _mapped(f"distinct in {self.name}"):
+            return [v for v in self._coll.distinct(field_name, filter or {}, session=self._session()) if v is not None]
+
+    def aggregate(self, pipeline: list[dict]) -> list[dict]:
+        check_no_javascript(pipeline)
+        with _mapped(f"aggregate on {self.name}"):
+            return list(self._coll.aggregate(pipeline, allowDiskUse=True, session=self._session()))
+
+    def insert_many(self, documents: Sequence[dict]) -> list:
+        docs = [dict(d) for d in documents]
+        if not docs:
+            return []
+        with _mapped(f"insert into {self.name}"):
+            return list(self._coll.insert_many(docs, ordered=True, session=self._session()).inserted_ids)
+
+    def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
+        if not ops:
+            return WriteResult()
+        requests = []
+        for op in ops:
+            if isinstance(op, InsertOne):
+                requests.append(pymongo.InsertOne(dict(op.document)))
+            elif isinstance(op, UpdateOne):
+                check_no_javascript(op.filter)
+                requests.append(pymongo.UpdateOne(op.filter, op.update, upsert=op.upsert))
+            elif isinstance(op, ReplaceOne):
+                requests.append(pymongo.ReplaceOne(op.filter, op.replacement, upsert=op.upsert))
+            elif isinstance(op, DeleteOne):
+                requests.append(pymongo.DeleteOne(op.filter))
+            else:
+                raise InputError(f"unknown bulk operation {op!r}")
+        with _mapped(f"bulk write to {self.name}"):
+            res = self._coll.bulk_write(requests, ordered=True, session=self._session())
+        return WriteResult(
+            inserted=res.inserted_count,
+            matched=res.matched_count,
+            modified=res.modified_count,
+            deleted=res.deleted_count,
+            upserted_ids=list(res.upserted_ids.values()),
+        )
+
+    def create_index(self, field_name: str, unique: bool = False) -> None:
+        with _mapped(f"create index on {self.name}.{field_name}"):
+            self._coll.create_index([(field_name, pymongo.ASCENDING)], unique=unique)
+
+    def index_fields(self) -> list[str]:
+        """Fields with an index (besides ``_id``)."""
+        with _mapped(f"list indexes of {self.name}"):
+            return [key for ix in self._coll.list_indexes() for key, _ in ix["key"].items() if key != "_id"]
+
+
+class MongoStore(Store):
+    """A MongoDB database reached through pymongo."""
+
+    backend = "mongodb"
+
+    def __init__(self, uri: str, db_name: str, timeout_ms: int = 5000, client: Any = None):
+        self.location = redact(uri)
+        self._local = threading.local()
+        try:
+            self.client = client or pymongo.MongoClient(
+                uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=False, uuidRepresentation="standard"
+            )
+            hello = self.client.admin.command("hello")
+        except (pm_errors.PyMongoError, ValueError) as exc:
+            raise StoreUnavailable(
+                f"cannot reach MongoDB at {self.location}: {str(exc).split(',')[0]}; start one with "
+                "`docker compose up -d mongo` or drop --mongo-uri to use the embedded store"
+            ) from exc
+        self.replica_set = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+        self.db = self.client[db_name]
+        self._collections: dict[str, MongoCollection] = {}
+
+    def collection(self, name: str) -> MongoCollection:
+        if name not in self._collections:
+            self._collections[name] = MongoCollection(self, name)
+        return self._collections[name]
+
+    def list_collections(self) -> list[str]:
+        with _mapped("list collections"):
+            return sorted(self.db.list_collection_names())
+
+    def drop_collection(self, name: str) -> None:
+        with _mapped(f"drop {name}"):
+            self.db.drop_collection(name)
+
+    def current_session(self) -> Any:
+        """The session of the transaction open on this thread, if any."""
+        return getattr(self._local, "session", None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if not self.replica_set or self.current_session() is not None:
+            yield
+            return
+        with self.client.start_session() as session, session.start_transaction():
+            self._local.session = session
+            try:
+                yield
+            finally:
+                self._local.session = None
+
+    # -- change feed --------------------------------------------------------------
+    def _stream(self, collection: str, token: Any) -> Any:
+        pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
+        return self.db[collection].watch(
+            pipeline, full_document="updateLookup", start_after=token, max_await_time_ms=100
+        )
+
+    def feed_position(self, collection: str) -> str:
+        if not self.replica_set:
+            return self._poll_token(collection, None)
+        with _mapped(f"change stream on {collection}"), self._stream(collection, None) as stream:
+            stream.try_next()
+            return STREAM_PREFIX + _b64(stream.resume_token)
+
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
+        if not self.replica_set or (after or "").startswith(POLL_PREFIX):
+            return self._poll(collection, after, limit)
+        token = _unb64(after[len(STREAM_PREFIX):]) if after else None
+        if after and not after.startswith(STREAM_PREFIX):
+            raise StoreError(f"resume token {after!r} was not made by MongoDB; start without a token")
+        out: list[Change] = []
+        try:
+            with self._stream(collection, token) as stream:
+                while len(out) < limit:
+                    event = stream.try_next()
+                    if event is None:
+                        break
+                    doc = event.get("fullDocument")
+                    if doc is None:  # deleted before the lookup
+                        continue
+                    op = "insert" if event["operationType"] == "insert" else "update"
+                    out.append(Change(op, doc["_id"], doc, STREAM_PREFIX + _b64(event["_id"])))
+                resume = STREAM_PREFIX + _b64(stream.resume_token) if stream.resume_token else after
+        except pm_errors.OperationFailure as exc:
+            if exc.code == HISTORY_LOST:
+                raise ChangeFeedLost(
+                    f"resume token for {collection} is older than the oplog; rescan from a watermark"
+                ) from exc
+            raise StoreError(f"change stream on {collection}: {exc}") from exc
+        except pm_errors.PyMongoError as exc:
+            raise StoreUnavailable(f"change stream on {collection}: {exc}") from exc
+        return ChangeBatch(out, resume)
+
+    def _poll_token(self, collection: str, last: dict | None) -> str:
+        field_name = POLL_FIELDS.get(collection, "updated_at")
+        if last is None:
+            last = next(iter(self.db[collection].find({}, {field_name: 1}).sort([(field_name, -1), ("_id", -1)]).limit(1)), None)
+        mark = {"t": last.get(field_name), "id": last["_id"]} if last else {"t": None, "id": None}
+        return POLL_PREFIX + _b64(mark)
+
+    def _poll(self, collection: str, after: str | None, limit: int) -> ChangeBatch:
+        field_name = POLL_FIELDS.get(collection, "updated_at")
+        mark = _unb64(after[len(POLL_PREFIX):]) if after else {"t": None, "id": None}
+        query: dict = {field_name: {"$ne": None}}
+        if mark["t"] is not None:
+            query = {"$or": [{field_name: {"$gt": mark["t"]}}, {field_name: mark["t"], "_id": {"$gt": mark["id"]}}]}
+        with _mapped(f"poll {collection}"):
+            docs = list(self.db[collection].find(query).sort([(field_name, 1), ("_id", 1)]).limit(limit))
+        changes = [Change("update", d["_id"], d, self._poll_token(collection, d)) for d in docs]
+        return ChangeBatch(changes, changes[-1].token if changes else (after or self._poll_token(collection, None)))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _b64(value: Any) -> str:
+    return base64.urlsafe_b64encode(bson.encode({"v": value})).decode()
+
+
+def _unb64(text: str) -> Any:
+    try:
+        return bson.decode(base64.urlsafe_b64decode(text.encode()))["v"]
+    except Exception as exc:
+        raise StoreError(f"resume token {text!r} is damaged; start without a token") from exc

@@ -1,0 +1,34 @@
+"""The collections custscore uses and their indexes (ARCHITECTURE.md, "Documents")."""
+
+from __future__ import annotations
+
+from custscore.store.base import Store
+
+CUSTOMERS = "customers"
+EVENTS = "events"
+PREDICTIONS = "predictions"
+MODELS = "models"
+DEAD_LETTERS = "dead_letters"
+SCORER_STATE = "scorer_state"
+
+COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE)
+
+# field -> unique?  (``_id`` is always indexed)
+INDEXES: dict[str, dict[str, bool]] = {
+    CUSTOMERS: {"updated_at": False, "region": False, "channel": False, "signup_date": False},
+    EVENTS: {"customer_id": False, "ts": False, "ingested_at": False},
+    PREDICTIONS: {"customer_id": False, "scored_at": False, "model_version": False},
+    MODELS: {"task": False},
+    DEAD_LETTERS: {"created_at": False},
+    SCORER_STATE: {},
+}
+
+
+def ensure_schema(store: Store) -> None:
+    """Create every collection's indexes; safe to call on every open, from any process."""
+    for name in COLLECTIONS:
+        coll = store.collection(name)
+        existing = set(coll.index_fields())
+        for field_name, unique in INDEXES[name].items():
+            if field_name not in existing:
+                coll.create_index(field_name, unique=unique)

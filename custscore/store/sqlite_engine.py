@@ -1,0 +1,198 @@
+"""The SQLite side of the embedded store: connection, transactions, tables, sequence.
+
+One table per collection (``c_<name>``): ``pos`` keeps insertion order, ``id``
+is the BSON encoding of the document's ``_id`` (exact, type-preserving), ``seq``
+is a store-wide monotonically increasing number bumped by every write (the
+change feed reads it), ``version`` counts the writes to that document, ``doc``
+is the BSON document and ``ix_*`` columns mirror declared indexed fields.
+
+WAL mode lets readers in other processes run while one process writes; a
+write transaction is ``BEGIN IMMEDIATE`` so writers queue instead of failing,
+and a killed writer leaves only whole transactions behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from custscore.errors import InputError, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,120}$")
+BUSY_TIMEOUT_S = 60.0
+
+
+def table_name(collection: str) -> str:
+    """SQL table holding a collection; refuses names that are not plain identifiers."""
+    if not _NAME.match(collection):
+        raise InputError(
+            f"collection name {collection!r} is not allowed; use letters, digits and '_' (start with a letter)"
+        )
+    return f"c_{collection}"
+
+
+def index_column(field_name: str) -> str:
+    """SQL column mirroring an indexed (possibly dotted) field."""
+    if not _FIELD.match(field_name) or ".." in field_name or field_name.endswith("."):
+        raise InputError(f"cannot index field {field_name!r}; use a plain or dotted field name")
+    return "ix_" + field_name.replace(".", "__")
+
+
+class SQLiteEngine:
+    """A thread-safe SQLite connection with nested write transactions."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        target = ":memory:"
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create {path.parent} for the embedded store: {exc.strerror}") from exc
+            target = str(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._indexes: dict[str, dict[str, str]] = {}
+        self._schema_version = -1
+        try:
+            self.conn = sqlite3.connect(
+                target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            if path is not None:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+            with self.write():
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _meta_indexes ("
+                    "collection TEXT NOT NULL, field TEXT NOT NULL, unique_ INTEGER NOT NULL, "
+                    "PRIMARY KEY (collection, field))"
+                )
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _meta_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)"
+                )
+                self.conn.execute("INSERT OR IGNORE INTO _meta_sequence (id, seq) VALUES (1, 0)")
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(
+                f"cannot open the embedded store at {target}: {exc}; "
+                "move the file away or choose another --home"
+            ) from exc
+
+    # -- transactions -------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested calls join the outermost one."""
+        with self._lock:
+            if self._depth == 0:
+                self._execute_mapped("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._execute_mapped("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Exclusive use of the connection for a read."""
+        with self._lock:
+            yield self.conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see one consistent state (joins a write already open)."""
+        with self._lock:
+            if self._depth:
+                yield self.conn
+                return
+            self.conn.execute("BEGIN DEFERRED")
+            try:
+                yield self.conn
+            finally:
+                self.conn.execute("COMMIT")
+
+    def _execute_mapped(self, sql: str) -> None:
+        try:
+            self.conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"embedded store is busy or read-only ({exc}); another writer holds it, try again") from exc
+
+    def next_seq(self, count: int) -> int:
+        """Reserve ``count`` sequence numbers inside the current write; return the first."""
+        (last,) = self.conn.execute(
+            "UPDATE _meta_sequence SET seq = seq + ? WHERE id = 1 RETURNING seq", (count,)
+        ).fetchone()
+        return last - count + 1
+
+    def current_seq(self) -> int:
+        """The highest sequence number handed out so far."""
+        with self.read() as conn:
+            return conn.execute("SELECT seq FROM _meta_sequence WHERE id = 1").fetchone()[0]
+
+    # -- tables and indexes -------------------------------------------------------
+    def table_exists(self, collection: str) -> bool:
+        """Whether the collection's table exists (another process may have made it)."""
+        with self.read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table_name(collection),)
+            ).fetchone()
+        return row is not None
+
+    def ensure_table(self, collection: str) -> str:
+        """Create the collection's table if needed and return its name."""
+        table = table_name(collection)
+        if self.table_exists(collection):
+            return table
+        with self.write() as conn:
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{table}" (pos INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, '
+                "seq INTEGER NOT NULL, version INTEGER NOT NULL, doc BLOB NOT NULL)"
+            )
+            conn.execute(f'CREATE INDEX IF NOT EXISTS "{table}__seq" ON "{table}" (seq)')
+        return table
+
+    def indexes(self, collection: str) -> dict[str, str]:
+        """Indexed field -> SQL column, reloaded whenever any process changed the schema."""
+        with self.read() as conn:
+            version = conn.execute("PRAGMA schema_version").fetchone()[0]
+            if version != self._schema_version:
+                self._indexes = {}
+                for coll, field_name, _unique in conn.execute("SELECT collection, field, unique_ FROM _meta_indexes"):
+                    self._indexes.setdefault(coll, {})[field_name] = index_column(field_name)
+                self._schema_version = version
+            return self._indexes.get(collection, {})
+
+    def list_tables(self) -> list[str]:
+        """Collections that have a table."""
+        with self.read() as conn:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'c\\_%' ESCAPE '\\' ORDER BY name"
+            ).fetchall()
+        return [r[0][2:] for r in rows]
+
+    def drop_table(self, collection: str) -> None:
+        """Drop a collection's table and its index metadata."""
+        table = table_name(collection)
+        with self.write() as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+            conn.execute("DELETE FROM _meta_indexes WHERE collection = ?", (collection,))
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            try:
+                self.conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing twice or a dead handle
+                log.debug("closing the embedded store failed", exc_info=True)
