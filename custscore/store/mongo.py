@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -173,8 +174,9 @@ class MongoStore(Store):
             )
             hello = self.client.admin.command("hello")
         except (pm_errors.PyMongoError, ValueError) as exc:
+            reason = re.split(r" \(configured timeouts|, Timeout: |\n", str(exc))[0]
             raise StoreUnavailable(
-                f"cannot reach MongoDB at {self.location}: {str(exc).split(',')[0]}; start one with "
+                f"cannot reach MongoDB at {self.location}: {reason}; start one with "
                 "`docker compose up -d mongo` or drop --mongo-uri to use the embedded store"
             ) from exc
         self.replica_set = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"

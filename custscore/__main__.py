@@ -1,0 +1,5 @@
+"""``python -m custscore`` runs the CLI."""
+
+from custscore.cli import app
+
+app(prog_name="custscore")

@@ -1,0 +1,1 @@
+"""Synthetic customers and purchase events with known ground truth."""
