@@ -6,7 +6,7 @@ All times are naive UTC with second resolution; ``end`` is truncated to whole se
   Age ~ Normal clipped to [18, 90]; annual income ~ LogNormal (2 decimals);
   region and channel from the persona tilts; ``signup = end - 3 years * Beta(2, 2 r)``
   with the persona's ``signup_recency`` r (new explorers signed up recently).
-* **Satisfaction** (noise-free, clipped to 1..10): ``base + 0.45 z - 0.35 (tp - tp_persona)
+* **Satisfaction** (noise-free, clipped to 1..10): ``base + 0.35 z - 0.35 (tp - tp_persona)
   - 1.5 (ps - ps_persona) + 0.3 (log income - persona mean)`` with ``z ~ N(0, 1)``,
   ticket propensity ``tp = persona rate * Gamma(2, 1/2)`` per year and individual
   price sensitivity ``ps``.  Observed: ``round(clip(true + N(0, 0.7), 1, 10))``.
@@ -17,7 +17,7 @@ All times are naive UTC with second resolution; ``end`` is truncated to whole se
   1 if churned, else ``1 - exp(-h * horizon_days / 30)``.
 * **Support tickets** ~ ``Poisson(active years * (tp + 0.5 max(0, 5.5 - sat)))``.
 * **Purchases**: Poisson process over ``[max(signup, end - days), min(churn, end)]``
-  with daily rate ``persona rate / 30 * exp(0.15 (sat - 6.5)) * Gamma(6, 1/6)``,
+  with daily rate ``persona rate / 30 * exp(0.2 (sat - 6.5)) * Gamma(6, 1/6)``,
   halved in the 60 days before the churn time (a leading signal, also visible
   before ``end`` for customers churning soon after).  Items per event: see
   :func:`~custscore.simulator.personas.draw_items` (category from the customer's
@@ -143,7 +143,7 @@ def _draw_customers(rng: np.random.Generator, n: int, new_signups: bool,
     signup = np.zeros(n, np.int64) if new_signups else -np.floor(frac * _SIGNUP_WINDOW_DAYS * _DAY).astype(np.int64)
     ps = np.clip(_P["price_sensitivity"][p] + rng.normal(0.0, 0.08, n), 0.0, 1.0)
     tp = _P["tickets_per_year"][p] * rng.gamma(2.0, 0.5, n)
-    sat = (_P["base_satisfaction"][p] + 0.45 * rng.standard_normal(n) - 0.35 * (tp - _P["tickets_per_year"][p])
+    sat = (_P["base_satisfaction"][p] + 0.35 * rng.standard_normal(n) - 0.35 * (tp - _P["tickets_per_year"][p])
            - 1.5 * (ps - _P["price_sensitivity"][p]) + 0.3 * (log_inc - _P["log_income_mean"][p]))
     sat = np.clip(sat, 1.0, 10.0)
     tenure_months = -signup / (30.0 * _DAY)
@@ -154,7 +154,7 @@ def _draw_customers(rng: np.random.Generator, n: int, new_signups: bool,
     churn = signup + np.maximum(np.floor(churn_days * _DAY).astype(np.int64), 1)
     active_years = (np.minimum(churn, 0) - signup) / (365.0 * _DAY)
     tickets = rng.poisson(active_years * (tp + 0.5 * np.maximum(0.0, 5.5 - sat)))
-    rate = _P["purchase_rate_30d"][p] / 30.0 * np.exp(0.15 * (sat - 6.5)) * rng.gamma(6.0, 1 / 6, n)
+    rate = _P["purchase_rate_30d"][p] / 30.0 * np.exp(0.2 * (sat - 6.5)) * rng.gamma(6.0, 1 / 6, n)
     mix = rng.standard_gamma(_P["category_alpha"][p])
     basket = 1.0 + (_P["basket_mean"][p] - 1.0) * rng.gamma(4.0, 0.25, n)
     price_level = _P["price_level"][p] * rng.lognormal(0.0, 0.15, n)

@@ -191,7 +191,7 @@ PERSONAS: tuple[Persona, ...] = (
         price_sensitivity=0.65,
         base_satisfaction=3.9,
         tickets_per_year=3.5,
-        signup_recency=1.8,
+        signup_recency=2.5,
     ),
 )
 

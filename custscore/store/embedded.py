@@ -199,23 +199,34 @@ class EmbeddedCollection(Collection):
     def _index_values(self, doc: dict, columns: dict[str, str]) -> list:
         return [planner.index_key(mql.get_path(doc, f)) for f in columns]
 
-    def _insert(self, conn: sqlite3.Connection, doc: dict, seq: int, columns: dict[str, str]) -> Any:
+    def _row(self, doc: dict, seq: int, columns: dict[str, str]) -> tuple[Any, list]:
         if not isinstance(doc, dict):
             raise InputError(f"a document must be a dict, got {type(doc).__name__}")
         if "_id" not in doc:
             doc = {"_id": bson.ObjectId(), **doc}
+        return doc["_id"], [planner.encode_id(doc["_id"]), seq, 1, _encode(doc), *self._index_values(doc, columns)]
+
+    def _insert_rows(self, conn: sqlite3.Connection, rows: list[tuple[Any, list]], columns: dict[str, str]) -> None:
         cols = ", ".join(["id", "seq", "version", "doc", *columns.values()])
         marks = ", ".join("?" * (4 + len(columns)))
         try:
-            conn.execute(
-                f'INSERT INTO "{self._table}" ({cols}) VALUES ({marks})',
-                [planner.encode_id(doc["_id"]), seq, 1, _encode(doc), *self._index_values(doc, columns)],
-            )
+            conn.executemany(f'INSERT INTO "{self._table}" ({cols}) VALUES ({marks})', [r for _, r in rows])
         except sqlite3.IntegrityError as exc:
+            seen: set = set()
+            culprit = None
+            for doc_id, row in rows:
+                if row[0] in seen or conn.execute(f'SELECT 1 FROM "{self._table}" WHERE id = ?', (row[0],)).fetchone():
+                    culprit = doc_id
+                    break
+                seen.add(row[0])
             raise DuplicateKeyError(
-                f"{self.name}: a document with _id {doc['_id']!r} already exists (or breaks a unique index)"
+                f"{self.name}: a document with _id {culprit!r} already exists (or breaks a unique index)"
             ) from exc
-        return doc["_id"]
+
+    def _insert(self, conn: sqlite3.Connection, doc: dict, seq: int, columns: dict[str, str]) -> Any:
+        row = self._row(doc, seq, columns)
+        self._insert_rows(conn, [row], columns)
+        return row[0]
 
     def _write_back(self, conn: sqlite3.Connection, doc: dict, columns: dict[str, str]) -> None:
         sets = ", ".join(["seq = ?", "version = version + 1", "doc = ?", *(f"{c} = ?" for c in columns.values())])
@@ -232,7 +243,9 @@ class EmbeddedCollection(Collection):
         with self._engine.write() as conn:
             columns = self._engine.indexes(self.name)
             first = self._engine.next_seq(len(docs))
-            return [self._insert(conn, doc, first + i, columns) for i, doc in enumerate(docs)]
+            rows = [self._row(doc, first + i, columns) for i, doc in enumerate(docs)]
+            self._insert_rows(conn, rows, columns)
+            return [doc_id for doc_id, _ in rows]
 
     def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
         result = WriteResult()

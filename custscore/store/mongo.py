@@ -169,9 +169,10 @@ class MongoStore(Store):
         self.location = redact(uri)
         self._local = threading.local()
         try:
-            self.client = client or pymongo.MongoClient(
-                uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=False, uuidRepresentation="standard"
-            )
+            options: dict = {"tz_aware": False, "uuidRepresentation": "standard"}
+            if "serverselectiontimeoutms" not in uri.lower():  # a timeout in the URI wins
+                options["serverSelectionTimeoutMS"] = timeout_ms
+            self.client = client or pymongo.MongoClient(uri, **options)
             hello = self.client.admin.command("hello")
         except (pm_errors.PyMongoError, ValueError) as exc:
             reason = re.split(r" \(configured timeouts|, Timeout: |\n", str(exc))[0]

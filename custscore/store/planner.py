@@ -28,7 +28,9 @@ def to_utc_naive(value: dt.datetime) -> dt.datetime:
     """Naive UTC with millisecond precision, as BSON stores datetimes."""
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
 
 
 def index_key(value: Any) -> Any:

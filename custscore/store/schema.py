@@ -24,11 +24,18 @@ INDEXES: dict[str, dict[str, bool]] = {
 }
 
 
+# Watermarks for the polling change feed of a standalone mongod: the embedded store
+# has its own sequence, so it skips these (they cost a third of the event load time).
+POLLING_ONLY = {(EVENTS, "ingested_at")}
+
+
 def ensure_schema(store: Store) -> None:
     """Create every collection's indexes; safe to call on every open, from any process."""
     for name in COLLECTIONS:
         coll = store.collection(name)
         existing = set(coll.index_fields())
         for field_name, unique in INDEXES[name].items():
+            if store.backend != "mongodb" and (name, field_name) in POLLING_ONLY:
+                continue
             if field_name not in existing:
                 coll.create_index(field_name, unique=unique)
