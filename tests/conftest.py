@@ -11,7 +11,7 @@ from custscore.config import Settings
 from custscore.store import open_store
 
 MONGO_URI = os.environ.get("CUSTSCORE_TEST_MONGO_URI")
-BACKENDS = ["memory", "embedded", "mongodb"]
+BACKENDS = ["memory", "embedded", "pymongo-adapter", "mongodb"]
 
 
 def make_settings(backend: str, tmp_path) -> Settings:
@@ -24,9 +24,29 @@ def make_settings(backend: str, tmp_path) -> Settings:
     return Settings.build(mongo_uri=MONGO_URI, home=tmp_path, db_name=f"cstest_{uuid.uuid4().hex[:10]}", environ={})
 
 
+def adapter_on_mongomock(monkeypatch):
+    """MongoStore's pymongo code driven against mongomock: checks our adapter, not MongoDB itself."""
+    import mongomock
+
+    from custscore.store.mongo import MongoStore
+    from custscore.store.schema import ensure_schema
+
+    monkeypatch.setattr(mongomock.database.Database, "command", lambda self, cmd, *a, **k: {"ok": 1.0}, raising=False)
+    builder = mongomock.collection.BulkOperationBuilder
+    for name in ("add_update", "add_replace"):  # pymongo 4.9+ passes sort=, mongomock 4.3 predates it
+        original = getattr(builder, name)
+        monkeypatch.setattr(builder, name, lambda self, *a, _f=original, sort=None, **k: _f(self, *a, **k))
+    st = MongoStore("mongodb://adapter-test", "custscore", client=mongomock.MongoClient(tz_aware=False))
+    ensure_schema(st)
+    return st
+
+
 @pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
+def store(request, tmp_path, monkeypatch):
     """A fresh store on each backend (mongodb skipped, visibly, unless configured)."""
+    if request.param == "pymongo-adapter":
+        yield adapter_on_mongomock(monkeypatch)
+        return
     settings = make_settings(request.param, tmp_path)
     st = open_store(settings)
     yield st

@@ -86,7 +86,7 @@ class ChangeBatch:
 class Change:
     """One entry of a change feed: the document as it is now, and where to resume after it."""
 
-    operation: str  # "insert" or "update"
+    operation: str  # "insert" or "update" (always "update" on the polling fallback, which cannot tell)
     doc_id: Any
     document: dict
     token: str

@@ -167,7 +167,8 @@ def test_change_feed_resumes_after_its_token(store):
     coll.insert_many([{"_id": f"c{i}", "v": i, "updated_at": dt.datetime(2024, 1, 1, 0, 0, i)} for i in range(5)])
     first = store.changes("customers", after=start, limit=3)
     assert [c.doc_id for c in first.changes] == ["c0", "c1", "c2"]
-    assert all(c.operation == "insert" for c in first.changes)
+    polling = store.backend == "mongodb" and not store.replica_set  # a watermark poll cannot tell inserts
+    assert all(c.operation == ("update" if polling else "insert") for c in first.changes)
     rest = store.changes("customers", after=first.token)
     assert [c.doc_id for c in rest.changes] == ["c3", "c4"]
     coll.update_one({"_id": "c1"}, {"$set": {"v": 10, "updated_at": dt.datetime(2024, 1, 2)}})
