@@ -264,3 +264,156 @@ def status(ctx: typer.Context) -> None:
 
 
 
+
+
+# -- analytics ----------------------------------------------------------------------------
+def _render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None) -> None:
+    """Show a DataFrame as a rich table, CSV or JSON lines (for scripts)."""
+    import pandas as pd
+
+    if output == "csv":
+        console.print(frame.to_csv(index=False), end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    if output == "json":
+        console.print(frame.to_json(orient="records", lines=True, date_format="iso"), end="", markup=False,
+                      highlight=False, soft_wrap=True)
+        return
+    table = Table(title=title)
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+    if note:
+        console.print(note)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:,.3f}".rstrip("0").rstrip(".")
+    return _fmt(value)
+
+
+def _output(csv: bool, json_: bool) -> str:
+    if csv and json_:
+        raise _fail("choose one of --csv and --json")
+    return "csv" if csv else "json" if json_ else "table"
+
+
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Pipeline name; leave out to list them.")] = None,
+    by: Annotated[str | None, typer.Option(help="Group field, for pipelines that take one (e.g. region, channel).")] = None,
+    csv: CsvOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Group statistics from named aggregation pipelines (they run inside the store).
+
+    Examples: custscore stats | custscore stats satisfaction_by_age | custscore stats churn_by_group --by channel --csv
+    """
+    from custscore.analytics.pipelines import list_pipelines, run_pipeline
+
+    output = _output(csv, json_)
+    if name is None:
+        table = Table(title="pipelines (custscore stats NAME)")
+        for column in ("name", "collection", "--by", "what it answers"):
+            table.add_column(column)
+        for info in list_pipelines():
+            table.add_row(info.name, info.collection, ", ".join(info.by) or "-", info.description)
+        console.print(table)
+        return
+    with _user_errors(), _open(ctx) as store:
+        frame = run_pipeline(store, name, by=by)
+    _render_frame(frame, output, title=name + (f" by {by}" if by else ""),
+                  note=None if len(frame) else "no rows: the store has no data for this pipeline yet")
+
+
+@app.command()
+def mirror(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild the mirror from scratch.")] = False,
+    with_stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Also store every pipeline's output as stats_<name>.")] = True,
+) -> None:
+    """Copy customers (flattened), events, predictions and pipeline outputs into $CUSTSCORE_HOME/mirror.sqlite.
+
+    Incremental: a second run copies only what changed since the last one.
+
+    Example: custscore mirror && custscore sql "SELECT count(*) FROM customers"
+    """
+    from custscore.store.mirror import mirror as run_mirror
+
+    settings: Settings = ctx.obj
+    with _user_errors(), _open(ctx) as store:
+        frames = {}
+        if with_stats:
+            from custscore.analytics.pipelines import list_pipelines, run_pipeline
+
+            with _progress() as progress:
+                infos = list_pipelines()
+                task = progress.add_task("pipelines", total=len(infos))
+                for info in infos:
+                    frames[info.name] = run_pipeline(store, info.name)
+                    progress.advance(task)
+        with _progress() as progress:
+            task = progress.add_task("mirroring", total=None)
+            report = run_mirror(
+                store, settings.home / "mirror.sqlite", pipeline_frames=frames, full=full,
+                on_progress=lambda _table, rows: progress.advance(task, rows),
+            )
+    table = Table(title=f"SQL mirror {report.path}" + (" (rebuilt)" if report.full else ""))
+    for column in ("table", "copied", "deleted", "rows now", "seconds"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, copy in report.tables.items():
+        table.add_row(name, f"{copy.rows:,}", f"{copy.deleted:,}", f"{copy.total:,}", f"{copy.seconds:.2f}")
+    console.print(table)
+    console.print(f"{report.rows:,} rows copied in {report.seconds:.1f}s")
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="One SELECT statement on the mirror.")] = None,
+    example: Annotated[str | None, typer.Option(help="Run a named example query instead (see --list-examples).")] = None,
+    list_examples: Annotated[bool, typer.Option("--list-examples", help="Show the example queries.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 1000,
+    csv: CsvOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run read-only SQL on the SQLite mirror (run `custscore mirror` first). Writes are refused.
+
+    Tables: customers (nested fields flattened with __, e.g. purchase_history__total_spent, score__risk),
+    events, predictions, stats_<pipeline>.
+
+    Examples:
+
+      custscore sql "SELECT count(*) FROM customers"
+
+      custscore sql "SELECT region, round(avg(customer_satisfaction), 2) AS sat FROM customers GROUP BY region"
+
+      custscore sql --example satisfaction_by_age_group
+    """
+    from custscore.store.sql import EXAMPLE_QUERIES, run_sql
+
+    settings: Settings = ctx.obj
+    if list_examples:
+        for name, text in EXAMPLE_QUERIES.items():
+            console.print(f"[bold]{name}[/]")
+            console.print(text.strip(), markup=False, highlight=False)
+            console.print()
+        return
+    if example is not None:
+        if example not in EXAMPLE_QUERIES:
+            raise _fail(f"no example query {example!r}; choose one of {', '.join(EXAMPLE_QUERIES)}")
+        query = EXAMPLE_QUERIES[example]
+    if not query:
+        raise _fail('give a query, e.g. custscore sql "SELECT count(*) FROM customers", or --example NAME')
+    with _user_errors():
+        frame = run_sql(settings.home / "mirror.sqlite", query, limit=limit)
+    note = f"showing the first {limit:,} rows" if frame.attrs.get("truncated") else None
+    _render_frame(frame, _output(csv, json_), note=note)

@@ -1,0 +1,429 @@
+"""The SQLite mirror: customers, events, predictions and pipeline outputs as flat SQL tables.
+
+Documents are flattened (``purchase_history.categories.books`` becomes the
+column ``purchase_history__categories__books``), lists and SHAP vectors are
+stored as JSON text and datetimes as ISO-8601 text (``YYYY-MM-DD HH:MM:SS``,
+plus ``.fff`` when there are milliseconds) so SQLite's date functions work.
+
+Copies are incremental: ``_mirror_state`` keeps the change-feed token of each
+collection and the next run copies only what the feed reports after it,
+upserting by primary key. A run is one SQLite transaction (WAL mode), so
+readers see the old mirror or the new one, never half of it. Deletions are
+not in the change feed; they are found when the mirror holds more rows than
+the store and reconciled by ``_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from custscore.errors import ChangeFeedLost, InputError, StoreError
+from custscore.store.base import Store
+from custscore.store.schema import CUSTOMERS, EVENTS, PREDICTIONS
+from custscore.store.validation import plain
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000
+STATE_TABLE = "_mirror_state"
+STATS_PREFIX = "stats_"
+SEP = "__"
+_STATS_NAME = re.compile(r"^[A-Za-z0-9_]{1,60}$")
+
+# collection -> (primary key column, base columns created even before any document has them)
+TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    CUSTOMERS: ("customer_id", {
+        "customer_id": "TEXT", "age": "INTEGER", "income": "REAL", "region": "TEXT", "channel": "TEXT",
+        "signup_date": "TEXT", "support_tickets": "INTEGER", "customer_satisfaction": "INTEGER",
+        "purchase_history__orders": "INTEGER", "purchase_history__items": "INTEGER",
+        "purchase_history__total_spent": "REAL", "purchase_history__first_purchase": "TEXT",
+        "purchase_history__last_purchase": "TEXT", "updated_at": "TEXT",
+    }),
+    EVENTS: ("event_id", {
+        "event_id": "TEXT", "customer_id": "TEXT", "ts": "TEXT", "amount": "REAL", "category": "TEXT",
+        "product_id": "TEXT", "quantity": "INTEGER", "channel": "TEXT", "ingested_at": "TEXT",
+    }),
+    PREDICTIONS: ("prediction_id", {"prediction_id": "TEXT"}),
+}
+ALWAYS_CREATED = (CUSTOMERS, EVENTS)  # predictions only once the collection has documents
+INDEXED = ("customer_id", "region", "channel", "ts", "signup_date", "scored_at")
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class TableCopy:
+    """What one run did to one mirror table."""
+
+    rows: int = 0
+    seconds: float = 0.0
+    deleted: int = 0
+    total: int = 0
+
+
+@dataclass
+class MirrorReport:
+    """Per table: rows copied (upserted or replaced), rows deleted, rows now in the table, seconds."""
+
+    path: Path
+    full: bool
+    tables: dict[str, TableCopy] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows copied over all tables."""
+        return sum(t.rows for t in self.tables.values())
+
+
+def quote(name: str) -> str:
+    """A SQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_value(value: Any) -> Any:
+    """A Python/BSON value as something SQLite stores faithfully (datetimes as ISO text, lists as JSON)."""
+    kind = type(value)
+    if kind is str or value is None:  # the common cases first: this runs once per field
+        return value
+    if kind is float:
+        return None if value != value else value  # NaN
+    if kind is int:
+        return value if -(2**63) <= value < 2**63 else float(value)
+    if kind is dt.datetime:
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(" ", "milliseconds" if value.microsecond else "seconds")
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=_json_default, sort_keys=isinstance(value, dict))
+    if isinstance(value, bytes):
+        return value
+    converted = plain(value)  # numpy scalars, NaN/NaT/NA, pandas Timestamp
+    if converted is not value:
+        return sql_value(converted)
+    for base in (str, float, int):  # subclasses such as enums
+        if isinstance(value, base):
+            return sql_value(base(value))
+    if isinstance(value, dt.datetime):
+        return sql_value(dt.datetime.fromtimestamp(value.timestamp(), dt.UTC) if value.tzinfo else
+                         dt.datetime(*value.timetuple()[:6], value.microsecond))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "to_decimal"):  # bson Decimal128
+        return float(value.to_decimal())
+    return str(value)  # ObjectId, UUID, Decimal ...
+
+
+def _json_default(value: Any) -> Any:
+    converted = sql_value(value)
+    return converted if not isinstance(converted, bytes) else converted.hex()
+
+
+def sql_type(value: Any) -> str:
+    """SQLite column type for a converted value."""
+    if isinstance(value, int):
+        return "INTEGER"
+    if isinstance(value, float):
+        return "REAL"
+    return "BLOB" if isinstance(value, bytes) else "TEXT"
+
+
+def flatten(doc: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """Nested fields as ``a__b__c`` keys; lists, SHAP vectors and a document ``_id`` as JSON text."""
+    out = {} if out is None else out
+    for key, value in doc.items():
+        name = prefix + key if type(key) is str else f"{prefix}{key}"
+        kind = type(value)
+        if kind is str or value is None or (kind is float and value == value):  # fast path, no conversion
+            out[name] = value
+        elif kind is not dict:
+            out[name] = sql_value(value)
+        elif value and key != "_id" and "shap" not in name.lower():
+            flatten(value, name + SEP, out)
+        elif value:
+            out[name] = sql_value(value)
+    return out
+
+
+def _key_text(value: Any) -> str:
+    return value if isinstance(value, str) else str(sql_value(value))
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class _Table:
+    """One mirror table: its columns (case-insensitive, as SQLite sees them) and upserts into it."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str, key: str, base: dict[str, str]):
+        self.conn, self.name, self.key = conn, name, key
+        info = conn.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        if not info:
+            cols = ", ".join(f"{quote(c)} {t}{' PRIMARY KEY' if c == key else ''}" for c, t in base.items())
+            conn.execute(f"CREATE TABLE {quote(name)} ({cols})")
+            info = conn.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        self.columns = [row[1] for row in info]
+        self.lower = {c.lower(): c for c in self.columns}
+        self.pos = {c: i for i, c in enumerate(self.columns)}  # flattened field -> column position
+        self.ensure_indexes()
+
+    def ensure_indexes(self) -> None:
+        for column in INDEXED:
+            if column in self.lower and column != self.key:
+                index = quote(f"ix_{self.name}__{column}")
+                self.conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {quote(self.name)} ({quote(column)})")
+
+    def _column(self, name: str, value: Any) -> int:
+        """Position of the column for a flattened field, added (typed by ``value``) when new."""
+        column = self.lower.get(name.lower())
+        if column is None:
+            self.conn.execute(f"ALTER TABLE {quote(self.name)} ADD COLUMN {quote(name)} {sql_type(value)}")
+            log.info("mirror %s: new column %s", self.name, name)
+            column = name
+            self.columns.append(name)
+            self.lower[name.lower()] = name
+            self.ensure_indexes()
+        self.pos[name] = self.columns.index(column)
+        return self.pos[name]
+
+    def upsert(self, docs: list[dict]) -> int:
+        pos, key = self.pos, self.key
+        rows = []
+        for doc in docs:
+            flat = flatten(doc)
+            doc_id = flat.pop("_id")
+            flat[key] = doc_id if type(doc_id) is str else str(doc_id)
+            row = [None] * len(self.columns)
+            for name, value in flat.items():
+                i = pos.get(name)
+                if i is None:
+                    if value is None:
+                        continue  # no column needed for a field that is empty everywhere so far
+                    i = self._column(name, value)
+                    row.extend([None] * (len(self.columns) - len(row)))
+                row[i] = value
+            rows.append(row)
+        width = len(self.columns)
+        for row in rows:  # columns added during the batch: earlier rows are shorter
+            if len(row) < width:
+                row.extend([None] * (width - len(row)))
+        names = ", ".join(quote(c) for c in self.columns)
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.columns if c != key)
+        self.conn.executemany(
+            f"INSERT INTO {quote(self.name)} ({names}) VALUES ({', '.join('?' * width)}) "
+            f"ON CONFLICT({quote(key)}) DO UPDATE SET {sets}",
+            rows,
+        )
+        return len(rows)
+
+    def count(self) -> int:
+        return self.conn.execute(f"SELECT count(*) FROM {quote(self.name)}").fetchone()[0]
+
+
+def _replays_history(store: Store) -> bool:
+    """Whether ``changes(after=None)`` replays every document (embedded) or starts at "now" (MongoDB)."""
+    return store.backend in ("embedded", "memory")
+
+
+def _feed(store: Store, name: str, token: str | None) -> Iterator[tuple[list[dict], str | None]]:
+    """Batches of changed documents and the token to resume after each."""
+    if token is None and not _replays_history(store):
+        position = store.feed_position(name)  # taken before the scan: nothing written during it is missed
+        for chunk in _chunks(store.collection(name).find({}), BATCH):
+            yield chunk, None
+        yield [], position
+        return
+    while True:
+        batch = store.changes(name, after=token, limit=BATCH)
+        token = batch.token or token
+        yield [c.document for c in batch.changes], token
+        if len(batch.changes) < BATCH:
+            return
+
+
+def _reconcile_deletes(store: Store, name: str, table: _Table) -> int:
+    """Delete mirror rows whose document is gone; only looked at when the mirror has more rows than the store."""
+    if table.count() <= store.collection(name).count():
+        return 0
+    alive = {_key_text(d["_id"]) for d in store.collection(name).find({}, {"_id": 1})}
+    mirrored = [r[0] for r in table.conn.execute(f"SELECT {quote(table.key)} FROM {quote(table.name)}")]
+    gone = [(k,) for k in mirrored if k not in alive]
+    table.conn.executemany(f"DELETE FROM {quote(table.name)} WHERE {quote(table.key)} = ?", gone)
+    return len(gone)
+
+
+def _copy_collection(
+    store: Store, conn: sqlite3.Connection, name: str, token: str | None, on_progress: Progress | None, had_rows: int = 0
+) -> tuple[TableCopy, str | None]:
+    started = time.perf_counter()
+    key, base = TABLES[name]
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    if not exists and (had_rows or name in ALWAYS_CREATED):
+        token = None  # the table was dropped behind our back: copy it whole
+    incremental = bool(exists) and token is not None
+    table = _Table(conn, name, key, base) if exists or name in ALWAYS_CREATED else None
+    copy = TableCopy()
+    try:
+        for docs, token_after in _feed(store, name, token):
+            if docs:
+                table = table or _Table(conn, name, key, base)
+                copy.rows += table.upsert(docs)
+                if on_progress:
+                    on_progress(name, len(docs))
+            token = token_after or token
+    except ChangeFeedLost as exc:
+        log.warning("mirror %s: %s; copying it again from scratch", name, exc)
+        conn.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+        return _copy_collection(store, conn, name, None, on_progress)
+    if table is not None:
+        if incremental:
+            copy.deleted = _reconcile_deletes(store, name, table)
+        copy.total = table.count()
+    copy.seconds = time.perf_counter() - started
+    return copy, token
+
+
+def _check_frames(frames: dict) -> None:
+    """Refuse pipeline frames that cannot become ``stats_<name>`` tables, before any copying."""
+    for name, frame in frames.items():
+        if not isinstance(name, str) or not _STATS_NAME.match(name):
+            raise InputError(f"pipeline frame name {name!r} cannot be a table name; use letters, digits and '_'")
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"pipeline frame {name!r} is a {type(frame).__name__}, expected a pandas DataFrame")
+
+
+def _write_frame(conn: sqlite3.Connection, name: str, frame: pd.DataFrame) -> TableCopy:
+    """Replace ``stats_<name>`` with the frame's rows (a named index becomes columns)."""
+    started = time.perf_counter()
+    if any(n is not None for n in frame.index.names):
+        frame = frame.reset_index()
+    columns = [str(c) for c in frame.columns]
+    if len({c.lower() for c in columns}) != len(columns):
+        raise InputError(f"pipeline frame {name!r} has duplicate column names {columns}; rename them")
+    rows = [[sql_value(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    types = []
+    for i in range(len(columns)):
+        first = next((r[i] for r in rows if r[i] is not None), None)
+        types.append(sql_type(first) if first is not None else "")
+    table = quote(STATS_PREFIX + name)
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} ({', '.join(f'{quote(c)} {t}'.strip() for c, t in zip(columns, types, strict=True))})")
+    conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
+    return TableCopy(rows=len(rows), seconds=time.perf_counter() - started, total=len(rows))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")  # readers keep the old mirror while a run writes
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise StoreError(f"cannot open the SQL mirror at {path}: {exc}; delete it and run `custscore mirror --full`") from exc
+
+
+def mirror(
+    store: Store,
+    path: Path,
+    pipeline_frames: dict[str, pd.DataFrame] | None = None,
+    on_progress: Progress | None = None,
+    full: bool = False,
+) -> MirrorReport:
+    """Copy what changed in the store since the last run into the SQLite mirror at ``path``.
+
+    Parameters
+    ----------
+    store : Store
+        The document store to read (any backend).
+    path : Path
+        The mirror file, normally ``Settings.home / "mirror.sqlite"``; created if missing.
+    pipeline_frames : dict of str to DataFrame, optional
+        Pipeline outputs; each replaces the table ``stats_<name>``. Stats tables not
+        passed are kept as they are.
+    on_progress : callable, optional
+        Called as ``on_progress(table, rows)`` after every copied batch.
+    full : bool
+        Drop the mirror's tables and copy everything again.
+
+    Returns
+    -------
+    MirrorReport
+        Rows copied and seconds taken per table.
+
+    Raises
+    ------
+    StoreError
+        The mirror file cannot be opened or written.
+    InputError
+        A pipeline frame name or content cannot become a table.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    _check_frames(pipeline_frames or {})
+    report = MirrorReport(path=path, full=full)
+    conn = _connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (collection TEXT PRIMARY KEY, token TEXT, "
+            "source TEXT, rows INTEGER, mirrored_at TEXT)"
+        )
+        state = {c: (t, s, n) for c, t, s, n in conn.execute(f"SELECT collection, token, source, rows FROM {STATE_TABLE}")}
+        if not full and any(source != store.location for _, source, _ in state.values()):
+            log.warning("mirror %s was copied from another store; rebuilding it from %s", path, store.location)
+            full = report.full = True
+        if full:
+            _drop_all(conn)
+            state = {}
+        now = sql_value(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        for name in TABLES:
+            token, _, had_rows = state.get(name, (None, None, 0))
+            copy, token = _copy_collection(store, conn, name, token, on_progress, had_rows or 0)
+            report.tables[name] = copy
+            conn.execute(
+                f"INSERT OR REPLACE INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?)",
+                (name, token, store.location, copy.total, now),
+            )
+            log.info("mirror %s: %d rows copied, %d deleted in %.2fs", name, copy.rows, copy.deleted, copy.seconds)
+        for name, frame in (pipeline_frames or {}).items():
+            report.tables[STATS_PREFIX + name] = _write_frame(conn, name, frame)
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StoreError(f"writing the SQL mirror at {path} failed: {exc}; run `custscore mirror --full`") from exc
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _drop_all(conn: sqlite3.Connection) -> None:
+    """Remove every mirror table (customers, events, predictions, stats_*, state) for a rebuild."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for name in names:
+        if name in TABLES or name.startswith(STATS_PREFIX):
+            conn.execute(f"DROP TABLE {quote(name)}")
+    conn.execute(f"DELETE FROM {STATE_TABLE}")

@@ -1,0 +1,61 @@
+"""stats, mirror and sql from the command line, on a small simulated store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from custscore.cli import app
+
+runner = CliRunner()
+
+
+def cli(home, *args):
+    return runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False, env={"CUSTSCORE_MONGO_URI": ""})
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    path = tmp_path_factory.mktemp("analytics")
+    assert cli(path, "simulate", "-n", "400", "--seed", "11", "--end", "2026-06-30").exit_code == 0
+    return path
+
+
+def test_stats_lists_and_runs_pipelines(home):
+    listing = cli(home, "stats")
+    assert listing.exit_code == 0 and "satisfaction_by_age" in listing.output and "cohort_retention" in listing.output
+    table = cli(home, "stats", "satisfaction_by_group", "--by", "channel")
+    assert table.exit_code == 0 and "web" in table.output
+    rows = [json.loads(line) for line in cli(home, "stats", "top_categories", "--json").output.splitlines()]
+    assert len(rows) == 8 and all("revenue" in r for r in rows)
+
+
+def test_stats_bad_name_is_one_red_line(home):
+    result = cli(home, "stats", "nope")
+    assert result.exit_code == 1 and result.output.count("Error:") == 1 and "satisfaction_by_age" in result.output
+
+
+def test_mirror_then_sql_counts_match_status(home):
+    first = cli(home, "mirror")
+    assert first.exit_code == 0, first.output
+    count = cli(home, "sql", "SELECT count(*) AS n FROM customers", "--csv")
+    assert count.output.strip().splitlines() == ["n", "400"]
+    assert "400" in cli(home, "status").output
+    again = cli(home, "mirror", "--no-stats")
+    assert "0 rows copied" in again.output
+    example = cli(home, "sql", "--example", "satisfaction_by_age_group", "--csv")
+    assert example.exit_code == 0 and "avg_satisfaction" in example.output
+
+
+def test_sql_refuses_writes_and_keeps_the_table(home):
+    cli(home, "mirror", "--no-stats")
+    refused = cli(home, "sql", "DROP TABLE customers")
+    assert refused.exit_code == 1 and "read-only" in refused.output and "Traceback" not in refused.output
+    assert cli(home, "sql", "SELECT count(*) AS n FROM customers", "--csv").output.strip().endswith("400")
+
+
+def test_sql_without_a_mirror_says_what_to_run(tmp_path):
+    result = cli(tmp_path, "sql", "SELECT 1")
+    assert result.exit_code == 1 and "custscore mirror" in result.output
