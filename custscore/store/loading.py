@@ -45,7 +45,8 @@ def now() -> dt.datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to ``size`` items from any iterable."""
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
@@ -73,7 +74,7 @@ def load_customers(
     _check_batch_size(batch_size)
     report = LoadReport()
     coll = store.collection(CUSTOMERS)
-    for n, chunk in enumerate(_chunks(docs, batch_size)):
+    for n, chunk in enumerate(chunks(docs, batch_size)):
         good: dict[str, dict] = {}
         for i, raw in enumerate(chunk, start=start_index + n * batch_size):
             doc, problems = validate_customer(raw, i)
@@ -111,7 +112,7 @@ def load_events(
     _check_batch_size(batch_size)
     report = LoadReport()
     events, customers = store.collection(EVENTS), store.collection(CUSTOMERS)
-    for n, chunk in enumerate(_chunks(docs, batch_size)):
+    for n, chunk in enumerate(chunks(docs, batch_size)):
         valid: list[tuple[int, dict]] = []
         for i, raw in enumerate(chunk, start=start_index + n * batch_size):
             doc, problems = validate_event(raw, i)

@@ -16,14 +16,12 @@ the store and reconciled by ``_id``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +29,15 @@ import pandas as pd
 
 from custscore.errors import ChangeFeedLost, InputError, StoreError
 from custscore.store.base import Store
+from custscore.store.flatten import flatten, quote, sql_type, sql_value
+from custscore.store.loading import chunks
 from custscore.store.schema import CUSTOMERS, EVENTS, PREDICTIONS
-from custscore.store.validation import plain
 
 log = logging.getLogger(__name__)
 
 BATCH = 5000
 STATE_TABLE = "_mirror_state"
 STATS_PREFIX = "stats_"
-SEP = "__"
 _STATS_NAME = re.compile(r"^[A-Za-z0-9_]{1,60}$")
 
 # collection -> (primary key column, base columns created even before any document has them)
@@ -88,85 +86,8 @@ class MirrorReport:
         return sum(t.rows for t in self.tables.values())
 
 
-def quote(name: str) -> str:
-    """A SQL identifier, quoted."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_value(value: Any) -> Any:
-    """A Python/BSON value as something SQLite stores faithfully (datetimes as ISO text, lists as JSON)."""
-    kind = type(value)
-    if kind is str or value is None:  # the common cases first: this runs once per field
-        return value
-    if kind is float:
-        return None if value != value else value  # NaN
-    if kind is int:
-        return value if -(2**63) <= value < 2**63 else float(value)
-    if kind is dt.datetime:
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat(" ", "milliseconds" if value.microsecond else "seconds")
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(value, default=_json_default, sort_keys=isinstance(value, dict))
-    if isinstance(value, bytes):
-        return value
-    converted = plain(value)  # numpy scalars, NaN/NaT/NA, pandas Timestamp
-    if converted is not value:
-        return sql_value(converted)
-    for base in (str, float, int):  # subclasses such as enums
-        if isinstance(value, base):
-            return sql_value(base(value))
-    if isinstance(value, dt.datetime):
-        return sql_value(dt.datetime.fromtimestamp(value.timestamp(), dt.UTC) if value.tzinfo else
-                         dt.datetime(*value.timetuple()[:6], value.microsecond))
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if hasattr(value, "to_decimal"):  # bson Decimal128
-        return float(value.to_decimal())
-    return str(value)  # ObjectId, UUID, Decimal ...
-
-
-def _json_default(value: Any) -> Any:
-    converted = sql_value(value)
-    return converted if not isinstance(converted, bytes) else converted.hex()
-
-
-def sql_type(value: Any) -> str:
-    """SQLite column type for a converted value."""
-    if isinstance(value, int):
-        return "INTEGER"
-    if isinstance(value, float):
-        return "REAL"
-    return "BLOB" if isinstance(value, bytes) else "TEXT"
-
-
-def flatten(doc: dict, prefix: str = "", out: dict | None = None) -> dict:
-    """Nested fields as ``a__b__c`` keys; lists, SHAP vectors and a document ``_id`` as JSON text."""
-    out = {} if out is None else out
-    for key, value in doc.items():
-        name = prefix + key if type(key) is str else f"{prefix}{key}"
-        kind = type(value)
-        if kind is str or value is None or (kind is float and value == value):  # fast path, no conversion
-            out[name] = value
-        elif kind is not dict:
-            out[name] = sql_value(value)
-        elif value and key != "_id" and "shap" not in name.lower():
-            flatten(value, name + SEP, out)
-        elif value:
-            out[name] = sql_value(value)
-    return out
-
-
 def _key_text(value: Any) -> str:
     return value if isinstance(value, str) else str(sql_value(value))
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
 
 
 class _Table:
@@ -246,7 +167,7 @@ def _feed(store: Store, name: str, token: str | None) -> Iterator[tuple[list[dic
     """Batches of changed documents and the token to resume after each."""
     if token is None and not _replays_history(store):
         position = store.feed_position(name)  # taken before the scan: nothing written during it is missed
-        for chunk in _chunks(store.collection(name).find({}), BATCH):
+        for chunk in chunks(store.collection(name).find({}), BATCH):
             yield chunk, None
         yield [], position
         return

@@ -82,9 +82,7 @@ def apply_update(doc: dict, update: dict, is_insert: bool = False) -> dict:
                 _number(base, path, op)
                 parent[key] = base + value
             elif op in ("$max", "$min"):
-                if current is _MISSING:
-                    parent[key] = value
-                elif (op == "$max" and _comparable(current, value)) or (
+                if current is _MISSING or (op == "$max" and _comparable(current, value)) or (
                     op == "$min" and _comparable(value, current)
                 ):
                     parent[key] = value
