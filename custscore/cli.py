@@ -417,3 +417,33 @@ def sql(
         frame = run_sql(settings.home / "mirror.sqlite", query, limit=limit)
     note = f"showing the first {limit:,} rows" if frame.attrs.get("truncated") else None
     _render_frame(frame, _output(csv, json_), note=note)
+
+
+@app.command()
+def report(ctx: typer.Context) -> None:
+    """Write the EDA report: $CUSTSCORE_HOME/reports/<timestamp>/index.html (self-contained) plus PNG figures.
+
+    Sections: overview, missing values and outliers with the preprocessing they call for, distributions,
+    correlations, key relationships, group statistics, and segment/model/SHAP/scorer sections once those exist.
+
+    Example: custscore report
+    """
+    from custscore.analytics.report import build_report
+
+    settings: Settings = ctx.obj
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    out_dir = settings.home / "reports" / started.strftime("%Y%m%dT%H%M%S")
+    with _user_errors(), _open(ctx) as store, err_console.status("building the report"):
+        result = build_report(store, out_dir, models_dir=settings.home / "models", now=started)
+    console.print(f"[green]Report written[/]: {result.path} ({len(result.figures)} figures, {result.seconds:.1f}s)")
+    for finding in result.findings:
+        console.print(f"  • {finding}", highlight=False)
+    table = Table(title="sections")
+    table.add_column("section")
+    table.add_column("state")
+    for title, state in result.sections.items():
+        colour = {"ok": "green", "empty": "yellow"}.get(state, "red")
+        table.add_row(title, f"[{colour}]{state}[/]")
+    console.print(table)
+    if any(state != "ok" for state in result.sections.values()):
+        console.print("sections not ok say in the HTML which command fills them")

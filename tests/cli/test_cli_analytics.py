@@ -59,3 +59,17 @@ def test_sql_refuses_writes_and_keeps_the_table(home):
 def test_sql_without_a_mirror_says_what_to_run(tmp_path):
     result = cli(tmp_path, "sql", "SELECT 1")
     assert result.exit_code == 1 and "custscore mirror" in result.output
+
+
+def test_report_writes_html_and_prints_where(home):
+    result = cli(home, "report")
+    assert result.exit_code == 0, result.output
+    assert "Report written" in result.output and "index.html" in result.output
+    reports = list((home / "reports").glob("*/index.html"))
+    assert len(reports) == 1 and reports[0].stat().st_size > 10_000
+    assert list(reports[0].parent.glob("*.png"))
+
+
+def test_report_on_an_empty_store_is_one_red_line(tmp_path):
+    result = cli(tmp_path, "report")
+    assert result.exit_code == 1 and "custscore simulate" in result.output and "Traceback" not in result.output

@@ -1,0 +1,1 @@
+"""Named aggregation pipelines, EDA figures and the HTML report."""
