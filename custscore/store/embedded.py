@@ -23,7 +23,7 @@ from mongomock import aggregate as mm_aggregate
 from mongomock import filtering
 
 from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError
-from custscore.store import mql, planner
+from custscore.store import grouping, mql, planner
 from custscore.store.base import (
     Change,
     ChangeBatch,
@@ -189,7 +189,12 @@ class EmbeddedCollection(Collection):
             first = stages.pop(0)["$match"]
         docs = list(self._iter_docs(first))
         try:
-            return list(mm_aggregate.process_pipeline(docs, _DatabaseView(self._store), stages, None))
+            for stage in stages:
+                if "$group" in stage:
+                    docs = grouping.group(docs, stage["$group"])
+                else:
+                    docs = list(mm_aggregate.process_pipeline(docs, _DatabaseView(self._store), [stage], None))
+            return docs
         except NotImplementedError as exc:
             raise InputError(f"the embedded store cannot run this pipeline: {exc}") from exc
         except Exception as exc:  # mongomock raises its own OperationFailure family

@@ -155,18 +155,19 @@ INFOS = {
     "satisfaction_by_group": PipelineInfo(
         "satisfaction_by_group", "Customers and mean satisfaction per region or channel", CUSTOMERS,
         by=GROUP_FIELDS, default_by="region",
-        columns={"{by}": "the group value; None for null/missing (last row)", **_SAT_COLUMNS}),
+        columns={"{by}": "the group value; a missing value (NaN/None) for null/missing, last row",
+                 **_SAT_COLUMNS}),
     "churn_by_group": PipelineInfo(
         "churn_by_group", "Churn rate per region, channel or age bucket (simulated truth or label_churn)", CUSTOMERS,
         by=(*GROUP_FIELDS, "age_bucket"), default_by="region",
-        columns={"{by}": "the group value (None = null/missing) or age bucket label",
+        columns={"{by}": "the group value (NaN/None = null/missing) or the age bucket label",
                  "customers": "labelled customers in the group",
                  "churned": "of those, churned (_truth.churned_at not null, or label_churn truthy)",
                  "churn_rate": "churned / customers"}),
     "score_distribution": PipelineInfo(
         "score_distribution", "Scored customers by score.risk and by tenth of score.churn_probability", CUSTOMERS,
         columns={"dimension": "'risk' or 'churn_probability'",
-                 "bucket": "risk level (None = missing), or probability range 0.0-0.1 ... 0.9-1.0 / missing / other",
+                 "bucket": "risk level (NaN/None = missing), or probability range 0.0-0.1 ... 0.9-1.0 / missing / other",
                  "customers": "scored customers in the bucket",
                  "mean_churn_probability": "mean score.churn_probability in the bucket"}),
 }

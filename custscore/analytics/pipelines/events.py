@@ -163,10 +163,10 @@ INFOS = {
                  "active_customers": "distinct customers with an event that month"}),
     "top_categories": PipelineInfo(
         "top_categories", "Categories by revenue, with orders and distinct customers", EVENTS, options=_LIMIT,
-        columns={"category": "category (None = null/missing)", **_TOP}),
+        columns={"category": "category (NaN/None = null/missing)", **_TOP}),
     "top_products": PipelineInfo(
         "top_products", "Products by revenue, with orders and distinct customers", EVENTS, options=_LIMIT,
-        columns={"product_id": "product (None = null/missing)", "category": "category of the product's first event",
+        columns={"product_id": "product (NaN/None = null/missing)", "category": "category of the product's first event",
                  **_TOP}),
 }
 
