@@ -29,6 +29,8 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/mirror.py
+	$(BIN)/python bench/analytics_pipelines.py
 
 clean:
 	rm -rf $(VENV) .custscore .pytest_cache .hypothesis
