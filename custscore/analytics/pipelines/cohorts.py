@@ -1,16 +1,14 @@
 """Cohort retention: signup month x months since signup -> share of the cohort that purchased.
 
-Two pipelines: the activity pipeline groups events by customer first (the
-set of purchase months of each customer), joins the customer's
-``signup_date`` with ``$lookup`` on ``_id``, then unwinds the months and
-counts customers per (cohort, months_since); the size pipeline counts all
-customers per signup month, purchasers or not. The runner merges them.
-
-The (cohort, months_since) pair is grouped as one number,
-``signup month index * 1000 + months_since``, not as a ``{cohort, months_since}``
-document: mongomock (the embedded store's engine) sorts ``$group`` keys with a
-Python comparator that is about five times slower on documents. The runner
-decodes it.
+Two pipelines: the activity pipeline groups events by (customer, year, month
+of ``ts``), collects each customer's purchase months, joins the customer's
+``signup_date`` with ``$lookup`` on ``_id`` (one look-up per customer),
+unwinds the months and counts customers per (signup year, signup month, year,
+month); the size pipeline counts all customers per signup month, purchasers
+or not. The runner merges them. All keys are field paths or ``$year``/``$month``
+of a path, which the embedded store groups without its per-document expression
+engine; ``months_since`` is computed after the last ``$group``, on one row per
+cell.
 
 The result is tidy (one row per cohort and month with at least one active
 customer). For the usual triangle::
@@ -26,49 +24,58 @@ from __future__ import annotations
 
 import pandas as pd
 
-from custscore.analytics.pipelines.common import Pipeline, PipelineInfo, month_index, month_label
+from custscore.analytics.pipelines.common import Pipeline, PipelineInfo, month_key, month_text
 from custscore.store.base import Store
 from custscore.store.schema import CUSTOMERS, EVENTS
 
-CELL = 1000  # months_since < CELL: 83 years
+
+def _months(year: str, month: str) -> dict:
+    return {"$add": [{"$multiply": [year, 12]}, month]}
 
 
 def cohort_retention_stages(by: str | None = None) -> list[dict]:
-    """Stages on ``events``: active customers per (signup month, months since signup)."""
+    """Stages on ``events``: active customers per (signup month, months since signup).
+
+    Returns
+    -------
+    list of dict
+        Stages whose output rows are ``{_id: {sy, sm, y, m}, active_customers, months_since}``
+        (signup year and month, purchase year and month), ``months_since >= 0``, sorted.
+    """
+    purchase = month_key("$ts")
     return [
-        {"$group": {"_id": "$customer_id", "months": {"$addToSet": month_index("$ts")}}},
+        {"$group": {"_id": {"customer": "$customer_id", **purchase}}},
+        {"$group": {"_id": "$_id.customer", "months": {"$push": "$_id"}}},
         {"$lookup": {"from": CUSTOMERS, "localField": "_id", "foreignField": "_id", "as": "customer"}},
         # keep only the signup date before $unwind: unwinding copies the whole document
-        {"$project": {"months": 1, "signup": {"$arrayElemAt": ["$customer.signup_date", 0]}}},
+        {"$project": {"_id": 0, "months": 1, "signup": {"$arrayElemAt": ["$customer.signup_date", 0]}}},
         {"$match": {"signup": {"$type": "date"}}},
-        {"$project": {"months": 1, "signup_month": month_index("$signup")}},
         {"$unwind": "$months"},
-        {"$project": {"signup_month": 1, "months_since": {"$subtract": ["$months", "$signup_month"]}}},
-        {"$match": {"months_since": {"$gte": 0, "$lt": CELL}}},
-        {"$group": {"_id": {"$add": [{"$multiply": ["$signup_month", CELL]}, "$months_since"]},
-                    "active_customers": {"$sum": 1}}},
-        {"$sort": {"_id": 1}},
+        {"$group": {"_id": {"sy": {"$year": "$signup"}, "sm": {"$month": "$signup"}, "y": "$months.y",
+                            "m": "$months.m"}, "active_customers": {"$sum": 1}}},
+        {"$addFields": {"months_since": {"$subtract": [_months("$_id.y", "$_id.m"), _months("$_id.sy", "$_id.sm")]}}},
+        {"$match": {"months_since": {"$gte": 0}}},
+        {"$sort": {"_id.sy": 1, "_id.sm": 1, "months_since": 1}},
     ]
 
 
 def cohort_size_stages() -> list[dict]:
-    """Stages on ``customers``: customers per signup month (``YYYY-MM``)."""
+    """Stages on ``customers``: customers per signup month (``_id`` = ``{y: year, m: month}``)."""
     return [
         {"$match": {"signup_date": {"$type": "date"}}},
-        {"$group": {"_id": month_label("$signup_date"), "cohort_size": {"$sum": 1}}},
+        {"$group": {"_id": month_key("$signup_date"), "cohort_size": {"$sum": 1}}},
     ]
 
 
 def _run_cohort_retention(store: Store, by: str | None = None) -> pd.DataFrame:
     columns = INFO.column_names()
     active = store.collection(EVENTS).aggregate(cohort_retention_stages())
-    sizes = {r["_id"]: r["cohort_size"] for r in store.collection(CUSTOMERS).aggregate(cohort_size_stages())}
+    sizes = {month_text(r["_id"]): r["cohort_size"] for r in store.collection(CUSTOMERS).aggregate(cohort_size_stages())}
     records = []
     for r in active:
-        signup_month, months_since = divmod(int(r["_id"]), CELL)
-        cohort = f"{signup_month // 12:04d}-{signup_month % 12 + 1:02d}"
+        cohort = month_text({"y": r["_id"]["sy"], "m": r["_id"]["sm"]})
         size = sizes.get(cohort, 0)
-        records.append({"cohort": cohort, "months_since": months_since, "cohort_size": size,
+        records.append({"cohort": cohort, "months_since": int(r["months_since"]), "cohort_size": size,
                         "active_customers": r["active_customers"],
                         "retention": r["active_customers"] / size if size else float("nan")})
     frame = pd.DataFrame(records, columns=columns)

@@ -78,14 +78,29 @@ def count_present(path: str) -> dict:
     return {"$sum": {"$cond": [is_missing(path), 0, 1]}}
 
 
-def month_index(path: str) -> dict:
-    """Expression ``year * 12 + month - 1`` of a date: consecutive months differ by one."""
-    return {"$add": [{"$multiply": [{"$year": path}, 12]}, {"$month": path}, -1]}
+def month_key(path: str) -> dict:
+    """Group key ``{y: year, m: month}`` of a date (the embedded store reads date parts of a path without its expression engine)."""
+    return {"y": {"$year": path}, "m": {"$month": path}}
 
 
-def month_label(path: str) -> dict:
-    """Expression ``"YYYY-MM"`` of a date."""
-    return {"$dateToString": {"format": "%Y-%m", "date": path}}
+def month_text(key: dict | None) -> str | None:
+    """``"YYYY-MM"`` of a :func:`month_key` value (None when the date was null/missing)."""
+    if not isinstance(key, dict) or key.get("y") is None or key.get("m") is None:
+        return None
+    return f"{int(key['y']):04d}-{int(key['m']):02d}"
+
+
+def count_distinct_with_sets(backend: str) -> bool:
+    """Whether to count distinct customers per group with ``$addToSet`` + ``$size`` on this backend.
+
+    The embedded and memory stores hash ``$addToSet`` values and group a
+    plain field path several times faster than a ``{customer, key}``
+    document, so one ``$group`` with a set per group is the fast form there.
+    On MongoDB a set is one array in the group document, which must stay
+    under 16 MB (roughly 700k customer ids); two ``$group`` stages,
+    ``(key, customer)`` then ``key``, have no such limit, so MongoDB gets those.
+    """
+    return backend != "mongodb"
 
 
 @dataclass(frozen=True)

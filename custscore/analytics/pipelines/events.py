@@ -1,15 +1,17 @@
 """Pipelines over ``events``: RFM per customer, monthly revenue, top categories and products.
 
-Each event is one order; ``amount`` is its revenue. Distinct customers per
-group are counted with two ``$group`` stages, (customer, group) then group,
-rather than ``$addToSet`` + ``$size``: the same answer without a set of ids
-per group (mongomock's ``$addToSet`` is quadratic).
+Each event is one order; ``amount`` is its revenue. The stages are plain
+MongoDB: ``$group`` on field paths, documents of field paths and date parts
+(``$year``/``$month`` of ``ts``), with no ``$project`` before it. The embedded
+store evaluates exactly those keys and field-path accumulator arguments
+without its (per-document, Python) expression engine, so they cost little
+beyond reading the events.
 
-Shaped for the embedded store, whose engine (mongomock) runs in Python and
-sorts ``$group`` keys with a Python BSON comparator: an early ``$project``
-computes each key once, and pair keys are scalars (a string or a number),
-which compare about five times faster than ``{a: ..., b: ...}`` documents.
-MongoDB gives the same results either way.
+Distinct customers per group are counted in one of two equivalent forms
+(see :func:`~custscore.analytics.pipelines.common.count_distinct_with_sets`):
+``$addToSet`` + ``$size`` on the embedded and memory stores, two ``$group``
+stages, (key, customer) then key, on MongoDB. The stage builders return the
+MongoDB form unless called with ``sets=True``.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from custscore.analytics.pipelines.common import (
     PipelineInfo,
     check_datetime,
     check_limit,
-    month_index,
+    count_distinct_with_sets,
+    month_key,
+    month_text,
 )
 from custscore.errors import InputError
 from custscore.store.base import Store
 from custscore.store.schema import EVENTS
 
 DEFAULT_LIMIT = 10
-PAIR_SEPARATOR = "\x1f"
 
 
 def rfm_stages(by: str | None = None, reference: dt.datetime | str | None = None) -> list[dict]:
@@ -84,62 +87,81 @@ def _run_rfm(store: Store, by: str | None = None, reference: dt.datetime | str |
     return frame
 
 
-def monthly_revenue_stages(by: str | None = None) -> list[dict]:
+def _grouped(key: dict, scalar: bool, count: str, carry: tuple[str, ...], sets: bool) -> tuple[list[dict], list[dict]]:
+    """Revenue, orders and distinct customers (``count``) per ``key``: (grouping stages, stages to finish after sorting).
+
+    ``key`` maps output names to expressions on events; with ``scalar`` its
+    single expression is the group ``_id`` itself, else ``_id`` is the document.
+    """
+    first = {c: {"$first": f"${c}"} for c in carry}
+    group_id = next(iter(key.values())) if scalar else key
+    if sets:
+        return ([{"$group": {"_id": group_id, "revenue": {"$sum": "$amount"}, "orders": {"$sum": 1}, **first,
+                             count: {"$addToSet": "$customer_id"}}}],
+                [{"$addFields": {count: {"$size": f"${count}"}}}])
+    second_id = f"$_id.{next(iter(key))}" if scalar else {name: f"$_id.{name}" for name in key}
+    return ([{"$group": {"_id": {**key, "customer": "$customer_id"}, "revenue": {"$sum": "$amount"},
+                         "orders": {"$sum": 1}, **first}},
+             {"$group": {"_id": second_id, "revenue": {"$sum": "$revenue"}, "orders": {"$sum": "$orders"},
+                         count: {"$sum": 1}, **first}}],
+            [])
+
+
+def monthly_revenue_stages(by: str | None = None, *, sets: bool = False) -> list[dict]:
     """Stages: revenue, orders and active customers per calendar month of ``ts``.
 
-    The output ``_id`` is the month index ``year * 12 + month - 1`` (integers
-    group and sort fastest); the runner turns it into ``YYYY-MM``.
+    Parameters
+    ----------
+    by : None
+        Not supported (one row per month).
+    sets : bool
+        Count distinct customers with ``$addToSet`` + ``$size`` (fast on the
+        embedded store) instead of two ``$group`` stages (scales on MongoDB).
+
+    Returns
+    -------
+    list of dict
+        Stages whose output ``_id`` is ``{y: year, m: month}``, in month order.
     """
-    return [
-        {"$project": {"_id": 0, "customer_id": 1, "amount": 1, "month": month_index("$ts")}},
-        {"$group": {"_id": {"customer": "$customer_id", "month": "$month"},
-                    "revenue": {"$sum": "$amount"}, "orders": {"$sum": 1}}},
-        {"$group": {"_id": "$_id.month", "revenue": {"$sum": "$revenue"}, "orders": {"$sum": "$orders"},
-                    "active_customers": {"$sum": 1}}},
-        {"$sort": {"_id": 1}},
-    ]
-
-
-def _month_text(index: int | None) -> str | None:
-    return None if index is None else f"{int(index) // 12:04d}-{int(index) % 12 + 1:02d}"
+    stages, finish = _grouped(month_key("$ts"), False, "active_customers", (), sets)
+    return [*stages, *finish, {"$sort": {"_id.y": 1, "_id.m": 1}}]
 
 
 def _run_monthly_revenue(store: Store, by: str | None = None) -> pd.DataFrame:
     columns = INFOS["monthly_revenue"].column_names()
-    rows = store.collection(EVENTS).aggregate(monthly_revenue_stages())
-    return pd.DataFrame([{"month": _month_text(r["_id"]), **{c: r.get(c) for c in columns[1:]}} for r in rows],
+    rows = store.collection(EVENTS).aggregate(monthly_revenue_stages(sets=count_distinct_with_sets(store.backend)))
+    return pd.DataFrame([{"month": month_text(r["_id"]), **{c: r.get(c) for c in columns[1:]}} for r in rows],
                         columns=columns)
 
 
-def _top_stages(key: str, limit: object, carry: tuple[str, ...] = ()) -> list[dict]:
+def _top_stages(key: str, limit: object, carry: tuple[str, ...] = (), sets: bool = False) -> list[dict]:
     limit = check_limit(limit)
-    first = {c: {"$first": f"${c}"} for c in (key, *carry)}
-    # one string per (customer, key); \x1f (unit separator) does not occur in ids; missing key -> ""
-    pair = {"$concat": ["$customer_id", PAIR_SEPARATOR, {"$ifNull": [f"${key}", ""]}]}
-    stages = [
-        {"$project": {"_id": 0, "pair": pair, "amount": 1, **{c: 1 for c in (key, *carry)}}},
-        {"$group": {"_id": "$pair", "revenue": {"$sum": "$amount"}, "orders": {"$sum": 1}, **first}},
-        {"$group": {"_id": f"${key}", "revenue": {"$sum": "$revenue"}, "orders": {"$sum": "$orders"},
-                    "customers": {"$sum": 1}, **{c: {"$first": f"${c}"} for c in carry}}},
-        {"$sort": {"revenue": -1, "_id": 1}},
-    ]
-    return [*stages, {"$limit": limit}] if limit else stages
+    stages, finish = _grouped({"key": f"${key}"}, True, "customers", carry, sets)
+    # size the sets after $limit: only the returned rows need it
+    return [*stages, {"$sort": {"revenue": -1, "_id": 1}}, *([{"$limit": limit}] if limit else []), *finish]
 
 
-def top_categories_stages(by: str | None = None, limit: int = DEFAULT_LIMIT) -> list[dict]:
-    """Stages: revenue, orders and distinct customers per category, by revenue descending."""
-    return _top_stages("category", limit)
+def top_categories_stages(by: str | None = None, limit: int = DEFAULT_LIMIT, *, sets: bool = False) -> list[dict]:
+    """Stages: revenue, orders and distinct customers per category, by revenue descending.
+
+    ``limit`` 0 returns every category; ``sets`` as in :func:`monthly_revenue_stages`.
+    """
+    return _top_stages("category", limit, sets=sets)
 
 
-def top_products_stages(by: str | None = None, limit: int = DEFAULT_LIMIT) -> list[dict]:
-    """Stages: revenue, orders and distinct customers per product_id, by revenue descending."""
-    return _top_stages("product_id", limit, carry=("category",))
+def top_products_stages(by: str | None = None, limit: int = DEFAULT_LIMIT, *, sets: bool = False) -> list[dict]:
+    """Stages: revenue, orders and distinct customers per product_id, by revenue descending.
+
+    ``category`` is the category of the product's first event; ``limit`` and
+    ``sets`` as in :func:`top_categories_stages`.
+    """
+    return _top_stages("product_id", limit, carry=("category",), sets=sets)
 
 
 def _top_runner(name: str, build, key: str):
     def run(store: Store, by: str | None = None, limit: int = DEFAULT_LIMIT) -> pd.DataFrame:
         columns = INFOS[name].column_names()
-        rows = store.collection(EVENTS).aggregate(build(None, limit))
+        rows = store.collection(EVENTS).aggregate(build(None, limit, sets=count_distinct_with_sets(store.backend)))
         return pd.DataFrame([{key: r["_id"], **{c: r.get(c) for c in columns[1:]}} for r in rows], columns=columns)
 
     return run
