@@ -73,9 +73,8 @@ def _named_volume_sources(service: dict) -> list[str]:
             if source.startswith(("/", ".", "~", "$")):
                 continue  # bind mount
             names.append(source)
-        elif isinstance(vol, dict):
-            if vol.get("type", "volume") == "volume" and vol.get("source"):
-                names.append(vol["source"])
+        elif isinstance(vol, dict) and vol.get("type", "volume") == "volume" and vol.get("source"):
+            names.append(vol["source"])
     return names
 
 
@@ -344,10 +343,7 @@ def _copy_sources(dockerfile: list[tuple[str, str]]) -> list[str]:
     for instr, args in dockerfile:
         if instr not in ("COPY", "ADD"):
             continue
-        if args.startswith("["):
-            tokens = json.loads(args)
-        else:
-            tokens = shlex.split(args)
+        tokens = json.loads(args) if args.startswith("[") else shlex.split(args)
         if any(t.startswith("--from") for t in tokens):
             continue  # copied from another stage, not the build context
         tokens = [t for t in tokens if not t.startswith("--")]

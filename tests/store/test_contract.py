@@ -45,9 +45,8 @@ def test_insert_and_lookup_by_id(store):
 def test_duplicate_id_in_a_transaction_stores_nothing(store):
     coll = store["customers"]
     coll.insert_one({"_id": "a"})
-    with pytest.raises(DuplicateKeyError, match="'a'|a"):
-        with store.transaction():
-            coll.insert_many([{"_id": "new"}, {"_id": "a"}])
+    with pytest.raises(DuplicateKeyError, match="'a'|a"), store.transaction():
+        coll.insert_many([{"_id": "new"}, {"_id": "a"}])
     if store.backend == "mongodb" and not getattr(store, "replica_set", False):
         pytest.skip("a standalone mongod has no transactions")
     assert coll.find_one({"_id": "new"}) is None

@@ -101,11 +101,10 @@ def test_second_process_view_sees_index_and_writes(tmp_path):
 
 def test_failed_transaction_leaves_nothing(tmp_path):
     store = EmbeddedStore(tmp_path / "s.sqlite")
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store["a"].insert_one({"_id": 1})
-            store["b"].insert_one({"_id": 2})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction():
+        store["a"].insert_one({"_id": 1})
+        store["b"].insert_one({"_id": 2})
+        raise RuntimeError("boom")
     assert store["a"].count() == 0 and store["b"].count() == 0
 
 
