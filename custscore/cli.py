@@ -183,7 +183,7 @@ def _print_report(report: Any, kind: str) -> None:
     )
     if report.problems:
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
-            err_console.print(f"  [red]rejected[/] {problem}", highlight=False)
+            err_console.print(f"  [yellow]rejected[/] {problem}", highlight=False)
         more = len(report.problems) - MAX_PROBLEMS_SHOWN
         if more > 0:
             err_console.print(f"  ... and {more} more problems")
