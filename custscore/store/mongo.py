@@ -150,6 +150,17 @@ class MongoCollection(Collection):
             upserted_ids=list(res.upserted_ids.values()),
         )
 
+    def update_many(self, filter: dict, update: dict) -> WriteResult:
+        check_no_javascript(filter)
+        with _mapped(f"update in {self.name}"):
+            res = self._coll.update_many(filter, update, session=self._session())
+        return WriteResult(matched=res.matched_count, modified=res.modified_count)
+
+    def delete_many(self, filter: dict) -> WriteResult:
+        check_no_javascript(filter)
+        with _mapped(f"delete in {self.name}"):
+            return WriteResult(deleted=self._coll.delete_many(filter, session=self._session()).deleted_count)
+
     def create_index(self, field_name: str, unique: bool = False) -> None:
         with _mapped(f"create index on {self.name}.{field_name}"):
             self._coll.create_index([(field_name, pymongo.ASCENDING)], unique=unique)
