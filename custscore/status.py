@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from custscore.store.base import Store
+from custscore.store.history import event_time_range
 from custscore.store.schema import COLLECTIONS, CUSTOMERS, EVENTS, MODELS
 
 
@@ -26,9 +27,7 @@ def store_status(store: Store) -> StoreStatus:
     counts = {name: store.collection(name).count() for name in COLLECTIONS}
     status = StoreStatus(store.backend, store.location, counts)
     if counts[EVENTS]:
-        events = store.collection(EVENTS)
-        status.first_event = next(iter(events.find({}, {"ts": 1}, sort=[("ts", 1)], limit=1)), {}).get("ts")
-        status.last_event = next(iter(events.find({}, {"ts": 1}, sort=[("ts", -1)], limit=1)), {}).get("ts")
+        status.first_event, status.last_event = event_time_range(store)
     if counts[CUSTOMERS]:
         status.simulated_customers = store.collection(CUSTOMERS).count({"_truth": {"$exists": True}})
     if counts[MODELS]:

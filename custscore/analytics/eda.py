@@ -22,6 +22,7 @@ import pandas as pd
 
 from custscore.errors import InputError
 from custscore.store.base import Store
+from custscore.store.history import event_time_range
 from custscore.store.schema import CUSTOMERS, EVENTS
 
 log = logging.getLogger(__name__)
@@ -159,16 +160,11 @@ def load_events(store: Store, max_events: int = MAX_EVENTS, seed: int = 0) -> tu
     return df, total, keep < 1.0
 
 
-def _edge_ts(store: Store, direction: int) -> dt.datetime | None:
-    found = next(iter(store.collection(EVENTS).find({}, {"ts": 1}, sort=[("ts", direction)], limit=1)), None)
-    return found.get("ts") if found else None
-
-
 def load_dataset(store: Store, max_events: int = MAX_EVENTS, seed: int = 0) -> Dataset:
     """Customers (with derived RFM and tenure columns) and events, ready for the EDA."""
     customers = load_customers(store)
     events, n_events, sampled = load_events(store, max_events, seed)
-    first, last = (_edge_ts(store, 1), _edge_ts(store, -1)) if n_events else (None, None)
+    first, last = event_time_range(store) if n_events else (None, None)
     as_of = last or (customers["signup_date"].max() if customers["signup_date"].notna().any() else None)
     as_of = pd.Timestamp(as_of).to_pydatetime() if as_of is not None else None
     add_derived(customers, as_of)

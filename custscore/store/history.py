@@ -6,14 +6,17 @@ both paths produce the same fields:
 
 ``orders``, ``items``, ``total_spent``, ``first_purchase`` and ``last_purchase``
 (absent until the first purchase), ``categories`` (orders per category).
+``event_time_range`` gives the span of the stored events (status, EDA, RFM).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
-from custscore.store.base import UpdateOne
+from custscore.store.base import Store, UpdateOne
+from custscore.store.schema import EVENTS
 
 
 def empty_history() -> dict:
@@ -67,3 +70,10 @@ def increments(events: Iterable[dict], updated_at) -> list[UpdateOne]:
             )
         )
     return ops
+
+
+def event_time_range(store: Store) -> tuple[Any, Any]:
+    """Timestamps of the first and last stored event (through the ``ts`` index), or (None, None)."""
+    events = store.collection(EVENTS)
+    edges = [next(iter(events.find({}, {"ts": 1}, sort=[("ts", d)], limit=1)), {}).get("ts") for d in (1, -1)]
+    return edges[0], edges[1]

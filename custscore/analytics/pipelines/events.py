@@ -32,6 +32,7 @@ from custscore.analytics.pipelines.common import (
 )
 from custscore.errors import InputError
 from custscore.store.base import Store
+from custscore.store.history import event_time_range
 from custscore.store.schema import EVENTS
 
 DEFAULT_LIMIT = 10
@@ -66,16 +67,10 @@ def _rfm_stages(ref: dt.datetime, cut: bool) -> list[dict]:
     ]
 
 
-def latest_event_ts(store: Store) -> dt.datetime | None:
-    """The largest event ``ts`` (read through the ``ts`` index), or None without events."""
-    doc = next(iter(store.collection(EVENTS).find({}, {"ts": 1}, sort=[("ts", -1)], limit=1)), None)
-    return None if doc is None else doc.get("ts")
-
-
 def _run_rfm(store: Store, by: str | None = None, reference: dt.datetime | str | None = None) -> pd.DataFrame:
     columns = INFOS["rfm"].column_names()
     if reference is None:
-        ref, cut = latest_event_ts(store), False
+        ref, cut = event_time_range(store)[1], False
         if ref is None:
             return pd.DataFrame(columns=columns)
     else:
