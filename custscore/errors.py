@@ -8,6 +8,8 @@ pandas) are mapped at the boundary with ``raise OurError(...) from exc``.
 
     CustscoreError
     ├── ConfigError            bad setting, flag or environment variable
+    ├── ModelError             a model cannot be saved, found, promoted or loaded
+    │   └── ArtifactIntegrityError  a model file is missing, changed or unsafe
     ├── InputError             a file or value the user gave cannot be used
     │   └── ValidationError    documents that break the schema (carries the rows)
     └── StoreError             the database refused or failed an operation
@@ -53,3 +55,11 @@ class DuplicateKeyError(StoreError):
 
 class ChangeFeedLost(StoreError):
     """A resume token points before the oldest history the change feed still has."""
+
+
+class ModelError(CustscoreError):
+    """A model cannot be saved, found, promoted or loaded."""
+
+
+class ArtifactIntegrityError(ModelError):
+    """A model artifact or manifest is missing, does not match its recorded hash, or is unsafe to load."""

@@ -411,4 +411,4 @@ def test_dockerignore_keeps_copy_sources(dockerfile: list[tuple[str, str]]) -> N
     for source in _copy_sources(dockerfile):
         src = source.rstrip("/")
         assert not _ignored(src, patterns), f"{source} is COPY'd but excluded by .dockerignore"
-    assert not _ignored("custscore/cli.py", patterns)
+    assert not _ignored("custscore/cli/__init__.py", patterns)

@@ -10,8 +10,9 @@ PREDICTIONS = "predictions"
 MODELS = "models"
 DEAD_LETTERS = "dead_letters"
 SCORER_STATE = "scorer_state"
+MONITORING = "monitoring"  # drift summaries written by `custscore monitor`
 
-COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE)
+COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE, MONITORING)
 
 # field -> unique?  (``_id`` is always indexed)
 INDEXES: dict[str, dict[str, bool]] = {
@@ -19,8 +20,9 @@ INDEXES: dict[str, dict[str, bool]] = {
     EVENTS: {"customer_id": False, "ts": False, "ingested_at": False},
     PREDICTIONS: {"customer_id": False, "scored_at": False, "model_version": False},
     MODELS: {"task": False},
-    DEAD_LETTERS: {"created_at": False},
+    DEAD_LETTERS: {"created_at": False, "customer_id": False},
     SCORER_STATE: {},
+    MONITORING: {"created_at": False},
 }
 
 

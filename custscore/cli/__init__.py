@@ -1,0 +1,10 @@
+"""The custscore command line: parse options, call one library function, render with rich.
+
+``common`` holds the app, global options and error handling; each other module
+registers one group of commands on import.
+"""
+
+from custscore.cli import data, modelling, scoring  # noqa: F401 - register their commands
+from custscore.cli.common import app
+
+__all__ = ["app"]

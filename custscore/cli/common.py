@@ -1,0 +1,156 @@
+"""Shared pieces of the command line: the typer app, global options, consoles, error handling, tables.
+
+Library errors (CustscoreError) become one red line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from custscore import __version__
+from custscore.config import Settings
+from custscore.errors import CustscoreError
+from custscore.store.base import Store
+
+app = typer.Typer(
+    help="custscore: customer-intelligence scoring on MongoDB or an embedded store.\n\n"
+    "Example: custscore simulate --customers 20000 --seed 7 && custscore status",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+MAX_PROBLEMS_SHOWN = 10
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except CustscoreError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]; whole batches written so far are kept")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _open(ctx: typer.Context) -> Iterator[Store]:
+    from custscore.store import open_store
+
+    settings: Settings = ctx.obj
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"custscore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    mongo_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mongo-uri",
+            envvar=None,
+            help="mongodb://HOST:PORT/?replicaSet=rs0, embedded:PATH or memory:. "
+            "Default: $CUSTSCORE_MONGO_URI, else embedded:$CUSTSCORE_HOME/store.sqlite.",
+        ),
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Data directory. Default: $CUSTSCORE_HOME, else ./.custscore.")
+    ] = None,
+    db: Annotated[str | None, typer.Option("--db", help="MongoDB database name. Default: $CUSTSCORE_DB, else custscore.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Global options come before the command."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
+    )
+    with _user_errors():
+        ctx.obj = Settings.build(mongo_uri=mongo_uri, home=home, db_name=db)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return "-" if value is None else str(value)
+
+
+def _render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None) -> None:
+    """Show a DataFrame as a rich table, CSV or JSON lines (for scripts)."""
+    import pandas as pd
+
+    if output == "csv":
+        console.print(frame.to_csv(index=False), end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    if output == "json":
+        console.print(frame.to_json(orient="records", lines=True, date_format="iso"), end="", markup=False,
+                      highlight=False, soft_wrap=True)
+        return
+    table = Table(title=title)
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+    if note:
+        console.print(note)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:,.3f}".rstrip("0").rstrip(".")
+    return _fmt(value)
+
+
+def _output(csv: bool, json_: bool) -> str:
+    if csv and json_:
+        raise _fail("choose one of --csv and --json")
+    return "csv" if csv else "json" if json_ else "table"
+
+
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]

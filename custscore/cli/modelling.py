@@ -1,0 +1,249 @@
+"""Model commands: train, models, promote, predict, explain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from custscore.cli.common import _cell, _fail, _fmt, _open, _progress, _user_errors, app, console
+from custscore.config import Settings
+
+TASK_CHOICES = ("satisfaction", "churn", "segment", "all")
+LEADERBOARD_COLUMNS = {
+    "regression": ["model", "cv_mean", "cv_std", "val_mae", "test_mae", "test_r2", "fit_s", "predict_ms_1k", "size_kb"],
+    "classification": ["model", "cv_mean", "cv_std", "val_roc_auc", "test_roc_auc", "val_pr_auc", "test_f1",
+                       "test_brier", "fit_s", "predict_ms_1k", "size_kb"],
+    "segment": ["model", "silhouette", "davies_bouldin", "ari_vs_personas", "agreement_with_kmeans", "fit_s",
+                "predict_ms_1k"],
+}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def render_leaderboard(result: Any) -> None:
+    """One task's leaderboard as a rich table, then its trade-offs and notes."""
+    board = result.leaderboard
+    cols = [c for c in LEADERBOARD_COLUMNS[result.kind] if c in board.columns]
+    metric = {"regression": "MAE, lower is better", "classification": "ROC-AUC", "segment": "clustering"}[result.kind]
+    table = Table(title=f"{result.task} leaderboard ({metric}; CV = {'K-fold mean/std'})")
+    for c in cols:
+        table.add_column(c, justify="left" if c == "model" else "right")
+    for row in board.to_dict("records"):
+        style = "bold green" if row["model"] == result.winner else ("dim" if "oracle" in row["model"]
+                                                                     or "baseline" in row["model"] else None)
+        table.add_row(*(_cell(row.get(c)) if row.get(c) is not None else "-" for c in cols), style=style)
+    console.print(table)
+    for row in board.to_dict("records"):
+        if row.get("tradeoff"):
+            console.print(f"  [bold]{row['model']}[/]: {row['tradeoff']}", highlight=False)
+    for note in result.notes:
+        console.print(f"  - {note}", highlight=False)
+    if result.version:
+        console.print(f"  winner [bold green]{result.winner}[/] registered as {result.task} {result.version}"
+                      + (f", threshold {result.threshold:.3f}" if result.threshold is not None else ""))
+    for fig in result.figures:
+        console.print(f"  figure: {fig}", highlight=False)
+
+
+def _parse_date(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Option("--task", help="satisfaction, churn, segment or all.")] = "all",
+    target: Annotated[str | None, typer.Option("--target", help="Train on your own labelled customer field instead.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="With --target: regression or classification "
+                                                             "(default: inferred from the field).")] = None,
+    cv: Annotated[int, typer.Option("--cv", help="K for K-fold cross-validation.")] = 5,
+    tune: Annotated[bool, typer.Option("--tune", help="Tune the leading family (grid/random search, KerasTuner).")] = False,
+    tune_budget: Annotated[float, typer.Option("--tune-budget", help="Seconds of tuning per task.")] = 120.0,
+    cutoff: Annotated[str | None, typer.Option("--cutoff", help="Churn: features up to this date (default: last "
+                                                                 "event minus the horizon).")] = None,
+    horizon: Annotated[int, typer.Option("--horizon", help="Churn: days after the cutoff without a purchase.")] = 90,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for splits and models.")] = 0,
+    no_promote: Annotated[bool, typer.Option("--no-promote", help="Register winners without promoting them.")] = False,
+    models: Annotated[str | None, typer.Option("--models", help="Comma-separated families to try (default: all): "
+                                                                 "linear,tree,forest,gboost,xgboost,mlp,voting,stacking.")] = None,
+) -> None:
+    """Train and compare every model family per task, explain the winner with SHAP and register it.
+
+    Example: custscore train --task all   (or: custscore train --task churn --cutoff 2026-06-30 --horizon 60)
+    """
+    from custscore.models.train import TrainOptions
+    from custscore.models.train import train as run_train
+
+    if task not in TASK_CHOICES:
+        raise _fail(f"--task {task!r} is not known; use one of {', '.join(TASK_CHOICES)}")
+    settings: Settings = ctx.obj
+    options = TrainOptions(tasks=("satisfaction", "churn", "segment") if task == "all" else (task,), target=target,
+                           kind=kind, cv=cv, tune=tune, tune_budget_s=tune_budget,
+                           cutoff=_parse_date(cutoff, "--cutoff"), horizon_days=horizon, seed=seed,
+                           promote=not no_promote,
+                           families=tuple(m.strip() for m in models.split(",")) if models else None)
+    with _user_errors(), _open(ctx) as store, _progress() as bar:
+        bars: dict[str, Any] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            name = what.split(":")[0]
+            if name not in bars:
+                bars[name] = bar.add_task(name, total=total)
+            bar.update(bars[name], completed=done, total=total, description=what)
+
+        results = run_train(store, settings, options, progress)
+        for key in bars.values():
+            bar.update(key, completed=bar.tasks[key].total, description=bar.tasks[key].description.split(":")[0])
+    for result in results:
+        render_leaderboard(result)
+    console.print("next: custscore models | custscore explain CUSTOMER_ID | custscore score --once")
+
+
+@app.command("models")
+def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None) -> None:
+    """List registered models, newest first, with their metrics and the production alias.
+
+    Example: custscore models --task churn
+    """
+    from custscore.models.registry import list_models
+
+    with _user_errors(), _open(ctx) as store:
+        rows = list_models(store, task)
+    if not rows:
+        console.print("no models registered yet; train some with: custscore train --task all")
+        return
+    table = Table(title="model registry")
+    for c in ("task", "version", "production", "kind", "primary metrics", "threshold", "size", "created"):
+        table.add_column(c)
+    for r in rows:
+        primary = ", ".join(f"{k} {_cell(v)}" for k, v in (r.get("primary") or {}).items())
+        table.add_row(r["task"], r["version"], "yes" if "production" in (r.get("aliases") or []) else "",
+                      r.get("kind", ""), primary, _cell(r.get("threshold")) if r.get("threshold") is not None else "-",
+                      f"{(r.get('artifact_bytes') or 0) / 1024:,.0f} KB", _fmt(r.get("created_at")))
+    console.print(table)
+
+
+@app.command()
+def promote(ctx: typer.Context, task: Annotated[str, typer.Argument(help="satisfaction, churn, segment, ...")],
+            version: Annotated[str, typer.Argument(help="A version from `custscore models`.")]) -> None:
+    """Make VERSION the production model of TASK (a running scorer switches at its next batch).
+
+    Example: custscore promote churn 20261122-101500-a1b2c3
+    """
+    from custscore.models.registry import promote as run_promote
+
+    with _user_errors(), _open(ctx) as store:
+        run_promote(store, ctx.obj, task, version)
+    console.print(f"{task}: production is now {version}")
+
+
+def _read_json_lines(path: Path, what: str) -> list[dict]:
+    from custscore.scorer.inserting import read_documents
+
+    return read_documents(str(path))
+
+
+def _render_scores(scores: list, all_reasons: dict | None = None) -> None:
+    for s in scores:
+        sc = s.score
+        head = [f"[bold]{s.customer_id}[/]"]
+        if "churn_probability" in sc:
+            head.append(f"churn {sc['churn_probability']:.1%} ({sc['risk']} risk)")
+        if "satisfaction" in sc:
+            head.append(f"satisfaction {sc['satisfaction']:.1f}/10")
+        if "segment_name" in sc:
+            head.append(f"segment {sc['segment_name']}")
+        console.print("  ".join(head), highlight=False)
+        groups = all_reasons.get(s.customer_id, {}) if all_reasons else {sc.get("reasons_task", "churn"): sc["reasons"]}
+        for task, reasons in groups.items():
+            console.print(f"  [dim]{task}[/]")
+            for r in reasons:
+                console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']} "
+                              f"[dim]({r['contribution']:+.3f})[/]", highlight=False)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="Customers as JSON lines (or a JSON array); '-' for stdin.")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="Their purchase events (JSON lines).")] = None,
+    customer_id: Annotated[str, typer.Option("--id", help="Id of a customer given by options.")] = "NEW",
+    age: Annotated[int | None, typer.Option("--age")] = None,
+    income: Annotated[float | None, typer.Option("--income")] = None,
+    region: Annotated[str | None, typer.Option("--region")] = None,
+    channel: Annotated[str | None, typer.Option("--channel")] = None,
+    tickets: Annotated[int | None, typer.Option("--tickets", help="Support tickets raised.")] = None,
+    satisfaction: Annotated[int | None, typer.Option("--satisfaction", help="Survey score 1-10, if known.")] = None,
+    signup: Annotated[str | None, typer.Option("--signup", help="Signup date (default: today).")] = None,
+) -> None:
+    """Score customers that need not be in the store, with the production models, and show the top reasons.
+
+    Example: custscore predict --age 34 --income 52000 --region north --channel web --tickets 2
+    """
+    from custscore.models import features as F
+    from custscore.models.predict import load_production
+    from custscore.store.validation import validate_customer
+
+    with _user_errors(), _open(ctx) as store:
+        now = _now()
+        if file is not None:
+            docs = _read_json_lines(file, "customers")
+        else:
+            docs = [{"_id": customer_id, "customer_id": customer_id, "age": age, "income": income, "region": region,
+                     "channel": channel, "support_tickets": tickets, "customer_satisfaction": satisfaction,
+                     "signup_date": _parse_date(signup, "--signup") or now}]
+        clean = []
+        for i, raw in enumerate(docs, 1):
+            raw = {k: v for k, v in raw.items() if v is not None}
+            doc, problems = validate_customer(raw, i)
+            if problems:
+                raise _fail(str(problems[0]))
+            clean.append(doc)
+        models = load_production(store, ctx.obj)
+        ev = F.events_frame(_read_json_lines(events, "events")) if events else F.events_frame([])
+        stored = F.load_events(store, [str(d["_id"]) for d in clean], until=now)
+        scores = models.score_documents(clean, F.events_frame(__import__("pandas").concat([ev, stored])), now)
+    _render_scores(scores)
+    console.print(f"[dim]models: {json.dumps(models.versions)}[/]", highlight=False)
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    customer_id: Annotated[str, typer.Argument(help="A customer id in the store.")],
+    top: Annotated[int, typer.Option("--top", help="Contributions to show per task.")] = 5,
+) -> None:
+    """Explain one stored customer's predictions: the top SHAP contributions per task in plain words.
+
+    Example: custscore explain C0000042 --top 5
+    """
+    from custscore.models import features as F
+    from custscore.models.predict import load_production
+
+    with _user_errors(), _open(ctx) as store:
+        docs = F.load_customers(store, [customer_id])
+        if not docs:
+            raise _fail(f"customer {customer_id!r} is not in the store; check the id with: custscore query "
+                        f"'{{\"_id\": \"{customer_id}\"}}'")
+        models = load_production(store, ctx.obj)
+        now = _now()
+        X = F.customer_features(docs, F.load_events(store, [customer_id], until=now), now)
+        preds, explanations = models.predict_frame(X)
+        reasons = models.reasons(explanations, X, k=top)
+        scores = models.score_documents(docs, F.load_events(store, [customer_id], until=now), now)
+    _render_scores(scores, {customer_id: {t: r[0] for t, r in reasons.items()}})
+    units = {t: e.units for t, e in explanations.items()}
+    console.print(f"[dim]contributions are in {', '.join(f'{t}: {u}' for t, u in units.items())}; "
+                  f"models {json.dumps(models.versions)}[/]", highlight=False)

@@ -1,0 +1,264 @@
+"""Scoring commands: score (the worker), insert, query, monitor, dead-letters."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from custscore.cli.common import (
+    CsvOpt,
+    JsonOpt,
+    _cell,
+    _fail,
+    _fmt,
+    _open,
+    _output,
+    _render_frame,
+    _user_errors,
+    app,
+    console,
+    err_console,
+)
+from custscore.config import Settings
+
+
+def make_worker(store: Any, settings: Settings, **options: Any):
+    """A scorer worker wired to the registry's production models."""
+    from custscore.models.predict import load_production, production_versions
+    from custscore.scorer.worker import Worker
+
+    return Worker(store, lambda s: load_production(s, settings), production_versions, **options)
+
+
+def stats_panel(stats: Any) -> Table:
+    """The live panel of a running worker."""
+    table = Table(title=f"scorer {stats.worker}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+
+    def ms(v):
+        return "-" if v is None else f"{v:,.0f} ms"
+
+    rows = [("scored", f"{stats.scored:,} ({stats.replayed:,} unchanged, {stats.echoes:,} echoes skipped)"),
+            ("throughput", f"{stats.throughput:,.1f} customers/s"),
+            ("latency p50 / p99", f"{ms(stats.latency_p50_ms)} / {ms(stats.latency_p99_ms)}"),
+            ("backlog", f"{stats.backlog:,}" + (" (caught up)" if stats.caught_up else "")),
+            ("dead letters", f"{stats.dead_letters:,}"), ("batches", f"{stats.batches:,}"),
+            ("models", ", ".join(f"{t} {v}" for t, v in sorted(stats.versions.items())) or "-")]
+    if stats.switches:
+        rows.append(("hot reload", stats.switches[-1]))
+    for r in rows:
+        table.add_row(*r)
+    return table
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep following the change feeds until SIGINT/SIGTERM.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Drain the backlog and exit (the default).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Customers per micro-batch at most.")] = 256,
+    max_wait_ms: Annotated[int, typer.Option("--max-wait-ms", help="Flush a partial batch after this long.")] = 500,
+    workers: Annotated[int, typer.Option("--workers", help="Total workers sharing the customers.")] = 1,
+    worker_index: Annotated[int, typer.Option("--worker-index", help="This worker's partition, 0..workers-1.")] = 0,
+) -> None:
+    """Score new and changed customers with the production models and write scores and SHAP reasons back.
+
+    Example: custscore score --once      (or: custscore score --watch --workers 2 --worker-index 0)
+    """
+    if watch and once:
+        raise _fail("choose one of --watch and --once")
+    settings: Settings = ctx.obj
+    with _user_errors(), _open(ctx) as store:
+        worker = make_worker(store, settings, batch_size=batch_size, max_wait_ms=max_wait_ms, workers=workers,
+                             worker_index=worker_index)
+        if not watch:
+            stats = worker.run_once()
+            console.print(stats_panel(stats))
+            return
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with Live(console=err_console, refresh_per_second=4, transient=False) as live:
+                seen_switches = [0]
+
+                def on_batch(stats: Any) -> None:
+                    live.update(stats_panel(stats))
+                    for line in stats.switches[seen_switches[0]:]:
+                        live.console.print(f"[yellow]{line}[/]")
+                    seen_switches[0] = len(stats.switches)
+
+                stats = worker.run(stop, on_batch)
+                live.update(stats_panel(stats))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    console.print(f"stopped after {stats.scored:,} scores; resume token saved")
+
+
+@app.command()
+def insert(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="Customer documents: JSON, a JSON array or JSON lines; '-' = stdin.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until each is scored, then print the scores.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] = 60.0,
+) -> None:
+    """Insert customer documents (validated like ingest) so the scorer picks them up.
+
+    Example: echo '{"_id": "N1", "age": 30, "income": 40000, "signup_date": "2026-11-01"}' | custscore insert - --wait
+    """
+    from custscore.scorer.inserting import insert_customers, read_documents, wait_for_scores
+
+    settings: Settings = ctx.obj
+    with _user_errors(), _open(ctx) as store:
+        docs = read_documents(sys.stdin if file == "-" else Path(file))
+        report = insert_customers(store, docs)
+        for problem in report.problems[:10]:
+            err_console.print(f"[yellow]refused[/] {problem}", highlight=False)
+        ids = [str(d.get("_id", d.get("customer_id"))) for d in docs]
+        refused = {p.index for p in report.problems}
+        stored = [cid for i, cid in enumerate(ids, 1) if i not in refused]
+        console.print(f"inserted {len(stored):,} customer(s), refused {len(refused):,}")
+        if not wait or not stored:
+            if refused:
+                raise typer.Exit(1)
+            return
+
+        def inline(pending: list[str]) -> None:
+            from custscore.models.predict import load_production
+            from custscore.scorer.batch import score_customers
+
+            score_customers(store, load_production(store, settings), pending)
+
+        scored = wait_for_scores(store, stored, timeout_s=timeout, inline=inline)
+    _print_scored(scored)
+    if refused:
+        raise typer.Exit(1)
+
+
+def _print_scored(docs: list[dict]) -> None:
+    for doc in docs:
+        sc = doc.get("score") or {}
+        parts = [f"[bold]{doc['_id']}[/]"]
+        if "churn_probability" in sc:
+            parts.append(f"churn {sc['churn_probability']:.1%} ({sc.get('risk')} risk)")
+        if "satisfaction" in sc:
+            parts.append(f"satisfaction {sc['satisfaction']:.1f}/10")
+        if "segment_name" in sc:
+            parts.append(f"segment {sc['segment_name']}")
+        if sc.get("latency_ms") is not None:
+            parts.append(f"[dim]{sc['latency_ms']:,.0f} ms[/]")
+        console.print("  ".join(parts), highlight=False)
+        for r in sc.get("reasons") or []:
+            console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']}", highlight=False)
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    filter_json: Annotated[str, typer.Argument(help='A Mongo filter, e.g. \'{"score.risk": "high"}\'.')] = "{}",
+    sort: Annotated[str | None, typer.Option("--sort", help="e.g. score.churn_probability:-1,age")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows to show (0 = all).")] = 20,
+    fields: Annotated[str | None, typer.Option("--fields", help="Comma-separated fields to show.")] = None,
+    csv: CsvOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run a Mongo query on customers (scores included) and show the matches as a table.
+
+    Example: custscore query '{"score.risk": "high", "region": "north"}' --sort score.churn_probability:-1 --limit 10
+    """
+    from custscore.scorer.query import parse_filter, query_customers
+
+    output = _output(csv, json_)
+    with _user_errors(), _open(ctx) as store:
+        frame = query_customers(store, parse_filter(filter_json), sort=sort, limit=limit,
+                                fields=[f.strip() for f in fields.split(",")] if fields else None)
+    _render_frame(frame, output, title=f"customers matching {filter_json}", note=f"{len(frame):,} row(s)")
+
+
+def production_references(store: Any) -> dict[str, dict]:
+    """task -> the training reference profile stored with its production model."""
+    from custscore.store.schema import MODELS
+
+    out = {}
+    for doc in store[MODELS].find({"aliases": "production"}):
+        reference = (doc.get("extra") or {}).get("reference")
+        if reference:
+            out[doc["task"]] = reference
+    return out
+
+
+@app.command()
+def monitor(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", help="Most recent scored customers to compare.")] = 5000,
+) -> None:
+    """Population stability (PSI) of features and predictions: recent scores against the training data.
+
+    Bands: < 0.1 stable, 0.1-0.25 moderate, >= 0.25 shift. Exits 1 past the alert band (for cron).
+    Example: custscore monitor --limit 2000
+    """
+    from custscore.scorer.monitor import exit_code
+    from custscore.scorer.monitor import monitor as run_monitor
+
+    with _user_errors(), _open(ctx) as store:
+        references = production_references(store)
+        if not references:
+            raise _fail("no production model with a training reference; train first: custscore train --task all")
+        result = run_monitor(store, references, limit=limit)
+    if result.frame.empty:
+        console.print(result.message or "nothing to compare yet")
+        raise typer.Exit(exit_code(result))
+    colour = {"stable": "green", "moderate": "yellow", "shift": "red"}
+    table = Table(title=f"drift over the last {result.n_recent:,} scored customers")
+    cols = [c for c in ("task", "kind", "name", "psi", "band", "bucket", "ref_share", "now_share")
+            if c in result.frame.columns]
+    for c in cols:
+        table.add_column(c, justify="right" if c in ("psi", "ref_share", "now_share") else "left")
+    for row in result.frame.to_dict("records"):
+        table.add_row(*(f"[{colour.get(row[c], 'white')}]{row[c]}[/]" if c == "band" else _cell(row.get(c))
+                        for c in cols))
+    console.print(table)
+    console.print(f"worst band: [{colour.get(result.worst_band, 'white')}]{result.worst_band}[/]. {result.message}")
+    raise typer.Exit(exit_code(result))
+
+
+@app.command("dead-letters")
+def dead_letters(
+    ctx: typer.Context,
+    retry: Annotated[bool, typer.Option("--retry", help="Score them again (after fixing the documents).")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="How many to list.")] = 50,
+) -> None:
+    """List documents the scorer could not score, with the reason; --retry scores the fixed ones.
+
+    Example: custscore dead-letters --retry
+    """
+    from custscore.scorer.deadletters import list_dead_letters, retry_dead_letters
+
+    settings: Settings = ctx.obj
+    with _user_errors(), _open(ctx) as store:
+        if retry:
+            from custscore.models.predict import load_production
+
+            report = retry_dead_letters(store, load_production(store, settings))
+            console.print(f"retried: {report.scored:,} scored, {report.still_bad:,} still bad, "
+                          f"{report.gone:,} no longer in the store")
+            return
+        rows = list_dead_letters(store, limit)
+    if not rows:
+        console.print("no dead letters")
+        return
+    table = Table(title="dead letters")
+    for c in ("customer", "reason", "attempts", "created"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(str(r.get("customer_id")), str(r.get("reason")), str(r.get("attempts", 0)),
+                      _fmt(r.get("created_at")))
+    console.print(table)

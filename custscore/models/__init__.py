@@ -1,0 +1,1 @@
+"""Features, labels, model zoo, evaluation, segmentation and the model registry."""

@@ -1,0 +1,165 @@
+"""The production models of every task, loaded once, scoring customers with their top SHAP reasons.
+
+Used by ``custscore predict`` / ``explain`` and by the scorer worker, so a
+customer gets the same features, predictions and reasons on every path.
+Risk bands come from the churn model's stored threshold ``t``: ``high`` when
+the probability is at least ``t``, ``medium`` from ``t / 2``, else ``low``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from custscore.config import Settings
+from custscore.errors import ModelError
+from custscore.models import explain as XP
+from custscore.models import features as F
+from custscore.models import registry
+from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
+from custscore.store.base import Store
+from custscore.store.schema import MODELS
+
+log = logging.getLogger(__name__)
+TASKS = ("churn", "satisfaction", "segment")
+TOP_K = 3
+PHRASES = {"churn": "churn risk", "satisfaction": "predicted satisfaction", "segment": "this segment"}
+
+
+@dataclass
+class CustomerScore:
+    """What scoring one customer produced (see the scorer's write-back)."""
+
+    customer_id: str
+    input_version: str
+    score: dict
+    shap: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def production_versions(store: Store) -> dict[str, str]:
+    """task -> production version, one cheap read of the ``models`` collection."""
+    out = {}
+    for doc in store[MODELS].find({"aliases": "production"}, projection={"task": 1, "version": 1}):
+        if doc.get("task") in TASKS:
+            out[doc["task"]] = doc["version"]
+    return out
+
+
+def _plain(value):
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+class ProductionModels:
+    """Loaded, verified production models (churn, satisfaction, segment - whichever are promoted)."""
+
+    def __init__(self, loaded: dict[str, registry.LoadedModel], seed: int = 0):
+        if not loaded:
+            raise ModelError("no production model is registered; train one with `custscore train --task all`")
+        self.loaded = loaded
+        self.explainers = {}
+        for task, model in loaded.items():
+            extra = model.manifest.get("extra") or {}
+            background = pd.DataFrame(extra.get("background") or [])
+            cols = [f["name"] for f in model.manifest["features"]]
+            background = background.set_index("customer_id")[cols] if len(background) else None
+            kind = model.manifest.get("kind", "regression")
+            self.explainers[task] = XP.make_explainer(model.pipeline, _typed(background, cols), kind, seed=seed)
+        self.versions = {task: m.version for task, m in loaded.items()}
+        self.threshold = (loaded["churn"].manifest.get("threshold") if "churn" in loaded else None) or 0.5
+        seg = loaded.get("segment")
+        self.segment_names = {int(k): v for k, v in
+                              ((seg.manifest.get("extra") or {}).get("segment_names") or {}).items()} if seg else {}
+
+    def risk(self, p: float) -> str:
+        """Risk band of a churn probability against the stored threshold."""
+        return "high" if p >= self.threshold else "medium" if p >= self.threshold / 2 else "low"
+
+    def predict_frame(self, X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
+        """Predictions (one column per output) and SHAP explanations per task for a feature frame."""
+        out = pd.DataFrame(index=X.index)
+        explanations = {}
+        for task, model in self.loaded.items():
+            cols = [f["name"] for f in model.manifest["features"]]
+            Xt = X[cols]
+            if task == "churn":
+                out["churn_probability"] = model.pipeline.predict_proba(Xt)[:, 1]
+                out["risk"] = [self.risk(p) for p in out["churn_probability"]]
+            elif task == "satisfaction":
+                out["satisfaction"] = np.clip(model.pipeline.predict(Xt), 1.0, 10.0)
+            elif task == "segment":
+                seg = model.pipeline.predict(Xt).astype(int)
+                out["segment"] = seg
+                out["segment_name"] = [self.segment_names.get(int(s), f"segment {s}") for s in seg]
+            explanations[task] = self.explainers[task].explain(Xt)
+        return out, explanations
+
+    def reasons(self, explanations: dict[str, XP.Explanation], X: pd.DataFrame, k: int = TOP_K) -> dict[str, list]:
+        """task -> per row the top-k reasons (feature, value, contribution, sentence)."""
+        out = {}
+        for task, e in explanations.items():
+            cols = e.feature_names
+            out[task] = XP.top_reasons(e, X[cols], k=k, describe=F.describe, target_phrase=PHRASES.get(task, task))
+        return out
+
+    def score_documents(self, customers: list[dict], events: pd.DataFrame, now: dt.datetime) -> list[CustomerScore]:
+        """Score customer documents given their events (no store access)."""
+        if not customers:
+            return []
+        X = F.customer_features(customers, events, now)
+        versions = F.input_versions(customers, events)
+        preds, explanations = self.predict_frame(X)
+        reasons = self.reasons(explanations, X)
+        main = "churn" if "churn" in reasons else next(iter(reasons))
+        out = []
+        for i, cid in enumerate(X.index):
+            row = preds.iloc[i]
+            score = {"model_versions": dict(self.versions), "reasons": reasons[main][i], "reasons_task": main}
+            for name in ("churn_probability", "risk", "satisfaction", "segment", "segment_name"):
+                if name in preds:
+                    value = _plain(row[name])
+                    score[name] = round(value, 4) if isinstance(value, float) else value
+            shap_vectors = {task: {f: round(float(v), 5) for f, v in zip(e.feature_names, e.values[i], strict=True)}
+                            for task, e in explanations.items()}
+            feats = {c: _plain(X.iloc[i][c]) for c in X.columns}
+            out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats))
+        return out
+
+    def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
+        """Score customer documents, reading their events from the store (the worker's path)."""
+        ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
+        return self.score_documents(customers, F.load_events(store, ids, until=now), now)
+
+
+def _typed(frame: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    kinds = {f.name: f.kind for f in F.FEATURES}
+    for c in cols:
+        frame[c] = frame[c].astype(float) if kinds.get(c) == "num" else frame[c].astype(object)
+    return frame
+
+
+def load_production(store: Store, settings: Settings, tasks: tuple[str, ...] = TASKS) -> ProductionModels:
+    """Load and verify every promoted model among ``tasks``.
+
+    Raises
+    ------
+    ModelError
+        Nothing promoted, or an artifact failed verification (nothing is loaded then).
+    """
+    versions = production_versions(store)
+    loaded = {t: registry.load_model(store, settings, t) for t in tasks if t in versions}
+    return ProductionModels(loaded)

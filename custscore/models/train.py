@@ -1,0 +1,257 @@
+"""Train, compare, explain and register the models of each task (flow 3 in ARCHITECTURE.md).
+
+Per supervised task: a stratified train / validation / test split (60/20/20);
+K-fold CV and validation scores for every family; the winner is picked by the
+validation metric only; the test set is scored once, for the report. Churn
+compares class weights with SMOTE and picks its threshold on validation data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from custscore.config import Settings
+from custscore.errors import InputError
+from custscore.models import dataset as D
+from custscore.models import evaluate as EV
+from custscore.models import explain as XP
+from custscore.models import features as F
+from custscore.models import registry, zoo
+from custscore.models.oracle import oracle_rows
+from custscore.scorer.monitor import reference_profile
+from custscore.store.base import Store
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+BACKGROUND_ROWS = 100
+EXPLAIN_ROWS = 2000
+
+
+@dataclass
+class TrainOptions:
+    """What ``custscore train`` was asked to do."""
+
+    tasks: tuple[str, ...] = D.TASKS
+    target: str | None = None
+    kind: str | None = None
+    cv: int = 5
+    tune: bool = False
+    tune_budget_s: float = 120.0
+    cutoff: dt.datetime | None = None
+    horizon_days: int = 90
+    seed: int = 0
+    promote: bool = True
+    families: tuple[str, ...] | None = None
+    threshold_rule: str = "f1"
+    min_precision: float | None = None
+
+    def validate(self) -> None:
+        """One-line errors for bad options."""
+        if self.cv < 2:
+            raise InputError(f"cv={self.cv} must be at least 2 folds; pass e.g. --cv 5")
+        bad = [t for t in self.tasks if t not in D.TASKS]
+        if bad and not self.target:
+            raise InputError(f"task={bad[0]!r} is not known; use one of {', '.join(D.TASKS)} or all")
+        if self.threshold_rule == "recall_at_precision" and not self.min_precision:
+            raise InputError("threshold rule recall_at_precision needs --min-precision, e.g. 0.5")
+
+
+@dataclass
+class TaskResult:
+    """One task's outcome: the leaderboard, the chosen model and where it went."""
+
+    task: str
+    kind: str
+    leaderboard: pd.DataFrame
+    winner: str
+    version: str | None
+    test_metrics: dict
+    notes: list[str] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    threshold: float | None = None
+    rules: str | None = None
+
+
+def _split(data: D.TaskData, seed: int):
+    strat = data.y if data.kind == "classification" else None
+    idx = np.asarray(data.X.index, dtype=object)
+    tr, rest = train_test_split(idx, test_size=0.4, random_state=seed, stratify=strat)
+    strat_rest = data.y.loc[rest] if strat is not None else None
+    va, te = train_test_split(rest, test_size=0.5, random_state=seed, stratify=strat_rest)
+    return tr, va, te
+
+
+def _artifact_kb(pipeline) -> float:
+    try:
+        return len(pickle.dumps(pipeline)) / 1024.0
+    except Exception:  # noqa: BLE001 - size is informative only
+        return float("nan")
+
+
+def _predict(pipeline, X: pd.DataFrame, kind: str) -> np.ndarray:
+    return pipeline.predict_proba(X)[:, 1] if kind == "classification" else pipeline.predict(X)
+
+
+def _test_metrics(pipeline, X, y, kind, threshold) -> dict:
+    out = _predict(pipeline, X, kind)
+    return EV.classification_metrics(y, out, threshold) if kind == "classification" else EV.regression_metrics(y, out)
+
+
+def _leaderboard(results, kind, X_te, y_te) -> pd.DataFrame:
+    metric = EV.PRIMARY_METRIC[kind]
+    rows = []
+    for r in results:
+        test = _test_metrics(r.pipeline, X_te, y_te, kind, r.threshold)
+        rows.append({"model": r.name, "cv_mean": r.cv_mean, "cv_std": r.cv_std,
+                     f"val_{metric}": r.val_metrics[metric], f"test_{metric}": test[metric],
+                     **({"val_pr_auc": r.val_metrics["pr_auc"], "test_f1": test["f1"], "test_brier": test["brier"]}
+                        if kind == "classification" else {"val_rmse": r.val_metrics["rmse"], "test_r2": test["r2"]}),
+                     "fit_s": r.fit_seconds, "predict_ms_1k": r.predict_ms_per_1k, "size_kb": _artifact_kb(r.pipeline),
+                     "tradeoff": zoo.FAMILY_NOTES.get(r.name.split(" ")[0], r.notes)})
+    return pd.DataFrame(rows)
+
+
+def _explain(pipeline, data: D.TaskData, X_bg: pd.DataFrame, X_ex: pd.DataFrame, out_dir: Path, seed: int):
+    explainer = XP.make_explainer(pipeline, X_bg, data.kind, seed=seed)
+    sample = X_ex.sample(min(len(X_ex), EXPLAIN_ROWS), random_state=seed)
+    explanation = explainer.explain(sample)
+    importance = XP.global_importance(explanation)
+    figures = XP.save_shap_figures(explanation, sample, out_dir, data.task)
+    return importance, figures, explainer.units
+
+
+def train_supervised(store: Store, settings: Settings, data: D.TaskData, options: TrainOptions,
+                     progress: Progress | None = None) -> TaskResult:
+    """Compare every family on one supervised task, explain and register the winner."""
+    kind, seed = data.kind, options.seed
+    tr, va, te = _split(data, seed)
+    X_tr, X_va, X_te = data.X.loc[tr], data.X.loc[va], data.X.loc[te]
+    y_tr, y_va, y_te = data.y.loc[tr], data.y.loc[va], data.y.loc[te]
+    notes = list(data.notes)
+    logs = [f for f in F.log_features() if f in data.numeric]
+    balance = None
+    if kind == "classification":
+        choice = EV.compare_balance(data.numeric, data.categorical, logs, X_tr, y_tr, X_va, y_va, seed=seed)
+        balance = choice["choice"]
+        notes.append(choice["summary"])
+    selection = zoo_selection_note(data, logs, X_tr, y_tr, X_va, y_va, seed)
+    if selection:
+        notes.append(selection)
+    candidates = zoo.make_candidates(kind, data.numeric, data.categorical, logs, seed=seed, balance=balance,
+                                     families=options.families)
+
+    def step(name, i, n):
+        if progress:
+            progress(f"{data.task}: {name}", i, n)
+
+    results = EV.evaluate_candidates(candidates, X_tr, y_tr, X_va, y_va, kind, cv=options.cv, seed=seed,
+                                     on_progress=step, threshold_rule=options.threshold_rule,
+                                     min_precision=options.min_precision)
+    if options.tune:
+        results = _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step)
+    best = EV.best(results, kind)
+    board = _leaderboard(results, kind, X_te, y_te)
+    board = pd.concat([board, pd.DataFrame(oracle_rows(data, X_tr.index, y_tr, X_te.index, y_te))], ignore_index=True)
+    test = _test_metrics(best.pipeline, X_te, y_te, kind, best.threshold)
+    threshold_note = getattr(best, "threshold_rule", None)
+    if threshold_note:
+        notes.append(threshold_note)
+    if kind == "classification":
+        curve = EV.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
+        notes.append(f"calibration on test: Brier {test['brier']:.4f}; reliability curve stored in the manifest")
+    else:
+        curve = None
+    out_dir = settings.home / "reports" / "shap"
+    importance, figures, units = _explain(best.pipeline, data, X_tr.sample(min(len(X_tr), BACKGROUND_ROWS),
+                                                                         random_state=seed), X_te, out_dir, seed)
+    predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, X_tr, kind)}
+    extra = {"winner": best.name, "leaderboard": board.to_dict("records"), "notes": notes,
+             "shap_importance": importance.round(6).to_dict(), "shap_units": units,
+             "background": X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed).reset_index().to_dict("records"),
+             "reference": reference_profile(X_tr, predictions=predictions), "as_of": data.as_of.isoformat(),
+             "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
+             "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes}
+    version = registry.save_model(
+        store, settings, data.task, best.pipeline, kind=kind, features=F.feature_schema(list(data.X.columns)),
+        metrics={**{f"val_{k}": v for k, v in best.val_metrics.items()}, **{f"test_{k}": v for k, v in test.items()},
+                 "cv_mean": best.cv_mean, "cv_std": best.cv_std},
+        threshold=best.threshold, training_fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
+        promote=options.promote)
+    figures = _file_figures(settings, data.task, version, figures)
+    log.info("%s: %s won (%s), registered as %s", data.task, best.name, EV.PRIMARY_METRIC[kind], version)
+    return TaskResult(data.task, kind, board, best.name, version, test, notes, figures, best.threshold)
+
+
+def zoo_selection_note(data, logs, X_tr, y_tr, X_va, y_va, seed) -> str | None:
+    """Compare SelectKBest and RFE against no selection; a line for the leaderboard notes."""
+    from custscore.models.selection import compare_selection
+
+    report = compare_selection(data.numeric, data.categorical, logs, X_tr, y_tr, X_va, y_va, data.kind, seed=seed)
+    return report.get("summary")
+
+
+def _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step):
+    from custscore.models.tuning import tune
+
+    kind = data.kind
+    top = EV.best(results, kind)
+    per = options.tune_budget_s
+    tuned, params, summary = tune(top.name, top.pipeline, X_tr, y_tr, kind, budget_seconds=per, seed=options.seed)
+    notes.append(f"tuned {top.name}: {summary}")
+    again = EV.evaluate_candidates({f"{top.name} (tuned)": tuned}, X_tr, y_tr, X_va, y_va, kind, cv=options.cv,
+                                   seed=options.seed, on_progress=step, threshold_rule=options.threshold_rule,
+                                   min_precision=options.min_precision)
+    return sorted([*results, *again], key=lambda r: r.val_metrics[EV.PRIMARY_METRIC[kind]],
+                  reverse=EV.higher_is_better(EV.PRIMARY_METRIC[kind]))
+
+
+def _file_figures(settings: Settings, task: str, version: str, figures: list[Path]) -> list[Path]:
+    """Move the SHAP figures next to the registered version (the report looks for them there)."""
+    target = settings.home / "models" / task / version / "figures"
+    target.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for fig in figures:
+        dest = target / Path(fig).name
+        Path(fig).replace(dest)
+        moved.append(dest)
+    return moved
+
+
+def train(store: Store, settings: Settings, options: TrainOptions, progress: Progress | None = None) -> list[TaskResult]:
+    """Train every requested task; returns one result per task, in order.
+
+    Raises
+    ------
+    InputError
+        Not enough data, a cutoff outside the events, an unknown target field.
+    """
+    from custscore.models.segment_task import train_segment
+
+    options.validate()
+    started = time.perf_counter()
+    corpus = D.read_corpus(store)
+    results = []
+    if options.target:
+        results.append(train_supervised(store, settings, D.target_data(corpus, options.target, options.kind),
+                                        options, progress))
+    for task in ([] if options.target else options.tasks):
+        if task == "churn":
+            data = D.churn_data(corpus, options.cutoff, options.horizon_days)
+        elif task == "satisfaction":
+            data = D.satisfaction_data(corpus)
+        else:
+            results.append(train_segment(store, settings, D.segment_data(corpus), options, progress))
+            continue
+        results.append(train_supervised(store, settings, data, options, progress))
+    log.info("trained %d task(s) in %.1f s", len(results), time.perf_counter() - started)
+    return results

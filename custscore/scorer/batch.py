@@ -1,0 +1,143 @@
+"""Score a set of customers end to end: read, check, predict and explain, write once.
+
+Used by the worker for every micro-batch, by ``retry_dead_letters`` and by
+``insert --wait`` when it scores inline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from custscore.errors import StoreError
+from custscore.scorer.deadletters import check_customer, dead_letter_op, open_dead_letters
+from custscore.scorer.writeback import ScoredRow, doc_hash, is_replay, write_batch
+from custscore.store.base import Store
+from custscore.store.loading import now as utc_now
+from custscore.store.schema import CUSTOMERS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchOutcome:
+    """What scoring one batch did, per customer id."""
+
+    scored: list = field(default_factory=list)  # written (new input or new models)
+    replayed: list = field(default_factory=list)  # result equal to the stored score: nothing written
+    failed: dict = field(default_factory=dict)  # id -> reason (dead letter)
+    missing: list = field(default_factory=list)  # no longer in the store
+    scores: dict = field(default_factory=dict)  # id -> score written
+    predictions_inserted: int = 0
+    dead_letters_new: int = 0
+    scored_at: dt.datetime | None = None
+
+
+def _score_isolating(models: Any, store: Store, docs: list[dict], now: dt.datetime) -> list:
+    """``models.score_batch``, bisecting on an unexpected exception so one poison document cannot stall the rest."""
+    try:
+        return list(models.score_batch(store, docs, now))
+    except StoreError:
+        raise  # the store is down: no document is to blame
+    except Exception as exc:
+        if len(docs) == 1:
+            log.warning("scoring customer %r failed: %s", docs[0].get("_id"), exc)
+            reason = f"scoring failed: {type(exc).__name__}: {exc}"
+            return [SimpleNamespace(customer_id=docs[0]["_id"], error=reason)]
+        half = len(docs) // 2
+        return _score_isolating(models, store, docs[:half], now) + _score_isolating(models, store, docs[half:], now)
+
+
+def score_customers(
+    store: Store,
+    models: Any,
+    ids: Sequence[Any],
+    arrivals: dict[Any, dt.datetime | None] | None = None,
+    *,
+    worker: str | None = None,
+    record_dead_letters: bool = True,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> BatchOutcome:
+    """Score the current documents of ``ids`` and write the results as one unit.
+
+    Parameters
+    ----------
+    store : Store
+        Where the customers are and the results go.
+    models : ProductionModels
+        Loaded production models (``versions``, ``score_batch``).
+    ids : sequence
+        Customer ``_id`` values (duplicates ignored).
+    arrivals : dict, optional
+        id -> when the change arrived, for ``latency_ms``; defaults to the
+        document's ``updated_at``.
+    worker : str, optional
+        Worker id stored on prediction records and dead letters.
+    record_dead_letters : bool
+        Write dead letters for documents that cannot be scored.
+    clock : callable
+        Naive-UTC "now".
+
+    Returns
+    -------
+    BatchOutcome
+        Which customers were scored, replayed, failed or missing.
+
+    Raises
+    ------
+    StoreError
+        Reading or writing failed; nothing of the batch is written then
+        (one transaction on the embedded store and MongoDB replica sets).
+    """
+    arrivals = arrivals or {}
+    wanted = list(dict.fromkeys(ids))
+    outcome = BatchOutcome()
+    if not wanted:
+        return outcome
+    docs = {d["_id"]: d for d in store.collection(CUSTOMERS).find({"_id": {"$in": wanted}})}
+    good: list[dict] = []
+    for cid in wanted:
+        doc = docs.get(cid)
+        if doc is None:
+            outcome.missing.append(cid)
+            continue
+        clean, reason = check_customer(doc)
+        if clean is None:
+            outcome.failed[cid] = reason
+        else:
+            good.append(clean)
+    results = _score_isolating(models, store, good, clock()) if good else []
+    by_id = {r.customer_id: r for r in results}
+    rows: list[ScoredRow] = []
+    for clean in good:
+        cid = clean["_id"]
+        result = by_id.get(cid)
+        if result is None:
+            outcome.failed[cid] = "the models returned no score for this customer"
+        elif getattr(result, "error", None):
+            outcome.failed[cid] = str(result.error)
+        else:
+            versions = dict(result.score.get("model_versions") or models.versions)
+            if is_replay(docs[cid].get("score"), result.input_version, versions):
+                outcome.replayed.append(cid)
+            else:
+                arrival = arrivals.get(cid) or docs[cid].get("updated_at")
+                rows.append(ScoredRow(cid, result, versions, doc_hash(docs[cid]), arrival))
+    stamp = clock()
+    dl_ops = []
+    if record_dead_letters:
+        dl_ops = [dead_letter_op(docs[cid], reason, doc_hash(docs[cid]), stamp, worker)
+                  for cid, reason in outcome.failed.items()]
+    resolved = open_dead_letters(store, [r.customer_id for r in rows] + outcome.replayed)
+    written, outcome.scores = write_batch(store, rows, dl_ops, stamp, worker, resolved)
+    outcome.scored = [r.customer_id for r in rows]
+    outcome.predictions_inserted = written.predictions_inserted
+    outcome.dead_letters_new = written.dead_letters
+    outcome.scored_at = stamp
+    for cid, reason in outcome.failed.items():
+        log.info("customer %r cannot be scored: %s", cid, reason)
+    return outcome

@@ -1,0 +1,195 @@
+"""Documents that cannot be scored: checked before scoring, recorded once in ``dead_letters``, retried on demand.
+
+A customer that reached the database by another path (an app writing to
+MongoDB directly) is checked with the same rules as ``ingest``; the fields
+custscore computes itself (``purchase_history``, ``updated_at``, ``score``)
+are checked for shape instead. A dead letter's ``_id`` is
+``customer_id|doc_hash``, so the same bad document is recorded once however
+often it is seen; a fixed document gets scored and its dead letters removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from custscore.store.base import DeleteOne, Store, UpdateOne
+from custscore.store.schema import DEAD_LETTERS
+from custscore.store.validation import COMPUTED_FIELDS, Problem, validate_customer
+
+log = logging.getLogger(__name__)
+
+_COUNTS = ("orders", "items")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _history_problem(history: Any) -> str | None:
+    """Why a stored ``purchase_history`` cannot feed the models, or None."""
+    if history is None:
+        return None
+    if not isinstance(history, dict):
+        return f"purchase_history={_shown(history)}: is a {type(history).__name__}, expected an object"
+    for name in (*_COUNTS, "total_spent"):
+        value = history.get(name)
+        if value is None:
+            continue
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        if not ok or (name in _COUNTS and float(value) != int(value)):
+            kind = "a whole number" if name in _COUNTS else "a number"
+            return f"purchase_history.{name}={_shown(value)}: expected {kind} >= 0"
+    for name in ("first_purchase", "last_purchase"):
+        value = history.get(name)
+        if value is not None and not isinstance(value, dt.datetime):
+            return f"purchase_history.{name}={_shown(value)}: expected a date"
+    categories = history.get("categories", {})
+    if categories is not None and (
+        not isinstance(categories, dict)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in categories.values())
+    ):
+        return f"purchase_history.categories={_shown(categories)}: expected category -> order count"
+    return None
+
+
+def reason_of(problems: list[Problem]) -> str:
+    """The problems of one document as one line: ``field=value: reason; ...``."""
+    return "; ".join(f"{p.field}={_shown(p.value)}: {p.reason}" for p in problems)
+
+
+def check_customer(raw: dict) -> tuple[dict | None, str | None]:
+    """The document to score (values normalised as ``ingest`` does) or why it cannot be scored.
+
+    Parameters
+    ----------
+    raw : dict
+        A customer document as stored.
+
+    Returns
+    -------
+    (dict or None, str or None)
+        ``(doc, None)`` when it can be scored, else ``(None, reason)``.
+    """
+    user_fields = {k: v for k, v in raw.items() if k not in COMPUTED_FIELDS}
+    clean, problems = validate_customer(user_fields, 0, simulated=True)
+    if clean is None:
+        return None, reason_of(problems)
+    reason = _history_problem(raw.get("purchase_history"))
+    if reason is not None:
+        return None, reason
+    for name in ("updated_at",):
+        if raw.get(name) is not None and not isinstance(raw[name], dt.datetime):
+            return None, f"{name}={_shown(raw[name])}: expected a date (it is set by custscore; drop it)"
+    return {**raw, **clean}, None
+
+
+def customer_key(raw: dict) -> Any:
+    """The id a dead letter is filed under: ``customer_id`` when it is usable text, else the ``_id``."""
+    cid = raw.get("customer_id")
+    return cid if isinstance(cid, str) and cid.strip() else raw.get("_id")
+
+
+def dead_letter_op(raw: dict, reason: str, hash_: str, now: dt.datetime, worker: str | None = None) -> UpdateOne:
+    """An upsert recording ``raw`` once (keyed by customer and document hash)."""
+    key = customer_key(raw)
+    record = {
+        "customer_id": key,
+        "doc_id": raw.get("_id"),
+        "reason": reason,
+        "document": raw,
+        "doc_hash": hash_,
+        "created_at": now,
+        "attempts": 0,
+        "worker": worker,
+    }
+    return UpdateOne({"_id": f"{key}|{hash_}"}, {"$setOnInsert": record}, upsert=True)
+
+
+def open_dead_letters(store: Store, customer_ids: list[Any]) -> list[Any]:
+    """``_id`` of the dead letters filed under any of ``customer_ids``."""
+    if not customer_ids:
+        return []
+    found = store.collection(DEAD_LETTERS).find({"customer_id": {"$in": list(customer_ids)}}, {"_id": 1})
+    return [d["_id"] for d in found]
+
+
+def list_dead_letters(store: Store, limit: int = 50) -> list[dict]:
+    """The newest dead letters first.
+
+    Parameters
+    ----------
+    store : Store
+        The store to read.
+    limit : int
+        At most this many (0 for all).
+
+    Returns
+    -------
+    list of dict
+        Records with ``customer_id``, ``reason``, ``document`` (the original),
+        ``created_at``, ``attempts`` and, after a retry, ``last_retry_at``.
+    """
+    return list(store.collection(DEAD_LETTERS).find({}, sort=[("created_at", -1)], limit=max(int(limit), 0)))
+
+
+@dataclass
+class RetryReport:
+    """What ``retry_dead_letters`` did."""
+
+    scored: int = 0
+    still_bad: int = 0
+    gone: int = 0
+
+
+def retry_dead_letters(store: Store, models: Any, limit: int = 0) -> RetryReport:
+    """Re-read each dead-lettered customer: score it if it is valid now, else count one more attempt.
+
+    Parameters
+    ----------
+    store : Store
+        The store holding ``dead_letters`` and ``customers``.
+    models : ProductionModels
+        The loaded production models.
+    limit : int
+        Retry at most this many dead letters (0 for all), oldest first.
+
+    Returns
+    -------
+    RetryReport
+        Customers scored (their dead letters deleted), still unscorable
+        (``attempts`` + 1, reason refreshed) and gone from ``customers``
+        (dead letter deleted).
+    """
+    from custscore.scorer.batch import score_customers
+    from custscore.store.loading import now
+
+    letters = list(store.collection(DEAD_LETTERS).find({}, sort=[("created_at", 1)], limit=max(int(limit), 0)))
+    report = RetryReport()
+    if not letters:
+        return report
+    ids = list(dict.fromkeys(d.get("doc_id", d.get("customer_id")) for d in letters))
+    outcome = score_customers(store, models, ids, record_dead_letters=False)
+    stamp = now()
+    gone = set(outcome.missing)
+    ops: list = []
+    for letter in letters:
+        doc_id = letter.get("doc_id", letter.get("customer_id"))
+        if doc_id in gone:
+            report.gone += 1
+            ops.append(DeleteOne({"_id": letter["_id"]}))
+        elif doc_id in outcome.failed:
+            report.still_bad += 1
+            ops.append(UpdateOne(
+                {"_id": letter["_id"]},
+                {"$inc": {"attempts": 1}, "$set": {"last_retry_at": stamp, "last_reason": outcome.failed[doc_id]}},
+            ))
+        else:
+            report.scored += 1  # its dead letters were deleted with the score write
+    store.collection(DEAD_LETTERS).bulk_write(ops)
+    log.info("dead letters retried: %d scored, %d still bad, %d gone", report.scored, report.still_bad, report.gone)
+    return report

@@ -1,0 +1,167 @@
+"""Mongo queries on scored customers, returned as a flat table (``custscore query``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from pymongo.errors import PyMongoError
+
+from custscore.errors import InputError, StoreError
+from custscore.store.base import Store, check_no_javascript
+from custscore.store.schema import CUSTOMERS
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = '\'{"score.risk": "high"}\''
+DEFAULT_FIELDS = (
+    "_id",
+    "score.risk",
+    "score.churn_probability",
+    "score.satisfaction",
+    "score.segment_name",
+    "score.scored_at",
+)
+HIDDEN_PREFIX = "_truth"  # ground truth of simulated data: shown only when asked for by name
+DIRECTIONS = {"1": 1, "-1": -1, "asc": 1, "desc": -1}
+
+
+def parse_filter(text: str | None) -> dict:
+    """A Mongo filter from JSON text, refusing server-side JavaScript operators.
+
+    Parameters
+    ----------
+    text : str or None
+        JSON object such as ``{"score.risk": "high"}``; empty means every customer.
+
+    Returns
+    -------
+    dict
+        The filter.
+
+    Raises
+    ------
+    InputError
+        The text is not a JSON object (the message names the position and shows an
+        example), or it uses ``$where``, ``$function`` or ``$accumulator``.
+    """
+    if text is None or not text.strip():
+        return {}
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"filter is not valid JSON at character {exc.pos + 1} ({exc.msg}); write it like {EXAMPLE}"
+        ) from exc
+    if not isinstance(spec, dict):
+        raise InputError(f"filter must be a JSON object, got {type(spec).__name__}; write it like {EXAMPLE}")
+    check_no_javascript(spec)
+    return spec
+
+
+def parse_sort(text: str | None) -> list[tuple[str, int]]:
+    """``"score.churn_probability:-1,age"`` -> ``[("score.churn_probability", -1), ("age", 1)]``."""
+    spec: list[tuple[str, int]] = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, _, direction = item.strip().partition(":")
+        direction = direction.strip().lower() or "1"
+        if not name.strip() or direction not in DIRECTIONS:
+            raise InputError(
+                f"sort item {item.strip()!r} is not FIELD[:1|-1]; write e.g. --sort score.churn_probability:-1,age"
+            )
+        spec.append((name.strip(), DIRECTIONS[direction]))
+    return spec
+
+
+def filter_fields(spec: Any) -> list[str]:
+    """Field paths a filter tests, in order of appearance (operators such as $and/$or looked into)."""
+    found: list[str] = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key.startswith("$"):
+                found.extend(filter_fields(value))
+            elif key not in found:
+                found.append(key)
+    elif isinstance(spec, list):
+        for item in spec:
+            found.extend(f for f in filter_fields(item) if f not in found)
+    return found
+
+
+def _as_list(fields: str | Sequence[str] | None) -> list[str] | None:
+    if fields is None:
+        return None
+    items = fields.split(",") if isinstance(fields, str) else list(fields)
+    items = [f.strip() for f in items if f and f.strip()]
+    return items or None
+
+
+def _columns(fields: list[str] | None, spec: dict, sort: list[tuple[str, int]]) -> list[str]:
+    if fields is not None:
+        return list(dict.fromkeys(["_id", *fields]))
+    extra = [f for f in [*filter_fields(spec), *(s[0] for s in sort)] if not f.startswith(HIDDEN_PREFIX)]
+    return list(dict.fromkeys([*DEFAULT_FIELDS, *extra]))
+
+
+def query_customers(
+    store: Store,
+    filter: dict | str | None,
+    sort: str | Sequence[tuple[str, int]] | None = None,
+    limit: int = 20,
+    fields: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Run a Mongo query on customers and return the matches as a flat table.
+
+    Parameters
+    ----------
+    store : Store
+        Where the customers are.
+    filter : dict or str
+        A Mongo filter (or its JSON text); JavaScript operators are refused.
+    sort : str or list of (field, direction), optional
+        E.g. ``"score.churn_probability:-1"``.
+    limit : int
+        At most this many rows; 0 means all.
+    fields : str or list of str, optional
+        Dotted paths to show (``_id`` always); by default the score columns plus
+        the fields the filter and sort use. ``_truth`` is shown only when named here.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer, dotted column names (a sub-document named in
+        ``fields`` is spread over its leaves, e.g. ``purchase_history.orders``).
+    """
+    spec = parse_filter(filter) if isinstance(filter, str) or filter is None else filter
+    if not isinstance(spec, dict):
+        raise InputError(f"filter must be a JSON object, got {type(spec).__name__}; write it like {EXAMPLE}")
+    check_no_javascript(spec)
+    order = parse_sort(sort) if isinstance(sort, str) or sort is None else [(str(f), int(d)) for f, d in sort]
+    if limit < 0:
+        raise InputError(f"--limit must be 0 (all) or more, got {limit}")
+    columns = _columns(_as_list(fields), spec, order)
+    # a path under another requested path would be a projection path collision on MongoDB
+    kept = [c for c in columns if c != "_id" and not any(c.startswith(p + ".") for p in columns)]
+    projection = dict.fromkeys(kept, 1) or None
+    try:
+        docs = list(store.collection(CUSTOMERS).find(spec, projection, sort=order or None, limit=limit))
+    except (PyMongoError, StoreError, NotImplementedError) as exc:
+        # the embedded engine raises pymongo's errors for a bad operator; MongoDB's arrive as StoreError
+        reason = str(exc).split(": ", 1)[-1] if isinstance(exc, StoreError) else str(exc)
+        raise InputError(f"the filter was refused ({reason}); use query operators such as $gt, $in, $regex") from exc
+    log.debug("query %s matched %d customers (limit %d)", spec, len(docs), limit)
+    return _table(docs, columns)
+
+
+def _table(docs: list[dict], columns: list[str]) -> pd.DataFrame:
+    flat = pd.json_normalize(docs, sep=".") if docs else pd.DataFrame()
+    ordered: list[str] = []
+    for name in columns:
+        leaves = [c for c in flat.columns if c == name or c.startswith(name + ".")]
+        ordered.extend(c for c in (leaves or [name]) if c not in ordered)
+    return flat.reindex(columns=ordered).reset_index(drop=True)

@@ -1,0 +1,207 @@
+"""What a batch writes: the ``score`` on each customer and an idempotent record in ``predictions``.
+
+Idempotency rests on two keys. A prediction's ``_id`` is
+``customer_id|model versions|input_version`` and it is written with
+``$setOnInsert`` + upsert, so replaying a batch inserts nothing. The customer's
+``score`` carries ``input_version``, ``model_versions`` and ``doc_hash``: a
+result equal to the stored one is dropped before writing (a replay leaves
+``scored_at`` alone), and the change our own ``score`` write causes in the
+feed is recognised as an echo and skipped without scoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from custscore.store.base import DeleteOne, Store, UpdateOne, WriteOp
+from custscore.store.schema import CUSTOMERS, DEAD_LETTERS, PREDICTIONS
+
+SCORE_FIELDS = ("churn_probability", "risk", "satisfaction", "segment", "segment_name", "reasons")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _local_document_hash(doc: dict) -> str:
+    """Stand-in for models.predict.document_hash: sha256 of canonical JSON without ``score``/``_truth``."""
+    body = {k: v for k, v in doc.items() if k not in ("score", "_truth")}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_canonical)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def _hash_function() -> Callable[[dict], str]:
+    try:
+        from custscore.models.predict import document_hash
+    except ImportError:  # the models package may not be installed/written yet
+        return _local_document_hash
+    return document_hash
+
+
+def doc_hash(doc: dict) -> str:
+    """Hash of a customer document ignoring ``score`` (and ``_truth``): what ``score.doc_hash`` holds."""
+    return _hash_function()(doc)
+
+
+def versions_key(versions: dict[str, str]) -> str:
+    """Model versions as one stable string, e.g. ``churn=v3,satisfaction=v2,segment=v1``."""
+    return ",".join(f"{task}={versions[task]}" for task in sorted(versions))
+
+
+def prediction_id(customer_id: Any, versions: dict[str, str], input_version: str) -> str:
+    """The deterministic ``_id`` of a prediction record."""
+    return f"{customer_id}|{versions_key(versions)}|{input_version}"
+
+
+def is_echo(doc: dict, versions: dict[str, str]) -> bool:
+    """Whether a changed customer only differs from what was scored by its ``score`` (our own write)."""
+    score = doc.get("score")
+    return (
+        isinstance(score, dict)
+        and score.get("model_versions") == versions
+        and score.get("doc_hash") == doc_hash(doc)
+    )
+
+
+def is_replay(stored: Any, input_version: str, versions: dict[str, str]) -> bool:
+    """Whether the stored ``score`` was computed from the same input by the same models."""
+    return (
+        isinstance(stored, dict)
+        and stored.get("input_version") == input_version
+        and stored.get("model_versions") == versions
+    )
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars/arrays to Python, recursively, so BSON can store them."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _ms(later: dt.datetime, earlier: dt.datetime | None) -> float | None:
+    if earlier is None:
+        return None
+    ms = (later - earlier).total_seconds() * 1000.0
+    return round(ms, 1) if math.isfinite(ms) else None
+
+
+@dataclass
+class ScoredRow:
+    """One customer's result ready to write: the models' output plus where it came from."""
+
+    customer_id: Any
+    result: Any  # CustomerScore
+    versions: dict[str, str]
+    doc_hash: str
+    arrival: dt.datetime | None
+
+
+def customer_score(row: ScoredRow, scored_at: dt.datetime) -> dict:
+    """The ``score`` sub-document written on the customer."""
+    src = row.result.score
+    score = {"model_versions": dict(row.versions)}
+    score.update({k: plain(src.get(k)) for k in SCORE_FIELDS})
+    score.update({
+        "scored_at": scored_at,
+        "latency_ms": _ms(scored_at, row.arrival),
+        "input_version": row.result.input_version,
+        "doc_hash": row.doc_hash,
+    })
+    return score
+
+
+def prediction_record(row: ScoredRow, score: dict, worker: str | None = None) -> dict:
+    """The full record appended to ``predictions`` (complete SHAP vectors and features)."""
+    record = {
+        "customer_id": row.customer_id,
+        "model_versions": dict(row.versions),
+        "input_version": row.result.input_version,
+        "scored_at": score["scored_at"],
+        "latency_ms": score["latency_ms"],
+        **{k: score[k] for k in SCORE_FIELDS},
+        "shap": plain(row.result.shap),
+        "features": plain(row.result.features),
+    }
+    if worker is not None:
+        record["worker"] = worker
+    return record
+
+
+@dataclass
+class Written:
+    """What one write unit stored."""
+
+    scored: int = 0
+    predictions_inserted: int = 0
+    dead_letters: int = 0
+
+
+def write_batch(
+    store: Store,
+    rows: list[ScoredRow],
+    dead_letter_ops: list[WriteOp],
+    scored_at: dt.datetime,
+    worker: str | None = None,
+    resolved_dead_letters: list[Any] = (),
+) -> tuple[Written, dict[Any, dict]]:
+    """Write scores, prediction records and dead letters as one unit (one transaction where the store can).
+
+    Parameters
+    ----------
+    store : Store
+        Where to write.
+    rows : list of ScoredRow
+        Results to write (replays already dropped).
+    dead_letter_ops : list of WriteOp
+        Upserts into ``dead_letters`` for documents that could not be scored.
+    scored_at : datetime
+        Naive UTC write time, stored as ``score.scored_at``.
+    worker : str, optional
+        The writing worker's id, kept on prediction records.
+    resolved_dead_letters : list
+        ``_id`` values of dead letters to delete because their customer is now scored.
+
+    Returns
+    -------
+    (Written, dict)
+        Counts, and customer id -> the ``score`` written.
+    """
+    scores = {row.customer_id: customer_score(row, scored_at) for row in rows}
+    customer_ops = [UpdateOne({"_id": row.customer_id}, {"$set": {"score": scores[row.customer_id]}}) for row in rows]
+    prediction_ops = [
+        UpdateOne(
+            {"_id": prediction_id(row.customer_id, row.versions, row.result.input_version)},
+            {"$setOnInsert": prediction_record(row, scores[row.customer_id], worker)},
+            upsert=True,
+        )
+        for row in rows
+    ]
+    written = Written()
+    with store.transaction():
+        if customer_ops:
+            written.scored = store.collection(CUSTOMERS).bulk_write(customer_ops).matched
+            written.predictions_inserted = len(store.collection(PREDICTIONS).bulk_write(prediction_ops).upserted_ids)
+        ops = list(dead_letter_ops) + [DeleteOne({"_id": i}) for i in resolved_dead_letters]
+        if ops:
+            result = store.collection(DEAD_LETTERS).bulk_write(ops)
+            written.dead_letters = len(result.upserted_ids)
+    return written, scores

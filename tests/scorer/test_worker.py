@@ -1,0 +1,153 @@
+"""The worker end to end on the embedded store with fake models: scoring, idempotency, hot reload, stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from custscore.scorer.state import worker_alive
+from custscore.scorer.worker import Worker
+from custscore.scorer.writeback import prediction_id
+from custscore.store.loading import load_customers, load_events
+from custscore.store.schema import CUSTOMERS, PREDICTIONS, SCORER_STATE
+from tests.scorer.fakes import VERSIONS, FakeRegistry, event_counts, input_version, open_embedded, purchase, simulate
+
+
+@pytest.fixture
+def store(tmp_path):
+    st = open_embedded(tmp_path / "store.sqlite")
+    yield st
+    st.close()
+
+
+def scores(store) -> dict:
+    return {d["_id"]: d.get("score") for d in store.collection(CUSTOMERS).find({})}
+
+
+def test_every_customer_scored_once_and_a_rerun_writes_nothing(store):
+    ids = simulate(store, 40)
+    registry = FakeRegistry()
+    stats = Worker(store, registry.loader, registry.probe, batch_size=16).run_once()
+
+    assert stats.scored == 40 and stats.dead_letters == 0
+    first = scores(store)
+    counts = event_counts(store, ids)
+    for cid in ids:
+        score = first[cid]
+        assert score["model_versions"] == VERSIONS
+        assert score["reasons"] and score["reasons"][0]["sentence"]
+        assert score["risk"] in {"low", "medium", "high"}
+        assert score["latency_ms"] is not None
+        doc = store.collection(CUSTOMERS).find_one({"_id": cid})
+        assert score["input_version"] == input_version(doc, counts[cid])
+    predictions = list(store.collection(PREDICTIONS).find({}))
+    assert sorted(p["customer_id"] for p in predictions) == sorted(ids)
+    assert all(p["shap"]["churn"] and p["features"] and p["reasons"] for p in predictions)
+
+    customers_pos, predictions_pos = store.feed_position(CUSTOMERS), store.feed_position(PREDICTIONS)
+    again = Worker(store, registry.loader, registry.probe, batch_size=16).run_once()
+    assert again.scored == 0
+    assert store.changes(CUSTOMERS, after=customers_pos).changes == []
+    assert store.changes(PREDICTIONS, after=predictions_pos).changes == []
+    assert scores(store) == first
+
+
+def test_a_new_event_rescores_only_its_customer(store):
+    ids = simulate(store, 30)
+    registry = FakeRegistry()
+    Worker(store, registry.loader, registry.probe).run_once()
+    before = scores(store)
+
+    load_events(store, [purchase(ids[3])])
+    stats = Worker(store, registry.loader, registry.probe).run_once()
+
+    after = scores(store)
+    assert stats.scored == 1
+    assert after[ids[3]]["input_version"] != before[ids[3]]["input_version"]
+    assert {cid for cid in ids if after[cid] != before[cid]} == {ids[3]}
+    assert store.collection(PREDICTIONS).count() == 31
+    assert store.collection(PREDICTIONS).count({"customer_id": ids[3]}) == 2
+
+
+def test_hot_reload_switches_at_the_next_batch_and_says_so(store, caplog):
+    ids = simulate(store, 30)
+    registry = FakeRegistry()
+    seen: list[dict] = []
+
+    def promote_after_first(stats):
+        seen.append(dict(stats.versions))
+        registry.versions = {**VERSIONS, "churn": "c2"}
+
+    with caplog.at_level(logging.INFO, logger="custscore.scorer.worker"):
+        stats = Worker(store, registry.loader, registry.probe, batch_size=10).run_once(on_batch=promote_after_first)
+
+    assert seen[0]["churn"] == "c1" and seen[1]["churn"] == "c2"
+    assert stats.switches == ["switched churn c1 -> c2"]
+    assert "switched churn c1 -> c2" in caplog.text
+    # customers of the first batch are rescored by the new models too
+    assert {s["model_versions"]["churn"] for s in scores(store).values()} == {"c2"}
+    assert store.collection(PREDICTIONS).count({"model_versions.churn": "c1"}) == 10
+    assert store.collection(PREDICTIONS).count({"model_versions.churn": "c2"}) == len(ids)
+
+
+def test_run_scores_live_inserts_and_stops_cleanly(store):
+    simulate(store, 10)
+    registry = FakeRegistry()
+    worker = Worker(store, registry.loader, registry.probe, batch_size=64, max_wait_ms=50, poll_interval_s=0.02)
+    stop = threading.Event()
+    batches: list = []
+    thread = threading.Thread(target=lambda: batches.append(worker.run(stop, on_batch=lambda s: None)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not worker_alive(store):  # started: its feed positions are taken, so these inserts come live
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.01)
+        load_customers(store, [{"customer_id": f"N{i}", "signup_date": "2024-01-01", "age": 30 + i} for i in range(5)])
+        while store.collection(CUSTOMERS).count({"score": {"$exists": True}}) < 15:
+            assert time.monotonic() < deadline, "live inserts were not scored"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    stats = batches[0]
+    assert stats.scored == 15
+    assert stats.latency_p50_ms is not None and stats.latency_p99_ms >= stats.latency_p50_ms
+    assert not worker_alive(store)
+    state = store.collection(SCORER_STATE).find_one({"_id": "worker-1-0"})
+    assert state["tokens"]["customers"] and state["running"] is False
+
+
+def test_lost_change_feed_rescans_from_the_watermark(store, caplog):
+    ids = simulate(store, 20)
+    registry = FakeRegistry()
+    Worker(store, registry.loader, registry.probe).run_once()
+    load_customers(store, [{"customer_id": ids[0], "signup_date": "2024-01-01", "age": 77}])
+    lost = {"customers": "seq:999999999", "events": "seq:999999999"}
+    store.collection(SCORER_STATE).update_one({"_id": "worker-1-0"}, {"$set": {"tokens": lost}})
+
+    with caplog.at_level(logging.WARNING, logger="custscore.scorer.feed"):
+        stats = Worker(store, registry.loader, registry.probe).run_once()
+
+    assert "rescanning from the watermark" in caplog.text
+    assert stats.scored == 1
+    doc = store.collection(CUSTOMERS).find_one({"_id": ids[0]})
+    assert doc["age"] == 77 and doc["score"]["doc_hash"]
+    key = prediction_id(ids[0], VERSIONS, doc["score"]["input_version"])
+    assert store.collection(PREDICTIONS).find_one({"_id": key}) is not None
+
+
+def test_same_contract_through_the_mongodb_adapter_with_its_polling_feed(monkeypatch):
+    from tests.conftest import adapter_on_mongomock
+
+    store = adapter_on_mongomock(monkeypatch)
+    ids = simulate(store, 20)
+    registry = FakeRegistry()
+    assert Worker(store, registry.loader, registry.probe).run_once().scored == 20
+    assert Worker(store, registry.loader, registry.probe).run_once().scored == 0
+    load_events(store, [purchase(ids[2])])
+    assert Worker(store, registry.loader, registry.probe).run_once().scored == 1
+    assert store.collection(PREDICTIONS).count() == 21
