@@ -18,8 +18,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/custscore simulate --customers 20000 --seed 7 --reset
-	$(BIN)/custscore status
+	$(BIN)/custscore demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
@@ -31,6 +30,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/mirror.py
 	$(BIN)/python bench/analytics_pipelines.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/score.py
 
 clean:
 	rm -rf $(VENV) .custscore .pytest_cache .hypothesis

@@ -239,7 +239,7 @@ def explain(
                         f"'{{\"_id\": \"{customer_id}\"}}'")
         models = load_production(store, ctx.obj)
         now = _now()
-        X = F.customer_features(docs, F.load_events(store, [customer_id], until=now), now)
+        X = F.customer_features(docs, F.load_events(store, [customer_id], until=now), now, models.categories)
         preds, explanations = models.predict_frame(X)
         reasons = models.reasons(explanations, X, k=top)
         scores = models.score_documents(docs, F.load_events(store, [customer_id], until=now), now)

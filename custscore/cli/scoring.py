@@ -183,18 +183,6 @@ def query(
     _render_frame(frame, output, title=f"customers matching {filter_json}", note=f"{len(frame):,} row(s)")
 
 
-def production_references(store: Any) -> dict[str, dict]:
-    """task -> the training reference profile stored with its production model."""
-    from custscore.store.schema import MODELS
-
-    out = {}
-    for doc in store[MODELS].find({"aliases": "production"}):
-        reference = (doc.get("extra") or {}).get("reference")
-        if reference:
-            out[doc["task"]] = reference
-    return out
-
-
 @app.command()
 def monitor(
     ctx: typer.Context,
@@ -205,7 +193,7 @@ def monitor(
     Bands: < 0.1 stable, 0.1-0.25 moderate, >= 0.25 shift. Exits 1 past the alert band (for cron).
     Example: custscore monitor --limit 2000
     """
-    from custscore.scorer.monitor import exit_code
+    from custscore.scorer.monitor import exit_code, production_references
     from custscore.scorer.monitor import monitor as run_monitor
 
     with _user_errors(), _open(ctx) as store:

@@ -31,6 +31,7 @@ class TaskData:
     notes: list[str] = field(default_factory=list)
     truth: pd.DataFrame | None = None  # simulated data: _truth rows aligned to X
     classes: list | None = None  # classification with a user target: the two original values
+    categories: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +44,12 @@ class Corpus:
     first_event: dt.datetime
     last_event: dt.datetime
     truth: pd.DataFrame | None
+    categories: list[str] = field(default_factory=list)  # each gets a share-of-orders feature
+
+    @property
+    def shares(self) -> list[str]:
+        """Names of the per-category share features."""
+        return [F.share_name(c) for c in self.categories]
 
 
 def read_corpus(store: Store) -> Corpus:
@@ -55,11 +62,11 @@ def read_corpus(store: Store) -> Corpus:
     if events.empty:
         raise InputError("the store has no purchase events; load them with custscore ingest events.csv --kind events")
     return Corpus(customers, F.customers_frame(customers), events, events["ts"].min().to_pydatetime(),
-                  events["ts"].max().to_pydatetime(), L.truth_frame(customers))
+                  events["ts"].max().to_pydatetime(), L.truth_frame(customers), F.top_categories(events))
 
 
 def _frame(corpus: Corpus, as_of: dt.datetime) -> pd.DataFrame:
-    return F.customer_features(corpus.profiles, corpus.events, as_of)
+    return F.customer_features(corpus.profiles, corpus.events, as_of, corpus.categories)
 
 
 def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) -> TaskData:
@@ -74,8 +81,8 @@ def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) ->
     notes = [f"cutoff {pd.Timestamp(cutoff):%Y-%m-%d}, horizon {horizon_days} days: {len(y):,} customers who bought "
              f"by the cutoff, {y.mean():.1%} made no purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
-    return TaskData("churn", "classification", X, y, cutoff, F.numeric_features(), F.categorical_features(), notes,
-                    truth)
+    return TaskData("churn", "classification", X, y, cutoff, [*F.numeric_features(), *corpus.shares], F.categorical_features(),
+                    notes, truth)
 
 
 def satisfaction_data(corpus: Corpus) -> TaskData:
@@ -88,7 +95,7 @@ def satisfaction_data(corpus: Corpus) -> TaskData:
     X = _frame(corpus, as_of).loc[y.index].drop(columns=list(exclude))
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
     notes = [f"{len(y):,} customers with a survey score (mean {y.mean():.2f})"]
-    return TaskData("satisfaction", "regression", X, y, as_of, F.numeric_features(exclude),
+    return TaskData("satisfaction", "regression", X, y, as_of, [*F.numeric_features(exclude), *corpus.shares],
                     F.categorical_features(exclude), notes, truth)
 
 
@@ -96,7 +103,7 @@ def segment_data(corpus: Corpus) -> TaskData:
     """Features of every customer as of the last event (unsupervised)."""
     X = _frame(corpus, corpus.last_event)
     truth = corpus.truth.reindex(X.index) if corpus.truth is not None else None
-    return TaskData("segment", "segment", X, None, corpus.last_event, F.numeric_features(),
+    return TaskData("segment", "segment", X, None, corpus.last_event, [*F.numeric_features(), *corpus.shares],
                     F.categorical_features(), [f"{len(X):,} customers"], truth)
 
 
@@ -115,7 +122,7 @@ def target_data(corpus: Corpus, target: str, kind: str | None) -> TaskData:
     notes = [f"target {target!r} ({kind}) known for {len(y):,} customers"]
     if classes is not None:
         notes.append(f"positive class = {classes[1]!r} ({y.mean():.1%})")
-    return TaskData(target, kind, X, y, corpus.last_event, F.numeric_features(exclude),
+    return TaskData(target, kind, X, y, corpus.last_event, [*F.numeric_features(exclude), *corpus.shares],
                     F.categorical_features(exclude), notes, None, classes)
 
 

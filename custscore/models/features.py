@@ -74,6 +74,27 @@ FEATURES: list[Feature] = [
 ]
 _BY_NAME = {f.name: f for f in FEATURES}
 FEATURE_NAMES = [f.name for f in FEATURES]
+SHARE_PREFIX = "share_"
+MAX_SHARE_CATEGORIES = 8
+
+
+def share_name(category: str) -> str:
+    """Feature name of a category's share of orders (the category set is fixed at training time)."""
+    return SHARE_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in str(category).lower())
+
+
+def feature_info(name: str) -> Feature:
+    """The :class:`Feature` of a fixed or per-category feature name."""
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    if name.startswith(SHARE_PREFIX):
+        return Feature(name, "num", f"share of orders in {name[len(SHARE_PREFIX):]}")
+    raise KeyError(name)
+
+
+def top_categories(events: pd.DataFrame, n: int = MAX_SHARE_CATEGORIES) -> list[str]:
+    """The ``n`` most ordered categories: each gets a share-of-orders feature."""
+    return [str(c) for c in events["category"].dropna().value_counts().head(n).index]
 
 
 def numeric_features(exclude: Iterable[str] = ()) -> list[str]:
@@ -95,8 +116,9 @@ def log_features() -> list[str]:
 
 def feature_schema(names: Sequence[str]) -> list[dict]:
     """Name, kind and dtype of each feature, for the registry manifest."""
-    return [{"name": n, "kind": _BY_NAME[n].kind, "dtype": "float64" if _BY_NAME[n].kind == "num" else "object",
-             "description": _BY_NAME[n].description} for n in names]
+    infos = [feature_info(n) for n in names]
+    return [{"name": f.name, "kind": f.kind, "dtype": "float64" if f.kind == "num" else "object",
+             "description": f.description} for f in infos]
 
 
 def _empty_events() -> pd.DataFrame:
@@ -142,7 +164,7 @@ def _log_ratio(recent: pd.Series, recent_days: float, before: pd.Series, before_
 
 
 def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable[dict] | pd.DataFrame,
-                      as_of: dt.datetime) -> pd.DataFrame:
+                      as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:
     """One row of features per customer, using only events up to ``as_of``.
 
     Parameters
@@ -154,11 +176,14 @@ def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable
         Purchase events of (at least) these customers; later events are ignored.
     as_of : datetime
         Naive UTC time the features describe.
+    categories : sequence of str
+        Categories that get a ``share_<category>`` column (share of orders, 0 without
+        orders), after the fixed features; the trainer picks them with :func:`top_categories`.
 
     Returns
     -------
     DataFrame
-        Indexed by customer id (str), columns :data:`FEATURE_NAMES`; numeric
+        Indexed by customer id (str), columns :data:`FEATURE_NAMES` then the shares; numeric
         columns float64 with NaN for missing, categorical columns object.
     """
     prof = customers_frame(customers)
@@ -202,6 +227,7 @@ def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable
         out["category_entropy"] = (-(share * logs).sum(axis=1)).reindex(out.index).fillna(0.0)
         out["top_category"] = per_cat.idxmax(axis=1).reindex(out.index).astype(object)
     else:
+        share = pd.DataFrame(index=out.index)
         out["category_count"] = 0.0
         out["category_entropy"] = 0.0
         out["top_category"] = None
@@ -211,9 +237,13 @@ def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable
     spend_365 = ev[age_days <= 365].groupby("customer_id")["amount"].sum().reindex(out.index).fillna(0.0)
     out["spend_per_month"] = spend_365 / window_months
     out["age_x_income"] = out["age"] * out["income"] / 1000.0
-    out = out[FEATURE_NAMES]
+    shares = {share_name(c): (share[c].reindex(out.index).fillna(0.0) if c in share.columns else 0.0)
+              for c in categories}
+    out = pd.concat([out[FEATURE_NAMES], pd.DataFrame(shares, index=out.index)], axis=1)
     for f in FEATURES:
         out[f.name] = out[f.name].astype(float) if f.kind == "num" else out[f.name].astype(object)
+    for name in shares:
+        out[name] = out[name].astype(float)
     out.index.name = "customer_id"
     return out
 
@@ -241,10 +271,10 @@ def load_events(store: Store, ids: Sequence[str] | None = None, until: dt.dateti
     return events_frame(list(store[EVENTS].find(filt, projection=projection)))
 
 
-def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime) -> pd.DataFrame:
+def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:
     """Features of the given customers as of ``as_of``, read from the store (the scorer's path)."""
     customers = load_customers(store, ids)
-    return customer_features(customers, load_events(store, ids, until=as_of), as_of)
+    return customer_features(customers, load_events(store, ids, until=as_of), as_of, categories)
 
 
 # ---------------------------------------------------------------- versions of the inputs
@@ -314,4 +344,6 @@ def describe(name: str, value) -> str:
         return f"buying {ratio:.1f}x as often in the last {window} days as before"
     if name in _UNITS:
         return _UNITS[name].format(v=float(value))
+    if name.startswith(SHARE_PREFIX):
+        return f"{float(value):.0%} of orders in {name[len(SHARE_PREFIX):]}"
     return f"{name} = {value}"

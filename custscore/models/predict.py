@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from custscore.config import Settings
 from custscore.errors import ModelError
@@ -78,6 +79,8 @@ class ProductionModels:
             kind = model.manifest.get("kind", "regression")
             self.explainers[task] = XP.make_explainer(model.pipeline, _typed(background, cols), kind, seed=seed)
         self.versions = {task: m.version for task, m in loaded.items()}
+        self.categories = sorted({c for m in loaded.values() for c in (m.manifest.get("extra") or {}).get("categories")
+                                  or ()})
         self.threshold = (loaded["churn"].manifest.get("threshold") if "churn" in loaded else None) or 0.5
         seg = loaded.get("segment")
         self.segment_names = {int(k): v for k, v in
@@ -89,6 +92,10 @@ class ProductionModels:
 
     def predict_frame(self, X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
         """Predictions (one column per output) and SHAP explanations per task for a feature frame."""
+        with threadpool_limits(limits=1, user_api="openmp"):  # see train._train: OpenMP spin-waits
+            return self._predict_frame(X)
+
+    def _predict_frame(self, X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
         out = pd.DataFrame(index=X.index)
         explanations = {}
         for task, model in self.loaded.items():
@@ -118,7 +125,7 @@ class ProductionModels:
         """Score customer documents given their events (no store access)."""
         if not customers:
             return []
-        X = F.customer_features(customers, events, now)
+        X = F.customer_features(customers, events, now, self.categories)
         versions = F.input_versions(customers, events)
         preds, explanations = self.predict_frame(X)
         reasons = self.reasons(explanations, X)
@@ -146,9 +153,8 @@ class ProductionModels:
 def _typed(frame: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:
     if frame is None:
         return None
-    kinds = {f.name: f.kind for f in F.FEATURES}
     for c in cols:
-        frame[c] = frame[c].astype(float) if kinds.get(c) == "num" else frame[c].astype(object)
+        frame[c] = frame[c].astype(float) if F.feature_info(c).kind == "num" else frame[c].astype(object)
     return frame
 
 

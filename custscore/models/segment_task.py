@@ -69,7 +69,7 @@ def train_segment(store: Store, settings: Settings, data: TaskData, options, pro
              "shap_units": explainer.units,
              "background": sample.head(BACKGROUND_ROWS).reset_index().to_dict("records"),
              "reference": reference_profile(data.X, predictions={"segment": labels_tree.astype(float)}),
-             "as_of": data.as_of.isoformat()}
+             "as_of": data.as_of.isoformat(), "categories": data.categories}
     version = registry.save_model(
         store, settings, "segment", model.tree_, kind="segment", features=F.feature_schema(list(data.X.columns)),
         metrics=metrics, training_fingerprint=registry.training_fingerprint(data.X), extra=extra,

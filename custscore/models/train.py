@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from custscore.config import Settings
 from custscore.errors import InputError
@@ -28,6 +30,7 @@ from custscore.models import explain as XP
 from custscore.models import features as F
 from custscore.models import registry, zoo
 from custscore.models.oracle import oracle_rows
+from custscore.models.selection import compare_selection
 from custscore.scorer.monitor import reference_profile
 from custscore.store.base import Store
 
@@ -141,14 +144,16 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
     logs = [f for f in F.log_features() if f in data.numeric]
     balance = None
     if kind == "classification":
-        choice = EV.compare_balance(data.numeric, data.categorical, logs, X_tr, y_tr, X_va, y_va, seed=seed)
+        choice = EV.compare_balance(data.numeric, data.categorical, X_tr, y_tr, X_va, y_va, log_cols=logs, seed=seed)
         balance = choice["choice"]
         notes.append(choice["summary"])
-    selection = zoo_selection_note(data, logs, X_tr, y_tr, X_va, y_va, seed)
-    if selection:
-        notes.append(selection)
+    selection = compare_selection(data.numeric, data.categorical, X_tr, y_tr, X_va, y_va, kind, seed=seed,
+                                  log_cols=logs, balance=balance)
+    notes.append(f"feature selection: {selection['summary']}")
     candidates = zoo.make_candidates(kind, data.numeric, data.categorical, logs, seed=seed, balance=balance,
-                                     families=options.families)
+                                     families=options.families, y=y_tr)
+    if selection["kept"]:
+        candidates = {n: zoo.with_step(p, "select", clone(selection["selector"])) for n, p in candidates.items()}
 
     def step(name, i, n):
         if progress:
@@ -163,9 +168,8 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
     board = _leaderboard(results, kind, X_te, y_te)
     board = pd.concat([board, pd.DataFrame(oracle_rows(data, X_tr.index, y_tr, X_te.index, y_te))], ignore_index=True)
     test = _test_metrics(best.pipeline, X_te, y_te, kind, best.threshold)
-    threshold_note = getattr(best, "threshold_rule", None)
-    if threshold_note:
-        notes.append(threshold_note)
+    if best.threshold is not None:
+        notes.append(f"decision threshold {best.threshold:.3f} chosen on validation data: {best.notes}")
     if kind == "classification":
         curve = EV.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
         notes.append(f"calibration on test: Brier {test['brier']:.4f}; reliability curve stored in the manifest")
@@ -180,7 +184,8 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
              "background": X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed).reset_index().to_dict("records"),
              "reference": reference_profile(X_tr, predictions=predictions), "as_of": data.as_of.isoformat(),
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
-             "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes}
+             "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
+             "categories": data.categories}
     version = registry.save_model(
         store, settings, data.task, best.pipeline, kind=kind, features=F.feature_schema(list(data.X.columns)),
         metrics={**{f"val_{k}": v for k, v in best.val_metrics.items()}, **{f"test_{k}": v for k, v in test.items()},
@@ -190,14 +195,6 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
     figures = _file_figures(settings, data.task, version, figures)
     log.info("%s: %s won (%s), registered as %s", data.task, best.name, EV.PRIMARY_METRIC[kind], version)
     return TaskResult(data.task, kind, board, best.name, version, test, notes, figures, best.threshold)
-
-
-def zoo_selection_note(data, logs, X_tr, y_tr, X_va, y_va, seed) -> str | None:
-    """Compare SelectKBest and RFE against no selection; a line for the leaderboard notes."""
-    from custscore.models.selection import compare_selection
-
-    report = compare_selection(data.numeric, data.categorical, logs, X_tr, y_tr, X_va, y_va, data.kind, seed=seed)
-    return report.get("summary")
 
 
 def _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step):
@@ -235,23 +232,29 @@ def train(store: Store, settings: Settings, options: TrainOptions, progress: Pro
     InputError
         Not enough data, a cutoff outside the events, an unknown target field.
     """
+    options.validate()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _train(store, settings, options, progress)
+
+
+def _train(store: Store, settings: Settings, options: TrainOptions, progress: Progress | None) -> list[TaskResult]:
+    # OpenMP threads (HistGradientBoosting) spin-wait; with anything else on 2 cores that made a soft-voting
+    # fit 5-50x slower, so training runs them single-threaded (XGBoost keeps its own n_jobs).
     from custscore.models.segment_task import train_segment
 
-    options.validate()
     started = time.perf_counter()
     corpus = D.read_corpus(store)
     results = []
+    builders = {"churn": lambda: D.churn_data(corpus, options.cutoff, options.horizon_days),
+                "satisfaction": lambda: D.satisfaction_data(corpus), "segment": lambda: D.segment_data(corpus)}
     if options.target:
-        results.append(train_supervised(store, settings, D.target_data(corpus, options.target, options.kind),
-                                        options, progress))
-    for task in ([] if options.target else options.tasks):
-        if task == "churn":
-            data = D.churn_data(corpus, options.cutoff, options.horizon_days)
-        elif task == "satisfaction":
-            data = D.satisfaction_data(corpus)
-        else:
-            results.append(train_segment(store, settings, D.segment_data(corpus), options, progress))
+        builders = {options.target: lambda: D.target_data(corpus, options.target, options.kind)}
+    for task, build in builders.items():
+        if task not in options.tasks and not options.target:
             continue
-        results.append(train_supervised(store, settings, data, options, progress))
+        data = build()
+        data.categories = list(corpus.categories)
+        run = train_segment if data.kind == "segment" else train_supervised
+        results.append(run(store, settings, data, options, progress))
     log.info("trained %d task(s) in %.1f s", len(results), time.perf_counter() - started)
     return results

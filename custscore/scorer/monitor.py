@@ -274,3 +274,13 @@ def _store_summary(store: Store, frame: pd.DataFrame, worst: str, n: int, since:
 def exit_code(result: MonitorResult) -> int:
     """0 when stable, moderate or too little data; 1 past the 0.25 alert band (for cron)."""
     return 1 if result.worst_band == "shift" else 0
+
+
+def production_references(store: Store) -> dict[str, dict]:
+    """task -> the training reference profile stored with its production model."""
+    out = {}
+    for doc in store["models"].find({"aliases": "production"}):
+        reference = (doc.get("extra") or {}).get("reference")
+        if reference:
+            out[doc["task"]] = reference
+    return out

@@ -1,0 +1,142 @@
+"""The end-to-end demo: simulate, analyse, mirror, train, score a live stream, query, monitor, report.
+
+The core runs the steps and hands each result to a ``DemoUI`` (the CLI draws
+them with rich); it prints nothing itself. The worker runs in a thread with
+its own store connection, like a separate process would, while the stream
+writes new customers and purchases through another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from custscore.config import Settings
+from custscore.store import open_store
+from custscore.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Sizes and durations of the demo."""
+
+    customers: int = 20_000
+    seed: int = 7
+    stream_seconds: float = 30.0
+    stream_rate: float = 5.0  # new customers per second (plus 3 purchases per new customer)
+    cv: int = 5
+
+
+class DemoUI(Protocol):
+    """What the demo reports, step by step."""
+
+    def section(self, title: str) -> None: ...
+    def frame(self, frame: Any, title: str) -> None: ...
+    def training(self, results: list) -> None: ...
+    def worker(self, stats: Any) -> None: ...
+    def scored(self, docs: list[dict], title: str) -> None: ...
+    def monitor(self, result: Any) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> tuple[Any, Any]:
+    from custscore.models.predict import load_production, production_versions
+    from custscore.scorer.worker import Worker
+    from custscore.simulator.run import run_stream
+
+    stop = threading.Event()
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def work() -> None:
+        with open_store(settings) as wstore:
+            worker = Worker(wstore, lambda s: load_production(s, settings), production_versions, batch_size=256,
+                            max_wait_ms=250)
+
+            def on_batch(stats):
+                box["stats"] = stats
+                if stats.caught_up:
+                    ready.set()
+
+            try:
+                box["stats"] = worker.run(stop, on_batch)
+            except BaseException as exc:  # surfaced in the main thread below
+                box["error"] = exc
+            finally:
+                ready.set()
+
+    thread = threading.Thread(target=work, name="custscore-scorer", daemon=True)
+    thread.start()
+    ready.wait()  # the existing customers are scored before the stream starts
+    if "error" in box:
+        raise box["error"]
+    ui.message(f"scored the existing customers: {box['stats'].scored:,} in {box['stats'].seconds:.0f} s")
+    with open_store(settings) as sstore:
+        written = run_stream(sstore, options.stream_rate, options.stream_seconds, seed=options.seed,
+                             on_tick=lambda _step: box.get("stats") and ui.worker(box["stats"]))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (box.get("stats") and box["stats"].caught_up
+                                               and box["stats"].last_batch_at is not None):
+        threading.Event().wait(0.2)  # let the worker drain what the stream wrote
+    stop.set()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return written, box.get("stats")
+
+
+def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI) -> None:
+    """Run every step of the demo on ``store`` (reset first), reporting through ``ui``."""
+    from custscore.analytics.pipelines import run_pipeline
+    from custscore.analytics.report import build_report
+    from custscore.models.train import TrainOptions, train
+    from custscore.scorer.monitor import monitor, production_references
+    from custscore.scorer.query import query_customers
+    from custscore.simulator.generate import SimulationConfig
+    from custscore.simulator.run import run_simulation
+    from custscore.store.mirror import mirror
+
+    started = time.perf_counter()
+    ui.section(f"1. simulate {options.customers:,} customers with a year of purchases (seed {options.seed})")
+    summary = run_simulation(store, SimulationConfig(n_customers=options.customers, seed=options.seed), replace=True)
+    ui.message(f"{summary.customers:,} customers, {summary.events:,} events in {summary.seconds:.0f} s")
+
+    ui.section("2. group statistics (aggregation pipelines inside the store)")
+    for name, by in (("churn_by_group", "region"), ("satisfaction_by_group", "channel"), ("top_categories", None)):
+        ui.frame(run_pipeline(store, name, by=by), f"custscore stats {name}" + (f" --by {by}" if by else ""))
+    mirrored = mirror(store, settings.home / "mirror.sqlite")
+    ui.message(f"mirrored to SQLite for SQL users ({settings.home / 'mirror.sqlite'}): {mirrored}")
+
+    ui.section("3. train every task")
+    results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed))
+    ui.training(results)
+
+    ui.section(f"4. score live: the worker follows the change feed while new customers arrive for "
+               f"{options.stream_seconds:.0f} s")
+    stream_started = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1)
+    written, stats = _stream_and_score(settings, options, ui)
+    ui.message(f"stream wrote {written.customers:,} new customers and {written.events:,} purchases")
+    if stats is not None:
+        ui.worker(stats)
+
+    ui.section("5. the highest-risk new customers, with their reasons (a query on the store)")
+    risky = list(store["customers"].find({"signup_date": {"$gte": stream_started}, "score": {"$exists": True}},
+                                         sort=[("score.churn_probability", -1)], limit=5))
+    ui.scored(risky, "highest churn risk among customers who arrived during the stream")
+    ui.frame(query_customers(store, {"score.risk": "high"}, sort="score.churn_probability:-1", limit=5),
+             "custscore query '{\"score.risk\": \"high\"}' --sort score.churn_probability:-1 --limit 5")
+
+    ui.section("6. drift monitor: recent scores against the training data")
+    ui.monitor(monitor(store, production_references(store)))
+
+    ui.section("7. HTML report")
+    out_dir = settings.home / "reports" / "demo"
+    report = build_report(store, out_dir, settings.home / "models")
+    ui.message(f"report: {report.path}")
+    ui.message(f"demo finished in {time.perf_counter() - started:.0f} s")
