@@ -21,6 +21,11 @@ LEADERBOARD_COLUMNS = {
     "segment": ["model", "silhouette", "davies_bouldin", "ari_vs_personas", "agreement_with_kmeans", "fit_s",
                 "predict_ms_1k"],
 }
+HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test_mae": "test MAE",
+           "test_r2": "test R²", "val_roc_auc": "val AUC", "test_roc_auc": "test AUC", "val_pr_auc": "val PR-AUC",
+           "test_f1": "test F1", "test_brier": "test Brier", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
+           "size_kb": "size KB", "davies_bouldin": "Davies-Bouldin", "ari_vs_personas": "ARI vs personas",
+           "agreement_with_kmeans": "agrees w/ K-Means"}
 
 
 def _now() -> dt.datetime:
@@ -32,9 +37,11 @@ def render_leaderboard(result: Any) -> None:
     board = result.leaderboard
     cols = [c for c in LEADERBOARD_COLUMNS[result.kind] if c in board.columns]
     metric = {"regression": "MAE, lower is better", "classification": "ROC-AUC", "segment": "clustering"}[result.kind]
-    table = Table(title=f"{result.task} leaderboard ({metric}; CV = {'K-fold mean/std'})")
+    table = Table(title=f"{result.task} leaderboard ({metric}; CV = K-fold mean and std; the winner is picked "
+                        "on validation, test is reported once)")
     for c in cols:
-        table.add_column(c, justify="left" if c == "model" else "right")
+        table.add_column(HEADERS.get(c, c), justify="left" if c == "model" else "right",
+                         no_wrap=c == "model")
     for row in board.to_dict("records"):
         style = "bold green" if row["model"] == result.winner else ("dim" if "oracle" in row["model"]
                                                                      or "baseline" in row["model"] else None)

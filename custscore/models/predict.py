@@ -131,16 +131,17 @@ class ProductionModels:
         reasons = self.reasons(explanations, X)
         main = "churn" if "churn" in reasons else next(iter(reasons))
         out = []
+        pred_rows = preds.to_dict("records")
+        feature_rows = X.to_dict("records")
+        outputs = [n for n in ("churn_probability", "risk", "satisfaction", "segment", "segment_name") if n in preds]
         for i, cid in enumerate(X.index):
-            row = preds.iloc[i]
             score = {"model_versions": dict(self.versions), "reasons": reasons[main][i], "reasons_task": main}
-            for name in ("churn_probability", "risk", "satisfaction", "segment", "segment_name"):
-                if name in preds:
-                    value = _plain(row[name])
-                    score[name] = round(value, 4) if isinstance(value, float) else value
-            shap_vectors = {task: {f: round(float(v), 5) for f, v in zip(e.feature_names, e.values[i], strict=True)}
+            for name in outputs:
+                value = _plain(pred_rows[i][name])
+                score[name] = round(value, 4) if isinstance(value, float) else value
+            shap_vectors = {task: dict(zip(e.feature_names, np.round(e.values[i], 5).tolist(), strict=True))
                             for task, e in explanations.items()}
-            feats = {c: _plain(X.iloc[i][c]) for c in X.columns}
+            feats = {c: _plain(v) for c, v in feature_rows[i].items()}
             out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats))
         return out
 

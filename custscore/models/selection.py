@@ -9,7 +9,13 @@ from sklearn.feature_selection import RFE, SelectKBest, f_classif, f_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from custscore.errors import ConfigError
-from custscore.models.evaluate import PRIMARY_METRIC, classification_metrics, higher_is_better, regression_metrics
+from custscore.models.evaluate import (
+    PRIMARY_METRIC,
+    classification_metrics,
+    higher_is_better,
+    openmp_single_thread,
+    regression_metrics,
+)
 from custscore.models.zoo import make_candidates, make_preprocessor, with_step
 
 logger = logging.getLogger(__name__)
@@ -27,10 +33,11 @@ def make_selector(method, kind, k, seed=0):
 
 
 def _val_score(pipeline, X_train, y_train, X_val, y_val, kind):
-    pipeline.fit(X_train, y_train)
-    if kind == "classification":
-        return classification_metrics(y_val, pipeline.predict_proba(X_val)[:, 1])[PRIMARY_METRIC[kind]]
-    return regression_metrics(y_val, pipeline.predict(X_val))[PRIMARY_METRIC[kind]]
+    with openmp_single_thread():
+        pipeline.fit(X_train, y_train)
+        if kind == "classification":
+            return classification_metrics(y_val, pipeline.predict_proba(X_val)[:, 1])[PRIMARY_METRIC[kind]]
+        return regression_metrics(y_val, pipeline.predict(X_val))[PRIMARY_METRIC[kind]]
 
 
 def compare_selection(numeric, categorical, X_train, y_train, X_val, y_val, kind, seed=0, log_cols=(),

@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold, cr
 from sklearn.utils.class_weight import compute_sample_weight
 
 from custscore.errors import ConfigError
-from custscore.models.evaluate import PRIMARY_METRIC, SCORING
+from custscore.models.evaluate import PRIMARY_METRIC, SCORING, openmp_single_thread
 from custscore.models.keras_mlp import build_network, validation_split
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _timed_fit(pipeline, X, y):
 
 
 def tune(name, pipeline, X, y, kind, budget_seconds=120, seed=0, cv=3):
-    """Tune one zoo pipeline within a time budget.
+    """Tune one zoo pipeline within a time budget (random search; KerasTuner for "mlp"); OpenMP runs one thread.
 
     Parameters
     ----------
@@ -80,6 +80,12 @@ def tune(name, pipeline, X, y, kind, budget_seconds=120, seed=0, cv=3):
         Fitted best pipeline, its parameters (``model__`` prefixed; empty when defaults were kept), a one-line
         summary.
     """
+    with openmp_single_thread():
+        return _tune(name, pipeline, X, y, kind, budget_seconds, seed, cv)
+
+
+def _tune(name, pipeline, X, y, kind, budget_seconds, seed, cv):
+    """Body of :func:`tune`, run with OpenMP capped."""
     if kind not in PRIMARY_METRIC:
         raise ConfigError(f"kind: '{kind}' is not a supervised task kind; use one of {list(PRIMARY_METRIC)}")
     start = time.perf_counter()
@@ -173,9 +179,15 @@ def _tune_mlp(pipeline, X, y, kind, budget_seconds, seed, start):
         return build_network(Xt.shape[1], hidden, hp.Choice("dropout", [0.0, 0.1, 0.2, 0.3], default=0.1),
                              hp.Choice("learning_rate", [3e-4, 1e-3, 3e-3], default=1e-3), kind)
 
+    class _RandomSearch(kt.RandomSearch):
+        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+            # KerasTuner imports tensorboard here unconditionally; it is not a dependency and we pass no
+            # TensorBoard callback, so there is nothing to configure.
+            return None
+
     keras.utils.set_random_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        tuner = kt.RandomSearch(hypermodel, objective="val_loss", max_trials=trials, seed=seed, directory=tmp,
+        tuner = _RandomSearch(hypermodel, objective="val_loss", max_trials=trials, seed=seed, directory=tmp,
                                 project_name="mlp", overwrite=True)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(model.patience), restore_best_weights=True)
         tuner.search(Xt, yt, sample_weight=weights, validation_data=(Xv, yv), epochs=int(model.epochs),

@@ -90,6 +90,9 @@ def make_preprocessor(numeric, categorical, log_cols=()):
     num_steps.append(("scale", StandardScaler()))
     cat = Pipeline([
         ("impute", SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True)),
+        # A NaN imputer leaves None alone (None == None), and the feature frame may hold either.
+        ("impute_none", SimpleImputer(missing_values=None, strategy="constant", fill_value="missing",
+                                      keep_empty_features=True)),
         ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
     ])
     return ColumnTransformer(
@@ -114,7 +117,7 @@ def _regressors(seed):
     linear = Ridge(alpha=1.0)
     tree = DecisionTreeRegressor(max_depth=6, min_samples_leaf=30, random_state=seed)
     # sqrt features per split keeps a 100-tree forest near a second on ~10k rows; 0.5 tripled the cost for ~no gain.
-    forest = RandomForestRegressor(n_estimators=100, max_depth=12, min_samples_leaf=5, max_features="sqrt",
+    forest = RandomForestRegressor(n_estimators=80, max_depth=12, min_samples_leaf=5, max_features="sqrt",
                                    n_jobs=2, random_state=seed)
     gboost = HistGradientBoostingRegressor(learning_rate=0.1, max_iter=300, max_leaf_nodes=31, min_samples_leaf=20,
                                            early_stopping=True, validation_fraction=0.1, n_iter_no_change=15,
@@ -122,12 +125,12 @@ def _regressors(seed):
     xgb = XGBRegressor(n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
                        tree_method="hist", n_jobs=2, random_state=seed)
     # Larger batches and a higher learning rate: per-epoch overhead dominates a network this small on 2 cores.
-    mlp = KerasMLPRegressor(hidden=(64, 32), dropout=0.1, learning_rate=3e-3, epochs=60, batch_size=512, patience=5,
+    mlp = KerasMLPRegressor(hidden=(64, 32), dropout=0.1, learning_rate=3e-3, epochs=50, batch_size=512, patience=4,
                             random_state=seed)
-    # Stacking refits every member cv+1 times per fit, so members are the cheap, diverse ones (no forest).
+    # Stacking refits every member cv+1 times per fit, so members are the cheap, diverse ones (no forest, no HGB).
     stacking = StackingRegressor(
         estimators=[("linear", Ridge(alpha=1.0)),
-                    ("gboost", HistGradientBoostingRegressor(max_iter=100, early_stopping=False, random_state=seed)),
+                    ("tree", DecisionTreeRegressor(max_depth=6, min_samples_leaf=30, random_state=seed)),
                     ("xgboost", XGBRegressor(n_estimators=150, max_depth=4, learning_rate=0.1, subsample=0.8,
                                              colsample_bytree=0.8, tree_method="hist", n_jobs=2,
                                              random_state=seed))],
@@ -161,14 +164,17 @@ def _classifiers(seed, weighted, pos_weight):
     return {
         "linear": logit(),
         "tree": DecisionTreeClassifier(max_depth=6, min_samples_leaf=30, class_weight=cw, random_state=seed),
-        "forest": forest(100),
+        "forest": forest(80),
         "gboost": hgb(300, True),
         "xgboost": xgb(300),
-        "mlp": KerasMLPClassifier(hidden=(64, 32), dropout=0.1, learning_rate=3e-3, epochs=60, batch_size=512,
-                                  patience=5, class_weight=cw, random_state=seed),
-        "voting": VotingClassifier([("linear", logit()), ("forest", forest(60)), ("gboost", hgb(100, False)),
-                                    ("xgboost", xgb(150, 0.1))], voting="soft", n_jobs=1),
-        "stacking": StackingClassifier([("linear", logit()), ("gboost", hgb(100, False)), ("xgboost", xgb(150, 0.1))],
+        "mlp": KerasMLPClassifier(hidden=(64, 32), dropout=0.1, learning_rate=3e-3, epochs=50, batch_size=512,
+                                  patience=4, class_weight=cw, random_state=seed),
+        # No HGB member: single-threaded (see evaluate.openmp_single_thread) it doubled the ensemble's fit time.
+        "voting": VotingClassifier([("linear", logit()), ("forest", forest(60)), ("xgboost", xgb(150, 0.1))],
+                                   voting="soft", n_jobs=1),
+        "stacking": StackingClassifier([("linear", logit()), ("tree", DecisionTreeClassifier(
+                                            max_depth=6, min_samples_leaf=30, class_weight=cw, random_state=seed)),
+                                        ("xgboost", xgb(150, 0.1))],
                                        final_estimator=LogisticRegression(max_iter=2000, class_weight=cw),
                                        stack_method="predict_proba", cv=3, n_jobs=1),
     }

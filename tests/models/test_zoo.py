@@ -12,6 +12,7 @@ from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.datasets import make_classification, make_regression
 
 from custscore.errors import ConfigError
+from custscore.models.evaluate import openmp_single_thread
 from custscore.models.keras_mlp import KerasMLPClassifier, KerasMLPRegressor
 from custscore.models.zoo import FAMILIES, FAMILY_NOTES, make_candidates, make_preprocessor, positive_weight
 
@@ -50,7 +51,8 @@ def test_every_family_fits_predicts_and_clones(kind):
     for name, pipe in cands.items():
         assert [s for s, _ in pipe.steps] == ["prep", "model"], name
         assert [t[0] for t in pipe.named_steps["prep"].transformers] == ["num", "cat"]
-        fitted = _fast(clone(pipe)).fit(X.iloc[:300], y[:300])
+        with openmp_single_thread():
+            fitted = _fast(clone(pipe)).fit(X.iloc[:300], y[:300])
         if kind == "classification":
             assert is_classifier(fitted.named_steps["model"]), name
             proba = fitted.predict_proba(X.iloc[300:])
