@@ -45,14 +45,14 @@ class DemoUI(Protocol):
     def message(self, text: str) -> None: ...
 
 
-def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> tuple[Any, Any]:
+def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> tuple[Any, Any, list]:
     from custscore.models.predict import load_production, production_versions
     from custscore.scorer.worker import Worker
     from custscore.simulator.run import run_stream
 
     stop = threading.Event()
+    started = threading.Event()
     box: dict[str, Any] = {}
-    ready = threading.Event()
 
     def work() -> None:
         with open_store(settings) as wstore:
@@ -61,34 +61,35 @@ def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> t
 
             def on_batch(stats):
                 box["stats"] = stats
-                if stats.caught_up:
-                    ready.set()
+                started.set()
 
             try:
                 box["stats"] = worker.run(stop, on_batch)
             except BaseException as exc:  # surfaced in the main thread below
                 box["error"] = exc
             finally:
-                ready.set()
+                started.set()
 
     thread = threading.Thread(target=work, name="custscore-scorer", daemon=True)
     thread.start()
-    ready.wait()  # the existing customers are scored before the stream starts
+    started.wait()  # models loaded and a first batch written: the worker is live
     if "error" in box:
         raise box["error"]
-    ui.message(f"scored the existing customers: {box['stats'].scored:,} in {box['stats'].seconds:.0f} s")
     with open_store(settings) as sstore:
+        before = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1)
         written = run_stream(sstore, options.stream_rate, options.stream_seconds, seed=options.seed,
                              on_tick=lambda _step: box.get("stats") and ui.worker(box["stats"]))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (box.get("stats") and box["stats"].caught_up
-                                               and box["stats"].last_batch_at is not None):
-        threading.Event().wait(0.2)  # let the worker drain what the stream wrote
+        new_ids = [d["_id"] for d in sstore["customers"].find({"signup_date": {"$gte": before}}, {"_id": 1})]
+        deadline = time.monotonic() + 60
+        # the stream's customers come through the feed ahead of the start-up backlog; wait for their scores
+        while time.monotonic() < deadline and "error" not in box and sstore["customers"].count(
+                {"_id": {"$in": new_ids}, "score": {"$exists": True}}) < len(new_ids):
+            stop.wait(0.25)
     stop.set()
     thread.join()
     if "error" in box:
         raise box["error"]
-    return written, box.get("stats")
+    return written, box.get("stats"), new_ids
 
 
 def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI) -> None:
@@ -111,7 +112,9 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     for name, by in (("churn_by_group", "region"), ("satisfaction_by_group", "channel"), ("top_categories", None)):
         ui.frame(run_pipeline(store, name, by=by), f"custscore stats {name}" + (f" --by {by}" if by else ""))
     mirrored = mirror(store, settings.home / "mirror.sqlite")
-    ui.message(f"mirrored to SQLite for SQL users ({settings.home / 'mirror.sqlite'}): {mirrored}")
+    tables = ", ".join(f"{name} {copy.rows:,} rows" for name, copy in mirrored.tables.items())
+    ui.message(f"mirrored to SQLite for SQL users in {mirrored.seconds:.0f} s ({tables}): "
+               f"custscore sql \"SELECT ...\" reads {settings.home / 'mirror.sqlite'}")
 
     ui.section("3. train every task")
     results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed))
@@ -119,14 +122,17 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
 
     ui.section(f"4. score live: the worker follows the change feed while new customers arrive for "
                f"{options.stream_seconds:.0f} s")
-    stream_started = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1)
-    written, stats = _stream_and_score(settings, options, ui)
-    ui.message(f"stream wrote {written.customers:,} new customers and {written.events:,} purchases")
+    written, stats, new_ids = _stream_and_score(settings, options, ui)
+    scored_new = store["customers"].count({"_id": {"$in": new_ids}, "score": {"$exists": True}})
+    ui.message(f"stream wrote {written.customers:,} new customers and {written.events:,} purchases; "
+               f"{scored_new:,} of the new customers are scored")
     if stats is not None:
         ui.worker(stats)
+        ui.message(f"the worker also worked through {stats.scored:,} customers of the start-up backlog and "
+                   f"purchase updates; `custscore score --once` finishes the remaining {stats.backlog:,}")
 
     ui.section("5. the highest-risk new customers, with their reasons (a query on the store)")
-    risky = list(store["customers"].find({"signup_date": {"$gte": stream_started}, "score": {"$exists": True}},
+    risky = list(store["customers"].find({"_id": {"$in": new_ids}, "score": {"$exists": True}},
                                          sort=[("score.churn_probability", -1)], limit=5))
     ui.scored(risky, "highest churn risk among customers who arrived during the stream")
     ui.frame(query_customers(store, {"score.risk": "high"}, sort="score.churn_probability:-1", limit=5),

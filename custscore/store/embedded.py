@@ -9,6 +9,7 @@ mongomock or montydb: ARCHITECTURE.md, "Store backends".
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import logging
 import sqlite3
@@ -51,8 +52,50 @@ def _encode(doc: dict) -> bytes:
         raise InputError(f"document {doc.get('_id')!r} cannot be stored: {exc}") from exc
 
 
+_FAST_RANGE = {"$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
+               "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b}
+
+
+def _fast_condition(value: Any, cond: Any) -> bool | None:
+    """Decide a condition on a string or datetime field without mongomock, or None to let it decide.
+
+    Only the unambiguous cases: the stored value and every operand are both str, or both datetime
+    (where Mongo's comparison is Python's); arrays, missing fields, other types and other operators
+    go to mongomock. This is the scorer's hot path: ``customer_id $in [...]`` and ``ts $lte now``.
+    """
+    kind = str if isinstance(value, str) else dt.datetime if isinstance(value, dt.datetime) else None
+    if kind is None:
+        return None
+    if not isinstance(cond, dict):
+        return value == cond if isinstance(cond, kind) else None
+    result = True
+    for op, arg in cond.items():
+        if op == "$in" and isinstance(arg, list | tuple | set) and all(isinstance(a, kind) for a in arg):
+            result = result and value in arg
+        elif op == "$eq" and isinstance(arg, kind):
+            result = result and value == arg
+        elif op in _FAST_RANGE and isinstance(arg, kind):
+            result = result and _FAST_RANGE[op](value, arg)
+        else:
+            return None
+    return result
+
+
 def _matches(spec: dict | None, doc: dict) -> bool:
-    return not spec or filtering.filter_applies(spec, doc)
+    if not spec:
+        return True
+    decided = True
+    for key, cond in spec.items():
+        if key.startswith("$") or "." in key or key not in doc:
+            decided = False
+            break
+        answer = _fast_condition(doc[key], cond)
+        if answer is None:
+            decided = False
+            break
+        if not answer:
+            return False
+    return True if decided else filtering.filter_applies(spec, doc)
 
 
 class EmbeddedCollection(Collection):

@@ -131,3 +131,22 @@ def test_token_from_a_recreated_store_is_refused(tmp_path):
     fresh = EmbeddedStore(tmp_path / "s.sqlite")
     with pytest.raises(ChangeFeedLost, match="recreated"):
         fresh.changes("t", after=token)
+
+
+def test_fast_filter_path_agrees_with_mongomock():
+    """The scorer's hot filters (str $in, datetime ranges) skip mongomock; the answer must not change."""
+    import datetime as dt
+
+    from mongomock import filtering
+
+    from custscore.store.embedded import _matches
+
+    t = dt.datetime(2026, 1, 1)
+    docs = [{"customer_id": "A", "ts": t}, {"customer_id": "B", "ts": t + dt.timedelta(days=1)},
+            {"customer_id": ["A", "C"], "ts": t}, {"customer_id": 5, "ts": "2026"}, {"ts": t}, {"customer_id": None}]
+    specs = [{"customer_id": {"$in": ["A", "B"]}}, {"customer_id": {"$in": ["A"]}, "ts": {"$lte": t}},
+             {"ts": {"$gt": t}}, {"customer_id": "A"}, {"customer_id": {"$eq": "C"}},
+             {"customer_id": {"$in": ["A", 5]}}, {"ts": {"$gte": t, "$lt": t + dt.timedelta(days=1)}}]
+    for spec in specs:
+        for doc in docs:
+            assert _matches(spec, doc) == filtering.filter_applies(spec, doc), (spec, doc)
