@@ -4,17 +4,16 @@
 log1p for heavy-tailed money/count features, z-scores; one-hot categoricals),
 runs K-Means for every k in a range and records inertia (the elbow), silhouette
 and Davies-Bouldin. k is the one with the best silhouette; the elbow is kept in
-``k_table_`` and :func:`elbow_silhouette_figure` for reference. A shallow
+``k_table_`` and :func:`custscore.models.segment_report.elbow_silhouette_figure` for reference. A shallow
 decision tree then learns the segments from the raw (imputed, unscaled)
 features, so new customers get a segment through rules that read in real units
-(:func:`rules_text`), and ``tree_`` is a "prep" + "model" Pipeline like every
+(:func:`custscore.models.segment_report.rules_text`), and ``tree_`` is a "prep" + "model" Pipeline like every
 other model.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,10 +21,10 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import davies_bouldin_score, silhouette_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from sklearn.tree import DecisionTreeClassifier, export_text
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from custscore.errors import InputError
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 BEHAVIOUR_FEATURES: list[str] = [
     "orders_per_month", "spend_mean", "items_per_order", "tenure_days", "recency_days",
 ]
-SHARE_PREFIX = "share_"
 FALLBACK_CATEGORY = "top_category"
 # One-hot columns have variance p(1-p) <= 0.25; without a boost they barely move
 # centroids next to unit-variance numeric columns.
@@ -201,12 +199,12 @@ class SegmentModel(BaseEstimator):
                              "build it with custscore.models.features.customer_features")
         if self.features is None:
             cols = [c for c in BEHAVIOUR_FEATURES if c in X.columns]
-            shares = [str(c) for c in X.columns if str(c).startswith(SHARE_PREFIX)]
+            shares = [str(c) for c in X.columns if str(c).startswith(feats.SHARE_PREFIX)]
             if shares:
                 cols += shares
             elif FALLBACK_CATEGORY in X.columns:
                 log.warning("no %s* category-share columns in X; clustering on %s instead (weaker segments)",
-                            SHARE_PREFIX, FALLBACK_CATEGORY)
+                            feats.SHARE_PREFIX, FALLBACK_CATEGORY)
                 cols.append(FALLBACK_CATEGORY)
             if not cols:
                 raise InputError(f"X has none of the segment features {BEHAVIOUR_FEATURES}; "
@@ -339,89 +337,3 @@ class SegmentModel(BaseEstimator):
     def predict_kmeans(self, X: pd.DataFrame) -> np.ndarray:
         """Segment id of each row by nearest K-Means centroid."""
         return self.kmeans_.predict(self._select(X))
-
-
-def rules_text(model: SegmentModel, decimals: int = 1) -> str:
-    """Printable if/else rules of the assignment tree, in real units, ending in segment names.
-
-    Parameters
-    ----------
-    model : SegmentModel
-        A fitted model.
-    decimals : int
-        Decimals of the thresholds.
-
-    Returns
-    -------
-    str
-        Output of :func:`sklearn.tree.export_text` with feature and segment names.
-    """
-    check_is_fitted(model, "tree_")
-    tree = model.tree_.named_steps["model"]
-    feature_names = [str(n) for n in model.tree_.named_steps["prep"].get_feature_names_out()]
-    class_names = [model.names_[int(c)] for c in tree.classes_]
-    return export_text(tree, feature_names=feature_names, class_names=class_names, decimals=decimals)
-
-
-def elbow_silhouette_figure(model: SegmentModel, path: str | Path) -> Path:
-    """Save a PNG with the elbow (inertia) and silhouette curves over k, the chosen k marked.
-
-    Parameters
-    ----------
-    model : SegmentModel
-        A fitted model.
-    path : str or Path
-        Where to write the PNG (parent folders are created).
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    check_is_fitted(model, "k_table_")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = model.k_table_
-    # A bare Figure on the Agg canvas: no pyplot global state, nothing left open.
-    fig = Figure(figsize=(9, 3.6))
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(t["k"], t["inertia"], "o-")
-    ax1.set(title="Elbow: inertia", xlabel="k (segments)", ylabel="within-cluster sum of squares")
-    ax2.plot(t["k"], t["silhouette"], "o-", color="tab:green")
-    ax2.set(title="Silhouette (higher is better)", xlabel="k (segments)", ylabel="silhouette")
-    for ax in (ax1, ax2):
-        ax.axvline(model.k_, color="tab:red", linestyle="--", label=f"chosen k = {model.k_}")
-        ax.set_xticks(list(t["k"]))
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    fig.clear()
-    return path
-
-
-def persona_ari(model: SegmentModel, X: pd.DataFrame, personas) -> float:
-    """Adjusted Rand index of the tree's segments against true personas (1.0 = the oracle).
-
-    Parameters
-    ----------
-    model : SegmentModel
-        A fitted model.
-    X : DataFrame
-        Feature frame.
-    personas : Series or sequence
-        True persona per row; a Series is aligned to ``X.index``.
-
-    Returns
-    -------
-    float
-        ``adjusted_rand_score(personas, model.predict(X))``.
-    """
-    truth = personas.reindex(X.index) if isinstance(personas, pd.Series) else pd.Series(list(personas), index=X.index)
-    if len(truth) != len(X) or truth.isna().any():
-        raise InputError(f"personas must give one label per row of X ({len(X)} rows, "
-                         f"{int(truth.isna().sum())} missing); pass a Series indexed like X")
-    return float(adjusted_rand_score(truth.to_numpy(), model.predict(X)))

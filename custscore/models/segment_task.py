@@ -13,7 +13,9 @@ from custscore.models import explain as XP
 from custscore.models import features as F
 from custscore.models import registry
 from custscore.models.dataset import TaskData
-from custscore.models.segment import SegmentModel, elbow_silhouette_figure, rules_text
+from custscore.models.segment import SegmentModel
+from custscore.models.segment_report import elbow_silhouette_figure, rules_text
+from custscore.models.shap_figures import save_shap_figures
 from custscore.scorer.monitor import reference_profile
 from custscore.store.base import Store
 
@@ -54,7 +56,7 @@ def train_segment(store: Store, settings: Settings, data: TaskData, options, pro
     explainer = XP.make_explainer(model.tree_, sample.head(BACKGROUND_ROWS), "segment", seed=options.seed)
     explanation = explainer.explain(sample)
     out_dir = settings.home / "reports" / "shap"
-    figures = XP.save_shap_figures(explanation, sample, out_dir, "segment")
+    figures = save_shap_figures(explanation, sample, out_dir, "segment")
     figures.append(elbow_silhouette_figure(model, out_dir / "segment_elbow_silhouette.png"))
     names = {str(k): v for k, v in model.names_.items()}
     profiles = model.profiles_.reset_index().to_dict("records")

@@ -31,6 +31,7 @@ from custscore.models import features as F
 from custscore.models import registry, zoo
 from custscore.models.oracle import oracle_rows
 from custscore.models.selection import compare_selection
+from custscore.models.shap_figures import save_shap_figures
 from custscore.scorer.monitor import reference_profile
 from custscore.store.base import Store
 
@@ -129,7 +130,7 @@ def _explain(pipeline, data: D.TaskData, X_bg: pd.DataFrame, X_ex: pd.DataFrame,
     sample = X_ex.sample(min(len(X_ex), EXPLAIN_ROWS), random_state=seed)
     explanation = explainer.explain(sample)
     importance = XP.global_importance(explanation)
-    figures = XP.save_shap_figures(explanation, sample, out_dir, data.task)
+    figures = save_shap_figures(explanation, sample, out_dir, data.task)
     return importance, figures, explainer.units
 
 

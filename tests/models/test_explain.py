@@ -25,7 +25,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from custscore.errors import ConfigError, InputError
-from custscore.models.explain import global_importance, make_explainer, save_shap_figures, top_reasons
+from custscore.models.explain import global_importance, make_explainer, top_reasons
+from custscore.models.shap_figures import save_shap_figures
 
 NUMS = ["recency_days", "orders_90d", "income", "age"]
 CATS = ["region", "channel"]

@@ -10,7 +10,8 @@ import pytest
 
 from custscore.errors import InputError
 from custscore.models.features import customer_features
-from custscore.models.segment import SegmentModel, elbow_silhouette_figure, persona_ari, rules_text
+from custscore.models.segment import SegmentModel
+from custscore.models.segment_report import elbow_silhouette_figure, persona_ari, rules_text
 from custscore.simulator.generate import SimulationConfig, simulate
 
 END = dt.datetime(2026, 1, 1)
