@@ -13,7 +13,7 @@ import datetime as dt
 import heapq
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,50 +52,66 @@ def _encode(doc: dict) -> bytes:
         raise InputError(f"document {doc.get('_id')!r} cannot be stored: {exc}") from exc
 
 
-_FAST_RANGE = {"$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
-               "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b}
+_FAST_OPS = {"$eq": lambda a, b: a == b, "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
+             "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b}
 
 
-def _fast_condition(value: Any, cond: Any) -> bool | None:
-    """Decide a condition on a string or datetime field without mongomock, or None to let it decide.
+def _fast_condition(cond: Any) -> tuple[type, Callable[[Any], bool]] | None:
+    """A Python test for a condition whose operands are all str or all datetime, or None if there is none.
 
-    Only the unambiguous cases: the stored value and every operand are both str, or both datetime
-    (where Mongo's comparison is Python's); arrays, missing fields, other types and other operators
-    go to mongomock. This is the scorer's hot path: ``customer_id $in [...]`` and ``ts $lte now``.
+    Only the unambiguous cases: when the stored value has the operands' type too, Mongo's comparison
+    is Python's. Other operators, operand types, arrays and missing fields go to mongomock.
     """
-    kind = str if isinstance(value, str) else dt.datetime if isinstance(value, dt.datetime) else None
-    if kind is None:
+    kind = str if isinstance(cond, str) else dt.datetime if isinstance(cond, dt.datetime) else None
+    if kind is not None:
+        return kind, lambda v: v == cond
+    if not isinstance(cond, dict) or not cond:
         return None
-    if not isinstance(cond, dict):
-        return value == cond if isinstance(cond, kind) else None
-    result = True
+    tests: list[Callable[[Any], bool]] = []
+    kinds = set()
     for op, arg in cond.items():
-        if op == "$in" and isinstance(arg, list | tuple | set) and all(isinstance(a, kind) for a in arg):
-            result = result and value in arg
-        elif op == "$eq" and isinstance(arg, kind):
-            result = result and value == arg
-        elif op in _FAST_RANGE and isinstance(arg, kind):
-            result = result and _FAST_RANGE[op](value, arg)
+        if op == "$in" and isinstance(arg, list | tuple) and arg:
+            kinds.update(type(a) for a in arg)
+            if not kinds <= {str, dt.datetime}:
+                return None
+            members = frozenset(arg)
+            tests.append(lambda v, m=members: v in m)
+        elif op in _FAST_OPS and isinstance(arg, str | dt.datetime):
+            kinds.add(type(arg))
+            tests.append(lambda v, f=_FAST_OPS[op], a=arg: f(v, a))
         else:
             return None
-    return result
+    if len(kinds) != 1 or next(iter(kinds)) not in (str, dt.datetime):
+        return None
+    return next(iter(kinds)), lambda v: all(t(v) for t in tests)
+
+
+def _matcher(spec: dict | None) -> Callable[[dict], bool]:
+    """``doc -> bool`` for a filter, compiled once per query (the scorer's ``customer_id $in`` / ``ts $lte``
+    filters run per event document, where mongomock's engine cost more than reading the rows)."""
+    if not spec:
+        return lambda doc: True
+    fast = []
+    for key, cond in spec.items():
+        compiled = None if key.startswith("$") or "." in key else _fast_condition(cond)
+        if compiled is None:
+            return lambda doc: filtering.filter_applies(spec, doc)
+        fast.append((key, *compiled))
+
+    def match(doc: dict) -> bool:
+        for key, kind, test in fast:
+            value = doc.get(key)
+            if type(value) is not kind:
+                return filtering.filter_applies(spec, doc)
+            if not test(value):
+                return False
+        return True
+
+    return match
 
 
 def _matches(spec: dict | None, doc: dict) -> bool:
-    if not spec:
-        return True
-    decided = True
-    for key, cond in spec.items():
-        if key.startswith("$") or "." in key or key not in doc:
-            decided = False
-            break
-        answer = _fast_condition(doc[key], cond)
-        if answer is None:
-            decided = False
-            break
-        if not answer:
-            return False
-    return True if decided else filtering.filter_applies(spec, doc)
+    return _matcher(spec)(doc)
 
 
 class EmbeddedCollection(Collection):
@@ -126,9 +142,10 @@ class EmbeddedCollection(Collection):
 
     def _iter_docs(self, filter: dict | None, limit: int = 0) -> Iterator[dict]:
         rows, exact, spec = self._rows(filter, limit=limit)
+        match = _matcher(spec)
         for (blob,) in rows:
             doc = bson.decode(blob)
-            if exact or _matches(spec, doc):
+            if exact or match(doc):
                 yield doc
 
     def find(
@@ -170,10 +187,12 @@ class EmbeddedCollection(Collection):
         base = f'SELECT doc FROM "{self._table}" WHERE ({where}) AND {column}'
         key = lambda d: filtering.resolve_sort_key(path, d)  # noqa: E731
 
+        match = _matcher(spec)
+
         def decoded(rows: list) -> Iterator[dict]:
             for (blob,) in rows:
                 doc = bson.decode(blob)
-                if exact or _matches(spec, doc):
+                if exact or match(doc):
                     yield doc
 
         with self._engine.read() as conn:
@@ -203,7 +222,8 @@ class EmbeddedCollection(Collection):
         rows, exact, spec = self._rows(filter)
         if exact:
             return len(rows)
-        return sum(1 for (blob,) in rows if _matches(spec, bson.decode(blob)))
+        match = _matcher(spec)
+        return sum(1 for (blob,) in rows if match(bson.decode(blob)))
 
     def distinct(self, field_name: str, filter: dict | None = None) -> list:
         seen: list = []
