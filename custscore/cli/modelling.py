@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -156,10 +158,10 @@ def promote(ctx: typer.Context, task: Annotated[str, typer.Argument(help="satisf
     console.print(f"{task}: production is now {version}")
 
 
-def _read_json_lines(path: Path, what: str) -> list[dict]:
+def _read_documents(path: Path) -> list[dict]:
     from custscore.scorer.inserting import read_documents
 
-    return read_documents(str(path))
+    return read_documents(sys.stdin if str(path) == "-" else path)
 
 
 def _render_scores(scores: list, all_reasons: dict | None = None) -> None:
@@ -206,7 +208,7 @@ def predict(
     with _user_errors(), _open(ctx) as store:
         now = _now()
         if file is not None:
-            docs = _read_json_lines(file, "customers")
+            docs = _read_documents(file)
         else:
             docs = [{"_id": customer_id, "customer_id": customer_id, "age": age, "income": income, "region": region,
                      "channel": channel, "support_tickets": tickets, "customer_satisfaction": satisfaction,
@@ -219,9 +221,9 @@ def predict(
                 raise _fail(str(problems[0]))
             clean.append(doc)
         models = load_production(store, ctx.obj)
-        ev = F.events_frame(_read_json_lines(events, "events")) if events else F.events_frame([])
+        given = F.events_frame(_read_documents(events)) if events else F.events_frame([])
         stored = F.load_events(store, [str(d["_id"]) for d in clean], until=now)
-        scores = models.score_documents(clean, F.events_frame(__import__("pandas").concat([ev, stored])), now)
+        scores = models.score_documents(clean, pd.concat([given, stored], ignore_index=True), now)
     _render_scores(scores)
     console.print(f"[dim]models: {json.dumps(models.versions)}[/]", highlight=False)
 
@@ -246,10 +248,11 @@ def explain(
                         f"'{{\"_id\": \"{customer_id}\"}}'")
         models = load_production(store, ctx.obj)
         now = _now()
-        X = F.customer_features(docs, F.load_events(store, [customer_id], until=now), now, models.categories)
-        preds, explanations = models.predict_frame(X)
+        events = F.load_events(store, [customer_id], until=now)
+        X = F.customer_features(docs, events, now, models.categories)
+        _, explanations = models.predict_frame(X)
         reasons = models.reasons(explanations, X, k=top)
-        scores = models.score_documents(docs, F.load_events(store, [customer_id], until=now), now)
+        scores = models.score_documents(docs, events, now)
     _render_scores(scores, {customer_id: {t: r[0] for t, r in reasons.items()}})
     units = {t: e.units for t, e in explanations.items()}
     console.print(f"[dim]contributions are in {', '.join(f'{t}: {u}' for t, u in units.items())}; "

@@ -123,3 +123,31 @@ def test_dead_letters_lists_a_document_written_around_validation(home):
     assert cli(home, "score", "--once").exit_code == 0
     result = cli(home, "dead-letters")
     assert result.exit_code == 0 and "DIRECT" in result.output, result.output
+
+
+def test_score_watch_stops_cleanly_on_sigterm(home):
+    """--watch runs until SIGTERM, finishes its batch, saves the token and exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "CUSTSCORE_MONGO_URI": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "custscore", "--home", str(home), "score", "--watch"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        from custscore.scorer.worker import worker_alive
+
+        deadline = time.monotonic() + 120
+        with _store(home) as st:
+            while not worker_alive(st) and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)  # polling the heartbeat the worker writes; there is no event to await across processes
+            assert worker_alive(st), "worker never reported a heartbeat"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "resume token saved" in out
