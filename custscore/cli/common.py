@@ -156,3 +156,23 @@ def _output(csv: bool, json_: bool) -> str:
 
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
+
+
+def print_score(customer_id: Any, score: dict, reasons_by_task: dict | None = None) -> None:
+    """One customer's score on one line, then its reasons (per task when given) with their contributions."""
+    parts = [f"[bold]{customer_id}[/]"]
+    if "churn_probability" in score:
+        parts.append(f"churn {score['churn_probability']:.1%} ({score.get('risk')} risk)")
+    if "satisfaction" in score:
+        parts.append(f"satisfaction {score['satisfaction']:.1f}/10")
+    if "segment_name" in score:
+        parts.append(f"segment {score['segment_name']}")
+    if score.get("latency_ms") is not None:
+        parts.append(f"[dim]{score['latency_ms']:,.0f} ms[/]")
+    console.print("  ".join(parts), highlight=False)
+    groups = reasons_by_task or {score.get("reasons_task", "churn"): score.get("reasons") or []}
+    for task, reasons in groups.items():
+        console.print(f"  [dim]{task}[/]", highlight=False)
+        for r in reasons:
+            console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']} "
+                          f"[dim]({r['contribution']:+.3f})[/]", highlight=False)

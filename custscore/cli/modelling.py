@@ -12,7 +12,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from custscore.cli.common import _cell, _fail, _fmt, _open, _progress, _user_errors, app, console
+from custscore.cli.common import _cell, _fail, _fmt, _open, _progress, _user_errors, app, console, print_score
 from custscore.config import Settings
 
 TASK_CHOICES = ("satisfaction", "churn", "segment", "all")
@@ -166,21 +166,7 @@ def _read_documents(path: Path) -> list[dict]:
 
 def _render_scores(scores: list, all_reasons: dict | None = None) -> None:
     for s in scores:
-        sc = s.score
-        head = [f"[bold]{s.customer_id}[/]"]
-        if "churn_probability" in sc:
-            head.append(f"churn {sc['churn_probability']:.1%} ({sc['risk']} risk)")
-        if "satisfaction" in sc:
-            head.append(f"satisfaction {sc['satisfaction']:.1f}/10")
-        if "segment_name" in sc:
-            head.append(f"segment {sc['segment_name']}")
-        console.print("  ".join(head), highlight=False)
-        groups = all_reasons.get(s.customer_id, {}) if all_reasons else {sc.get("reasons_task", "churn"): sc["reasons"]}
-        for task, reasons in groups.items():
-            console.print(f"  [dim]{task}[/]")
-            for r in reasons:
-                console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']} "
-                              f"[dim]({r['contribution']:+.3f})[/]", highlight=False)
+        print_score(s.customer_id, s.score, (all_reasons or {}).get(s.customer_id))
 
 
 @app.command()

@@ -25,6 +25,7 @@ from custscore.cli.common import (
     app,
     console,
     err_console,
+    print_score,
 )
 from custscore.config import Settings
 
@@ -145,19 +146,7 @@ def insert(
 
 def _print_scored(docs: list[dict]) -> None:
     for doc in docs:
-        sc = doc.get("score") or {}
-        parts = [f"[bold]{doc['_id']}[/]"]
-        if "churn_probability" in sc:
-            parts.append(f"churn {sc['churn_probability']:.1%} ({sc.get('risk')} risk)")
-        if "satisfaction" in sc:
-            parts.append(f"satisfaction {sc['satisfaction']:.1f}/10")
-        if "segment_name" in sc:
-            parts.append(f"segment {sc['segment_name']}")
-        if sc.get("latency_ms") is not None:
-            parts.append(f"[dim]{sc['latency_ms']:,.0f} ms[/]")
-        console.print("  ".join(parts), highlight=False)
-        for r in sc.get("reasons") or []:
-            console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']}", highlight=False)
+        print_score(doc["_id"], doc.get("score") or {})
 
 
 @app.command()

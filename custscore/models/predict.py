@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +24,7 @@ from custscore.models import registry
 from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
 from custscore.store.base import Store
 from custscore.store.schema import MODELS
+from custscore.store.validation import plain as _plain
 
 log = logging.getLogger(__name__)
 TASKS = ("churn", "satisfaction", "segment")
@@ -51,16 +51,6 @@ def production_versions(store: Store) -> dict[str, str]:
         if doc.get("task") in TASKS:
             out[doc["task"]] = doc["version"]
     return out
-
-
-def _plain(value):
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 class ProductionModels:
