@@ -234,12 +234,8 @@ def explain(
                         f"'{{\"_id\": \"{customer_id}\"}}'")
         models = load_production(store, ctx.obj)
         now = _now()
-        events = F.load_events(store, [customer_id], until=now)
-        X = F.customer_features(docs, events, now, models.categories)
-        _, explanations = models.predict_frame(X)
-        reasons = models.reasons(explanations, X, k=top)
-        scores = models.score_documents(docs, events, now)
-    _render_scores(scores, {customer_id: {t: r[0] for t, r in reasons.items()}})
-    units = {t: e.units for t, e in explanations.items()}
+        scores = models.score_documents(docs, F.load_events(store, [customer_id], until=now), now, k=top)
+    _render_scores(scores, {s.customer_id: s.reasons_by_task for s in scores})
+    units = {t: e.units for t, e in models.explainers.items()}
     console.print(f"[dim]contributions are in {', '.join(f'{t}: {u}' for t, u in units.items())}; "
                   f"models {json.dumps(models.versions)}[/]", highlight=False)

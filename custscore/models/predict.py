@@ -42,6 +42,7 @@ class CustomerScore:
     shap: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
     error: str | None = None
+    reasons_by_task: dict = field(default_factory=dict)  # task -> top-k reasons (``score.reasons`` is one of them)
 
 
 def production_versions(store: Store) -> dict[str, str]:
@@ -111,14 +112,15 @@ class ProductionModels:
             out[task] = XP.top_reasons(e, X[cols], k=k, describe=F.describe, target_phrase=PHRASES.get(task, task))
         return out
 
-    def score_documents(self, customers: list[dict], events: pd.DataFrame, now: dt.datetime) -> list[CustomerScore]:
+    def score_documents(self, customers: list[dict], events: pd.DataFrame, now: dt.datetime,
+                        k: int = TOP_K) -> list[CustomerScore]:
         """Score customer documents given their events (no store access)."""
         if not customers:
             return []
         X = F.customer_features(customers, events, now, self.categories)
         versions = F.input_versions(customers, events)
         preds, explanations = self.predict_frame(X)
-        reasons = self.reasons(explanations, X)
+        reasons = self.reasons(explanations, X, k=k)
         main = "churn" if "churn" in reasons else next(iter(reasons))
         out = []
         pred_rows = preds.to_dict("records")
@@ -132,7 +134,8 @@ class ProductionModels:
             shap_vectors = {task: dict(zip(e.feature_names, np.round(e.values[i], 5).tolist(), strict=True))
                             for task, e in explanations.items()}
             feats = {c: _plain(v) for c, v in feature_rows[i].items()}
-            out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats))
+            out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats,
+                                     reasons_by_task={task: r[i] for task, r in reasons.items()}))
         return out
 
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:

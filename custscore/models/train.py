@@ -178,12 +178,12 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
     else:
         curve = None
     out_dir = settings.home / "reports" / "shap"
-    importance, figures, units = _explain(best.pipeline, data, X_tr.sample(min(len(X_tr), BACKGROUND_ROWS),
-                                                                         random_state=seed), X_te, out_dir, seed)
+    background = X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed)
+    importance, figures, units = _explain(best.pipeline, data, background, X_te, out_dir, seed)
     predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, X_tr, kind)}
     extra = {"winner": best.name, "leaderboard": board.to_dict("records"), "notes": notes,
              "shap_importance": importance.round(6).to_dict(), "shap_units": units,
-             "background": X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed).reset_index().to_dict("records"),
+             "background": background.reset_index().to_dict("records"),
              "reference": reference_profile(X_tr, predictions=predictions), "as_of": data.as_of.isoformat(),
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
              "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
