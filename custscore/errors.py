@@ -11,10 +11,13 @@ pandas) are mapped at the boundary with ``raise OurError(...) from exc``.
     ├── ModelError             a model cannot be saved, found, promoted or loaded
     │   └── ArtifactIntegrityError  a model file is missing, changed or unsafe
     ├── InputError             a file or value the user gave cannot be used
-    │   └── ValidationError    documents that break the schema (carries the rows)
+    │   ├── ValidationError    documents that break the schema (carries the rows)
+    │   └── LimitExceeded      a document, query or request is past a stated limit
+    │       └── QueryTimeout   a query or SQL statement ran past its time budget
     └── StoreError             the database refused or failed an operation
         ├── StoreUnavailable   cannot connect / open the store
         ├── DuplicateKeyError  a document with that _id already exists
+        ├── StoreBusy          another process holds the embedded store's write lock
         └── ChangeFeedLost     a resume token is older than the feed's history
 """
 
@@ -41,12 +44,24 @@ class ValidationError(InputError):
         self.problems = problems or []
 
 
+class LimitExceeded(InputError):
+    """A document, query or request is past one of the limits in README "Security and limits"."""
+
+
+class QueryTimeout(LimitExceeded):
+    """A query or SQL statement ran longer than its time budget and was stopped."""
+
+
 class StoreError(CustscoreError):
     """The database refused or failed an operation."""
 
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached or opened."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the embedded store's write lock for longer than this command waits."""
 
 
 class DuplicateKeyError(StoreError):
