@@ -34,6 +34,7 @@ import pandas as pd
 from custscore.config import Settings
 from custscore.errors import ArtifactIntegrityError, ModelError
 from custscore.models import artifacts
+from custscore.models.registry_cache import fetch_artifacts, upload_artifacts
 from custscore.store.base import Store
 from custscore.store.schema import MODELS
 
@@ -200,6 +201,7 @@ def save_model(store: Store, settings: Settings, task: str, pipeline: Any, *, ki
         }
         text = json.dumps(manifest, indent=2, default=_json_default)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
+        upload_artifacts(store, tmp)  # before the record: a record never names a blob the database lacks
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -276,7 +278,9 @@ def _verify(settings: Settings, record: dict) -> dict:
 
 def verify_model(store: Store, settings: Settings, task: str, version: str = PRODUCTION) -> dict:
     """Check a model's files against its manifest and the registry without loading it; return the manifest."""
-    return _verify(settings, _record(store, task, version))
+    record = _record(store, task, version)
+    fetch_artifacts(store, Path(settings.home) / "models", record)
+    return _verify(settings, record)
 
 
 def load_model(store: Store, settings: Settings, task: str, version: str = PRODUCTION) -> LoadedModel:
@@ -303,6 +307,7 @@ def load_model(store: Store, settings: Settings, task: str, version: str = PRODU
         A file is missing, changed, swapped or unsafe; nothing is loaded.
     """
     record = _record(store, task, version)
+    fetch_artifacts(store, Path(settings.home) / "models", record)
     manifest = _verify(settings, record)
     version = record["version"]
     current = library_versions()
@@ -327,6 +332,7 @@ def promote(store: Store, settings: Settings, task: str, version: str) -> None:
     if not VERSION_RE.match(version):
         raise _unknown(store, task, version)
     record = _record(store, task, version)
+    fetch_artifacts(store, Path(settings.home) / "models", record)
     _verify(settings, record)
     coll = store[MODELS]
     with store.transaction():

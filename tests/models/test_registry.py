@@ -31,6 +31,7 @@ from custscore.models.registry import (
     training_fingerprint,
 )
 from custscore.store import open_store
+from custscore.store.blobs import open_blobs
 
 NUM = ["age", "income", "orders"]
 CAT = ["region"]
@@ -220,6 +221,11 @@ def test_edited_manifest_or_missing_file_is_refused(reg, frame):
         load_model(st, settings, "satisfaction")
     (directory / "manifest.json").write_text(original)
     (directory / "pipeline.skops").unlink()
+    load_model(st, settings, "satisfaction")  # the folder is a cache: a missing file comes back from the database
+    assert (directory / "pipeline.skops").is_file()
+    (directory / "pipeline.skops").unlink()
+    record = st["models"].find_one({"_id": f"satisfaction:{version}"})
+    open_blobs(st).delete(next(a["sha256"] for a in record["artifacts"] if a["file"] == "pipeline.skops"))
     with pytest.raises(ArtifactIntegrityError, match=r"pipeline\.skops is missing"):
         load_model(st, settings, "satisfaction")
 
