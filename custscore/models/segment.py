@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from custscore.errors import InputError
 from custscore.models import features as feats
+from custscore.models.segment_names import name_segments
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,6 @@ CAT_WEIGHT = 2.0
 SILHOUETTE_SAMPLE = 5000
 N_INIT = 5
 MIN_LEAF = 20
-_CONCEPTS = {
-    "frequency": ("orders_per_month", "orders_365d", "orders_90d", "orders_total", "frequency_365d"),
-    "monetary": ("spend_per_month", "spend_total", "spend_mean", "monetary_sum", "monetary_mean"),
-    "recency": ("recency_days",),
-    "tenure": ("tenure_days",),
-    "diversity": ("category_entropy", "category_count", "category_diversity"),
-}
 
 
 def _log1p_masked(X, mask=()):
@@ -114,7 +108,7 @@ class SegmentModel(BaseEstimator):
     profiles_ : DataFrame
         Per segment: name, size, share, mean of each numeric feature, most common value of each categorical one.
     names_ : dict of int to str
-        Segment id -> readable, unique name such as "frequent high spenders".
+        Segment id -> unique RFM-grid name such as "champions" or "at risk (grocery)".
     tree_agreement_ : float
         Accuracy of the tree against the K-Means labels on the training data.
     """
@@ -258,53 +252,9 @@ class SegmentModel(BaseEstimator):
     # ------------------------------------------------------------------ describing
 
     def _name_segments(self, X: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
-        """Name each segment from how its RFM, tenure and diversity compare with the population (in z-units)."""
-        z = {}
-        for concept, names in _CONCEPTS.items():
-            col = next((c for c in names if c in X.columns and pd.api.types.is_numeric_dtype(X[c])), None)
-            if col is None:
-                continue
-            x = X[col].astype(float)
-            if col in feats.log_features() or _is_skewed(x):
-                x = np.log1p(x.clip(lower=0))
-            sd = x.std()
-            means = x.groupby(labels).mean()
-            z[concept] = ((means - x.mean()) / (sd if sd > 0 else 1.0)).fillna(0.0)
-        names = {}
-        for s in range(self.k_):
-            g = {c: float(v.get(s, 0.0)) for c, v in z.items()}
-            freq, money = g.get("frequency", 0.0), g.get("monetary", 0.0)
-            if freq < -1.5 and money < -1.5:
-                names[s] = "dormant non-buyers"
-                continue
-            if g.get("recency", 0.0) > 0.5:
-                adj = "lapsed"
-            elif g.get("tenure", 0.0) < -0.7:
-                adj = "new"
-            else:
-                adj = "frequent" if freq > 0.5 else "occasional" if freq < -0.5 else "regular"
-            spend = "high" if money > 0.5 else "low" if money < -0.5 else "mid"
-            noun = "explorers" if g.get("diversity", 0.0) > 0.5 and spend != "high" else f"{spend} spenders"
-            names[s] = f"{adj} {noun}"
-        return self._unique(names, X, labels)
-
-    def _unique(self, names: dict[int, str], X: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
-        """Disambiguate repeated names with the segment's most common category (else its id)."""
-        out = dict(names)
-        for name in set(names.values()):
-            dupes = [s for s, n in names.items() if n == name]
-            if len(dupes) < 2:
-                continue
-            for s in dupes:
-                hint = None
-                if "top_category" in X.columns:
-                    top = X["top_category"][labels == s].dropna()
-                    hint = str(top.mode().iloc[0]) if len(top) else None
-                out[s] = f"{name} ({hint})" if hint else f"{name} #{s}"
-            if len({out[s] for s in dupes}) < len(dupes):
-                for s in dupes:
-                    out[s] = f"{name} #{s}"
-        return out
+        """Name each segment from the RFM grid relative to the population (see :mod:`custscore.models.segment_names`)."""
+        hint = X[FALLBACK_CATEGORY] if FALLBACK_CATEGORY in X.columns else None
+        return name_segments(X, labels, self.k_, hint=hint)
 
     def _profiles(self, data: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         groups = data.groupby(labels)
