@@ -19,13 +19,14 @@ TASK_CHOICES = ("satisfaction", "churn", "segment", "all")
 LEADERBOARD_COLUMNS = {
     "regression": ["model", "cv_mean", "cv_std", "val_mae", "test_mae", "test_r2", "fit_s", "predict_ms_1k", "size_kb"],
     "classification": ["model", "cv_mean", "cv_std", "val_roc_auc", "test_roc_auc", "val_pr_auc", "test_f1",
-                       "test_brier", "fit_s", "predict_ms_1k", "size_kb"],
+                       "test_brier_raw", "test_brier", "test_ece_raw", "test_ece", "fit_s", "predict_ms_1k", "size_kb"],
     "segment": ["model", "silhouette", "davies_bouldin", "ari_vs_personas", "agreement_with_kmeans", "fit_s",
                 "predict_ms_1k"],
 }
 HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test_mae": "test MAE",
            "test_r2": "test R²", "val_roc_auc": "val AUC", "test_roc_auc": "test AUC", "val_pr_auc": "val PR-AUC",
-           "test_f1": "test F1", "test_brier": "test Brier", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
+           "test_f1": "test F1", "test_brier": "Brier (cal.)", "test_brier_raw": "Brier (raw)",
+           "test_ece_raw": "ECE (raw)", "test_ece": "ECE (cal.)", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
            "size_kb": "size KB", "davies_bouldin": "Davies-Bouldin", "ari_vs_personas": "ARI vs personas",
            "agreement_with_kmeans": "agrees w/ K-Means"}
 

@@ -85,6 +85,21 @@ def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) ->
                     notes, truth)
 
 
+def has_target(corpus: Corpus, task: str) -> bool:
+    """Whether the corpus can train ``task`` at all (``train --task all`` skips the ones it cannot, and says so)."""
+    return missing_target_reason(corpus, task) is None
+
+
+def missing_target_reason(corpus: Corpus, task: str) -> str | None:
+    """Why ``task`` has nothing to learn from in this corpus, or None when it has."""
+    if task == "satisfaction":
+        known = int(corpus.profiles["customer_satisfaction"].notna().sum())
+        if known < MIN_ROWS:
+            return (f"only {known} customers have customer_satisfaction (training needs {MIN_ROWS}); "
+                    "ingest a customer_satisfaction column to train it")
+    return None
+
+
 def satisfaction_data(corpus: Corpus) -> TaskData:
     """Features as of the last event, target = the survey satisfaction where it is known."""
     as_of = corpus.last_event

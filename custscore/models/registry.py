@@ -33,7 +33,7 @@ import pandas as pd
 
 from custscore.config import Settings
 from custscore.errors import ArtifactIntegrityError, ModelError
-from custscore.models import artifacts
+from custscore.models import artifacts, calibration
 from custscore.models.registry_cache import fetch_artifacts, upload_artifacts
 from custscore.store.base import Store
 from custscore.store.schema import MODELS
@@ -324,6 +324,7 @@ def load_model(store: Store, settings: Settings, task: str, version: str = PRODU
         raise ModelError(f"model {task} {version} in {directory} cannot be rebuilt ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); {_fix(task)}") from exc
     log.info("loaded %s model %s (%s)", task, version, manifest["layout"])
+    pipeline = calibration.wrap(pipeline, (manifest.get("extra") or {}).get("calibration"))  # calibrated predict_proba
     return LoadedModel(pipeline=pipeline, manifest=manifest, version=version, task=task)
 
 

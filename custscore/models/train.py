@@ -28,7 +28,9 @@ from custscore.models import dataset as D
 from custscore.models import evaluate as EV
 from custscore.models import explain as XP
 from custscore.models import features as F
+from custscore.models import calibration as CAL
 from custscore.models import registry, zoo
+from custscore.models.feature_filter import drop_uninformative
 from custscore.models.oracle import oracle_rows
 from custscore.models.selection import compare_selection
 from custscore.models.shap_figures import save_shap_figures
@@ -134,9 +136,23 @@ def _explain(pipeline, data: D.TaskData, X_bg: pd.DataFrame, X_ex: pd.DataFrame,
     return importance, figures, explainer.units
 
 
-def train_supervised(store: Store, settings: Settings, data: D.TaskData, options: TrainOptions,
-                     progress: Progress | None = None) -> TaskResult:
-    """Compare every family on one supervised task, explain and register the winner."""
+@dataclass
+class Fitted:
+    """Every candidate fitted and validated on one task (churn: calibrated), the winner, and the split used."""
+
+    best: EV.CandidateResult
+    results: list
+    notes: list[str]
+    split: tuple
+    calibration: dict = field(default_factory=dict)
+
+
+def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress | None = None) -> Fitted:
+    """Compare every family on one supervised task and pick the winner (nothing is registered).
+
+    Classification: every candidate is then calibrated on the validation split and its threshold chosen on the
+    calibrated scale (:mod:`custscore.models.calibration`); the test split is only measured.
+    """
     kind, seed = data.kind, options.seed
     tr, va, te = _split(data, seed)
     X_tr, X_va, X_te = data.X.loc[tr], data.X.loc[va], data.X.loc[te]
@@ -167,19 +183,47 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
         results = _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step)
     best, pick_note = pick_winner(results, kind, options.cv)
     notes.append(pick_note)
+    calibration = {}
+    if kind == "classification":
+        calibration = CAL.calibrate_results(results, X_va, y_va, X_te, y_te, options.threshold_rule,
+                                            options.min_precision, seed)
+        m = calibration[best.name]
+        notes.append(f"calibrated on validation data with {m['method']}: test Brier {m['brier_raw']:.4f} -> "
+                     f"{m['brier']:.4f}, ECE {m['ece_raw']:.4f} -> {m['ece']:.4f}")
+    return Fitted(best, results, notes, (tr, va, te), calibration)
+
+
+def train_supervised(store: Store, settings: Settings, data: D.TaskData, options: TrainOptions,
+                     progress: Progress | None = None) -> TaskResult:
+    """Compare every family on one supervised task, explain and register the winner."""
+    kind, seed = data.kind, options.seed
+    fitted = fit_supervised(data, options, progress)
+    best, results, notes = fitted.best, fitted.results, fitted.notes
+    tr, va, te = fitted.split
+    X_tr, X_te = data.X.loc[tr], data.X.loc[te]
+    y_tr, y_te = data.y.loc[tr], data.y.loc[te]
     board = _leaderboard(results, kind, X_te, y_te)
+    if fitted.calibration:
+        board = CAL.leaderboard_columns(board, fitted.calibration)
     board = pd.concat([board, pd.DataFrame(oracle_rows(data, X_tr.index, y_tr, X_te.index, y_te))], ignore_index=True)
     test = _test_metrics(best.pipeline, X_te, y_te, kind, best.threshold)
     if best.threshold is not None:
         notes.append(f"decision threshold {best.threshold:.3f} chosen on validation data: {best.notes}")
+    out_dir = settings.home / "reports" / "shap"
+    reliability_png = None
     if kind == "classification":
         curve = EV.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
         notes.append(f"calibration on test: Brier {test['brier']:.4f}; reliability curve stored in the manifest")
+        raw = CAL.base_pipeline(best.pipeline).predict_proba(X_te)[:, 1]
+        reliability_png = CAL.reliability_figure(
+            y_te, {"before calibration": raw, "after calibration": _predict(best.pipeline, X_te, kind)},
+            out_dir / f"{data.task}_reliability.png", title=f"{data.task}: {best.name}, test split")
     else:
         curve = None
-    out_dir = settings.home / "reports" / "shap"
     background = X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed)
     importance, figures, units = _explain(best.pipeline, data, background, X_te, out_dir, seed)
+    if reliability_png is not None:
+        figures = [*figures, reliability_png]
     predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, X_tr, kind)}
     extra = {"winner": best.name, "leaderboard": board.to_dict("records"), "notes": notes,
              "shap_importance": importance.round(6).to_dict(), "shap_units": units,
@@ -187,9 +231,11 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
              "reference": reference_profile(X_tr, predictions=predictions), "as_of": data.as_of.isoformat(),
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
              "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
-             "categories": data.categories}
+             "categories": data.categories,
+             "calibration": best.pipeline.calibrator.to_dict() if isinstance(best.pipeline, CAL.CalibratedPipeline)
+             else None}
     version = registry.save_model(
-        store, settings, data.task, best.pipeline, kind=kind, features=F.feature_schema(list(data.X.columns)),
+        store, settings, data.task, CAL.base_pipeline(best.pipeline), kind=kind, features=F.feature_schema(list(data.X.columns)),
         metrics={**{f"val_{k}": v for k, v in best.val_metrics.items()}, **{f"test_{k}": v for k, v in test.items()},
                  "cv_mean": best.cv_mean, "cv_std": best.cv_std},
         threshold=best.threshold, training_fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
@@ -280,7 +326,10 @@ def _train(store: Store, settings: Settings, options: TrainOptions, progress: Pr
     for task, build in builders.items():
         if task not in options.tasks and not options.target:
             continue
-        data = build()
+        if len(options.tasks) > 1 and not options.target and not D.has_target(corpus, task):
+            log.warning("%s: skipped, %s", task, D.missing_target_reason(corpus, task))
+            continue
+        data = drop_uninformative(build())
         data.categories = list(corpus.categories)
         run = train_segment if data.kind == "segment" else train_supervised
         results.append(run(store, settings, data, options, progress))
