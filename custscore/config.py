@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from custscore.clock import Clock, as_of_from_env, clock_for
 from custscore.errors import ConfigError
 
 ENV_URI = "CUSTSCORE_MONGO_URI"
@@ -28,11 +30,14 @@ class Settings:
         ``mongodb://…``, ``mongodb+srv://…``, ``embedded:PATH`` or ``memory:``.
     db_name : str
         Database name on MongoDB (ignored by the embedded store).
+    as_of : datetime, optional
+        Pinned as-of time for scoring (``CUSTSCORE_AS_OF``); None means the wall clock.
     """
 
     home: Path
     mongo_uri: str
     db_name: str = DEFAULT_DB
+    as_of: dt.datetime | None = None
 
     @classmethod
     def build(
@@ -57,7 +62,11 @@ class Settings:
                 f"database name {name!r} is not allowed; use letters, digits, '_' or '-' "
                 "(flag --db or CUSTSCORE_DB)"
             )
-        return cls(home=home_path, mongo_uri=uri, db_name=name)
+        return cls(home=home_path, mongo_uri=uri, db_name=name, as_of=as_of_from_env(env))
+
+    def clock(self, as_of: str | dt.date | None = None) -> Clock:
+        """The as-of clock: ``as_of`` (the ``--as-of`` flag) over ``CUSTSCORE_AS_OF`` over the wall clock."""
+        return clock_for(as_of, self.as_of)
 
     @property
     def backend(self) -> str:

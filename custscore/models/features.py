@@ -30,7 +30,9 @@ from custscore.store.schema import CUSTOMERS, EVENTS
 DAY = pd.Timedelta(days=1)
 PROFILE_FIELDS = ("age", "income", "region", "channel", "support_tickets", "customer_satisfaction", "signup_date")
 EVENT_FIELDS = ("customer_id", "ts", "amount", "quantity", "category")
-IGNORED_IN_HASH = ("score", "_truth", "updated_at", "ingested_at")
+# purchase_history is a summary of *all* stored events, future ones included; the features read the events
+# themselves (up to the as-of date), so it stays out of the input version: a late event changes nothing.
+IGNORED_IN_HASH = ("score", "_truth", "updated_at", "ingested_at", "purchase_history")
 
 
 @dataclass(frozen=True)

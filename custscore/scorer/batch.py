@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from custscore.clock import now as utc_now
 from custscore.errors import StoreError
 from custscore.scorer.deadletters import check_customer, dead_letter_op, open_dead_letters
 from custscore.scorer.writeback import ScoredRow, doc_hash, is_replay, write_batch
 from custscore.store.base import Store
-from custscore.store.loading import now as utc_now
 from custscore.store.schema import CUSTOMERS
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def score_customers(
     worker: str | None = None,
     record_dead_letters: bool = True,
     clock: Callable[[], dt.datetime] = utc_now,
+    as_of: dt.datetime | None = None,
 ) -> BatchOutcome:
     """Score the current documents of ``ids`` and write the results as one unit.
 
@@ -80,7 +81,10 @@ def score_customers(
     record_dead_letters : bool
         Write dead letters for documents that cannot be scored.
     clock : callable
-        Naive-UTC "now".
+        Naive-UTC "now" of the write (``scored_at``).
+    as_of : datetime, optional
+        The time the features describe (events after it are ignored), written
+        as ``score.as_of``; default ``clock()``. Part of the replay key by day.
 
     Returns
     -------
@@ -110,7 +114,8 @@ def score_customers(
             outcome.failed[cid] = reason
         else:
             good.append(clean)
-    results = _score_isolating(models, store, good, clock()) if good else []
+    as_of = as_of or clock()
+    results = _score_isolating(models, store, good, as_of) if good else []
     by_id = {r.customer_id: r for r in results}
     rows: list[ScoredRow] = []
     for clean in good:
@@ -122,11 +127,11 @@ def score_customers(
             outcome.failed[cid] = str(result.error)
         else:
             versions = dict(result.score.get("model_versions") or models.versions)
-            if is_replay(docs[cid].get("score"), result.input_version, versions):
+            if is_replay(docs[cid].get("score"), result.input_version, versions, as_of):
                 outcome.replayed.append(cid)
             else:
                 arrival = arrivals.get(cid) or docs[cid].get("updated_at")
-                rows.append(ScoredRow(cid, result, versions, doc_hash(docs[cid]), arrival))
+                rows.append(ScoredRow(cid, result, versions, doc_hash(docs[cid]), arrival, as_of))
     stamp = clock()
     dl_ops = []
     if record_dead_letters:

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from custscore.clock import now
 from custscore.errors import ChangeFeedLost
 from custscore.scorer.partition import Partition
 from custscore.scorer.writeback import is_echo
 from custscore.store.base import Store
-from custscore.store.loading import now
 from custscore.store.schema import CUSTOMERS, EVENTS
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custscore.clock import now
 from custscore.errors import InputError
 from custscore.store.base import Store
-from custscore.store.loading import now
 from custscore.store.schema import MONITORING, PREDICTIONS
 
 log = logging.getLogger(__name__)

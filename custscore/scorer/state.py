@@ -11,8 +11,8 @@ import os
 import socket
 from typing import Any
 
+from custscore.clock import now
 from custscore.store.base import Store
-from custscore.store.loading import now
 from custscore.store.schema import SCORER_STATE
 
 ALIVE_WITHIN_S = 10.0

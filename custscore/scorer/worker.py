@@ -8,7 +8,11 @@ prediction records are upserted under deterministic ids.
 
 Every start takes the feed positions (if none are saved), scans the customers
 without a current score and then follows the feeds; ``run`` follows until
-asked to stop, ``run_once`` drains the backlog and returns.
+asked to stop, ``run_once`` drains the backlog and returns. Between feed
+batches the freshness sweep (freshness.py) re-scores customers whose score is
+older than ``max_age`` against the as-of clock. The feed, the scan and the
+sweep share one pending set (pending.py): a customer is scored once per input
+version and as-of day.
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
+from custscore.clock import Clock, WallClock, now, parse_age
 from custscore.errors import CustscoreError
 from custscore.scorer.batch import BatchOutcome, score_customers
 from custscore.scorer.feed import FEEDS, FeedFollower, FeedRead, Item, positions, rescan_items, stale_items
+from custscore.scorer.freshness import DEFAULT_INTERVAL_S, DEFAULT_MAX_AGE, FreshnessSweep
 from custscore.scorer.partition import Partition
+from custscore.scorer.pending import PendingSet
 from custscore.scorer.state import load_state, save_state, worker_alive
 from custscore.store.base import Store
-from custscore.store.loading import now
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,11 @@ class WorkerStats:
     throughput: float = 0.0  # customers scored per second over the last 10 s
     latency_p50_ms: float | None = None  # arrival -> write, over the last live (feed) customers
     latency_p99_ms: float | None = None
-    backlog: int = 0  # customers waiting: pending feed changes plus the scan queue
+    backlog: int = 0  # customers waiting: pending feed changes plus the scan and sweep queue
+    stale: int = 0  # scores older than max_age at the start of the sweep pass, less those re-scored since
+    swept: int = 0  # scores the freshness sweep re-wrote
+    clock: str = "wall clock"  # what the as-of clock is ("wall clock", "as of 2025-06-30")
+    max_age: dt.timedelta | None = None  # None: the sweep is off
     caught_up: bool = False  # the last poll read everything the feeds had
     switches: list[str] = field(default_factory=list)  # "switched churn A -> B", oldest first
     started_at: dt.datetime | None = None
@@ -97,6 +106,12 @@ class Worker:
         Latency percentiles are over this many last customers.
     rescore_on_reload : bool
         After a model switch, also rescore customers scored by the old models.
+    clock : Clock, optional
+        The as-of clock features and score ages are measured against (default: the wall clock).
+    max_age : timedelta, float (days) or str, optional
+        Re-score customers whose score is older (``1d``, ``12h``); 0 or None turns the sweep off.
+    sweep_interval_s : float
+        Pause between freshness sweep passes (each pass pages through the stale scores).
     """
 
     def __init__(
@@ -113,6 +128,9 @@ class Worker:
         heartbeat_s: float = 2.0,
         latency_window: int = 1000,
         rescore_on_reload: bool = True,
+        clock: Clock | None = None,
+        max_age: dt.timedelta | float | str | None = DEFAULT_MAX_AGE,
+        sweep_interval_s: float = DEFAULT_INTERVAL_S,
     ):
         if batch_size < 1:
             raise CustscoreError(f"batch size must be at least 1, got {batch_size}; pass e.g. --batch-size 256")
@@ -127,13 +145,16 @@ class Worker:
         self.poll_interval_s = poll_interval_s
         self.heartbeat_s = heartbeat_s
         self.rescore_on_reload = rescore_on_reload
+        self.clock = clock or WallClock()
+        self.sweep = FreshnessSweep(store, self.clock, self.partition, parse_age(max_age), self.batch_size,
+                                    sweep_interval_s)
         self.models: Any = None
-        self.stats = WorkerStats(worker=self.partition.state_id)
+        self.stats = WorkerStats(worker=self.partition.state_id, clock=self.clock.describe(),
+                                 max_age=self.sweep.max_age if self.sweep.enabled else None)
         self._latencies: deque[float] = deque(maxlen=latency_window)
         self._recent: deque[tuple[float, int]] = deque()
-        self._pending: dict[Any, Item] = {}
+        self._queue = PendingSet()
         self._pending_since = 0.0
-        self._scan: dict[Any, Item] = {}
         self._follower: FeedFollower | None = None
         self._failed_probe: dict | None = None
         self._started = 0.0
@@ -151,27 +172,31 @@ class Worker:
                     self._flush(on_batch)
                     last_beat = time.monotonic()
                     continue
+                if read.caught_up and self._sweep_page():
+                    continue
                 if time.monotonic() - last_beat >= self.heartbeat_s:
                     self._maybe_reload()
                     self._save()
                     last_beat = time.monotonic()
                 if read.caught_up:
                     stop.wait(self._pause())
-            if self._pending:
+            if self._queue.feed_count:
                 self._flush(on_batch, top_up=False)
         finally:
             self._stop()
         return self.stats
 
     def run_once(self, on_batch: OnBatch | None = None) -> WorkerStats:
-        """Score the backlog (stale customers and every change in the feeds), then return."""
+        """Score the backlog (unscored and stale customers, every change in the feeds), then return."""
         self._start()
         try:
             while True:
                 read = self._poll()
-                if self._pending or self._scan:
+                if len(self._queue):
                     self._flush(on_batch)
-                elif read.caught_up:
+                elif not read.caught_up:
+                    continue
+                elif not self._sweep_page() and not self.sweep.due():
                     break
         finally:
             self._stop()
@@ -193,8 +218,9 @@ class Worker:
         self._follower = FeedFollower(self.store, self.partition, tokens)
         self._follower.read_at = state.get("watermark")
         self._enqueue_scan(stale_items(self.store, self.models.versions, self.partition))
-        log.info("worker %s started with models %s; %d customers to (re)score first",
-                 self.partition.state_id, self.stats.versions, len(self._scan))
+        log.info("worker %s started with models %s, %s, max age %s; %d customers to (re)score first",
+                 self.partition.state_id, self.stats.versions, self.clock.describe(),
+                 self.stats.max_age or "off (no freshness sweep)", self._queue.queued_count)
         self._save()
 
     def _stop(self) -> None:
@@ -213,7 +239,7 @@ class Worker:
             "counts": {"scored": self.stats.scored, "dead_letters": self.stats.dead_letters,
                        "batches": self.stats.batches, "replayed": self.stats.replayed},
         }
-        if not self._pending and self._follower is not None:
+        if not self._queue.feed_count and self._follower is not None:
             fields["tokens"] = self._follower.tokens
             if self._follower.read_at is not None:
                 fields["watermark"] = self._follower.read_at
@@ -221,7 +247,7 @@ class Worker:
 
     # -- feeds and batches --------------------------------------------------------
     def _poll(self) -> FeedRead:
-        room = self.batch_size - len(self._pending)
+        room = self.batch_size - self._queue.feed_count
         if room <= 0:
             return FeedRead(caught_up=False)
         assert self._follower is not None
@@ -230,42 +256,46 @@ class Worker:
         self.stats.echoes = self._follower.echoes
         if read.lost:
             self._enqueue_scan(rescan_items(self.store, watermark, self.models.versions, self.partition))
-        if read.items and not self._pending:
+        if read.items and not self._queue.feed_count:
             self._pending_since = time.monotonic()
         for item in read.items:
-            known = self._pending.get(item.customer_id)
-            if known is None or (item.arrival is not None and (known.arrival is None or item.arrival < known.arrival)):
-                self._pending[item.customer_id] = item
+            self._queue.add_feed(item)  # replaces a scan or sweep entry of the same customer
         self.stats.caught_up = read.caught_up
-        self.stats.backlog = len(self._pending) + len(self._scan)
+        self.stats.backlog = len(self._queue)
         return read
 
     def _flush_due(self, read: FeedRead) -> bool:
-        if self._scan or len(self._pending) >= self.batch_size:
+        if self._queue.queued_count or self._queue.feed_count >= self.batch_size:
             return True
-        return bool(self._pending) and time.monotonic() - self._pending_since >= self.max_wait_s
+        return bool(self._queue.feed_count) and time.monotonic() - self._pending_since >= self.max_wait_s
 
     def _pause(self) -> float:
-        if not self._pending:
+        if not self._queue.feed_count:
             return self.poll_interval_s
         return max(0.0, min(self.poll_interval_s, self._pending_since + self.max_wait_s - time.monotonic()))
 
     def _enqueue_scan(self, items: list[Item]) -> None:
-        for item in items:
-            self._scan.setdefault(item.customer_id, item)
+        self._queue.add_queued(items)
+
+    def _sweep_page(self) -> bool:
+        """Queue the next page of stale scores (between feed batches); True when it queued any."""
+        if self._queue.queued_count or not self.sweep.due():
+            return False
+        added = self._queue.add_queued(self.sweep.next_page(self._queue.ids()))
+        self.stats.stale = self.sweep.stale
+        self.stats.backlog = len(self._queue)
+        return added > 0
 
     def _flush(self, on_batch: OnBatch | None, top_up: bool = True) -> None:
         self._maybe_reload()
-        items = dict(self._pending)
-        if top_up:
-            for cid in list(islice(self._scan, max(0, self.batch_size - len(items)))):
-                item = self._scan.pop(cid)
-                items.setdefault(cid, item)
+        items = self._queue.take(self.batch_size, top_up)
         seen = now()
         arrivals = {cid: item.arrival or seen for cid, item in items.items()}
-        outcome = score_customers(self.store, self.models, list(items), arrivals, worker=self.partition.state_id)
+        outcome = score_customers(self.store, self.models, list(items), arrivals, worker=self.partition.state_id,
+                                  as_of=self.clock.now())
         # the write is acknowledged: only now may the tokens move past these changes
-        self._pending.clear()
+        self._queue.done(items)
+        self.sweep.after_batch([cid for cid, item in items.items() if item.source == "sweep"], set(outcome.scored))
         self._record(outcome, items)
         self._save()
         if on_batch is not None:
@@ -279,7 +309,7 @@ class Worker:
         stats.dead_letters += len(outcome.failed)
         stats.last_batch_at = outcome.scored_at
         for cid, score in outcome.scores.items():
-            if items[cid].source != "scan" and score.get("latency_ms") is not None:
+            if items[cid].source in FEEDS and score.get("latency_ms") is not None:
                 self._latencies.append(score["latency_ms"])
         t = time.monotonic()
         self._recent.append((t, len(outcome.scored)))
@@ -290,7 +320,9 @@ class Worker:
         latencies = list(self._latencies)
         stats.latency_p50_ms = _percentile(latencies, 0.50)
         stats.latency_p99_ms = _percentile(latencies, 0.99)
-        stats.backlog = len(self._pending) + len(self._scan)
+        stats.backlog = len(self._queue)
+        stats.stale = self.sweep.stale
+        stats.swept = self.sweep.rescored
 
     # -- hot reload ---------------------------------------------------------------
     def _maybe_reload(self) -> None:

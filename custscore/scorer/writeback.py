@@ -60,9 +60,11 @@ def versions_key(versions: dict[str, str]) -> str:
     return ",".join(f"{task}={versions[task]}" for task in sorted(versions))
 
 
-def prediction_id(customer_id: Any, versions: dict[str, str], input_version: str) -> str:
-    """The deterministic ``_id`` of a prediction record."""
-    return f"{customer_id}|{versions_key(versions)}|{input_version}"
+def prediction_id(customer_id: Any, versions: dict[str, str], input_version: str,
+                  as_of: dt.datetime | None = None) -> str:
+    """The deterministic ``_id`` of a prediction record (one per as-of day when ``as_of`` is given)."""
+    key = f"{customer_id}|{versions_key(versions)}|{input_version}"
+    return f"{key}|{as_of:%Y-%m-%d}" if as_of is not None else key
 
 
 def is_echo(doc: dict, versions: dict[str, str]) -> bool:
@@ -75,12 +77,23 @@ def is_echo(doc: dict, versions: dict[str, str]) -> bool:
     )
 
 
-def is_replay(stored: Any, input_version: str, versions: dict[str, str]) -> bool:
-    """Whether the stored ``score`` was computed from the same input by the same models."""
+def same_day(stored: Any, as_of: dt.datetime | None) -> bool:
+    """Whether a stored ``score.as_of`` falls on the day of ``as_of`` (always true without ``as_of``)."""
+    if as_of is None:
+        return True
+    return isinstance(stored, dt.datetime) and stored.date() == as_of.date()
+
+
+def is_replay(stored: Any, input_version: str, versions: dict[str, str], as_of: dt.datetime | None = None) -> bool:
+    """Whether the stored ``score`` was computed from the same input by the same models on the same as-of day.
+
+    A new as-of day is a new score even with unchanged inputs: recency and tenure moved on.
+    """
     return (
         isinstance(stored, dict)
         and stored.get("input_version") == input_version
         and stored.get("model_versions") == versions
+        and same_day(stored.get("as_of"), as_of)
     )
 
 
@@ -113,6 +126,7 @@ class ScoredRow:
     versions: dict[str, str]
     doc_hash: str
     arrival: dt.datetime | None
+    as_of: dt.datetime | None = None  # the clock the features were computed at
 
 
 def customer_score(row: ScoredRow, scored_at: dt.datetime) -> dict:
@@ -122,6 +136,7 @@ def customer_score(row: ScoredRow, scored_at: dt.datetime) -> dict:
     score.update({k: plain(src.get(k)) for k in SCORE_FIELDS})
     score.update({
         "scored_at": scored_at,
+        "as_of": row.as_of or scored_at,
         "latency_ms": _ms(scored_at, row.arrival),
         "input_version": row.result.input_version,
         "doc_hash": row.doc_hash,
@@ -136,6 +151,7 @@ def prediction_record(row: ScoredRow, score: dict, worker: str | None = None) ->
         "model_versions": dict(row.versions),
         "input_version": row.result.input_version,
         "scored_at": score["scored_at"],
+        "as_of": score["as_of"],
         "latency_ms": score["latency_ms"],
         **{k: score[k] for k in SCORE_FIELDS},
         "shap": plain(row.result.shap),
@@ -189,7 +205,7 @@ def write_batch(
     customer_ops = [UpdateOne({"_id": row.customer_id}, {"$set": {"score": scores[row.customer_id]}}) for row in rows]
     prediction_ops = [
         UpdateOne(
-            {"_id": prediction_id(row.customer_id, row.versions, row.result.input_version)},
+            {"_id": prediction_id(row.customer_id, row.versions, row.result.input_version, row.as_of)},
             {"$setOnInsert": prediction_record(row, scores[row.customer_id], worker)},
             upsert=True,
         )

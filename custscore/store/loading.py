@@ -7,13 +7,13 @@ land together or not at all.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
+from custscore.clock import now
 from custscore.errors import DuplicateKeyError, InputError
 from custscore.store import history
 from custscore.store.base import Store, UpdateOne
@@ -37,12 +37,6 @@ class LoadReport:
     def rejected(self) -> int:
         """Number of documents refused (a document may have several problems)."""
         return len({p.index for p in self.problems})
-
-
-def now() -> dt.datetime:
-    """Current time as naive UTC with millisecond precision (how it is stored)."""
-    t = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -76,5 +76,5 @@ def test_sigkill_mid_batch_then_restart_scores_every_input_exactly_once(tmp_path
     for doc in docs:  # none missing: every customer scored on its current input, with its record
         current = input_version(doc, counts[doc["_id"]])
         assert doc["score"]["input_version"] == current
-        assert prediction_id(doc["_id"], VERSIONS, current) in ids
+        assert prediction_id(doc["_id"], VERSIONS, current, doc["score"]["as_of"]) in ids
     assert len(docs) == len(stream.ids) > 20

@@ -136,7 +136,7 @@ def test_lost_change_feed_rescans_from_the_watermark(store, caplog):
     assert stats.scored == 1
     doc = store.collection(CUSTOMERS).find_one({"_id": ids[0]})
     assert doc["age"] == 77 and doc["score"]["doc_hash"]
-    key = prediction_id(ids[0], VERSIONS, doc["score"]["input_version"])
+    key = prediction_id(ids[0], VERSIONS, doc["score"]["input_version"], doc["score"]["as_of"])
     assert store.collection(PREDICTIONS).find_one({"_id": key}) is not None
 
 
