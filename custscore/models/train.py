@@ -232,6 +232,7 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
              "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
              "categories": data.categories,
+             "horizon_days": options.horizon_days if data.task == "churn" else None,  # the stale-data warning
              "calibration": best.pipeline.calibrator.to_dict() if isinstance(best.pipeline, CAL.CalibratedPipeline)
              else None}
     version = registry.save_model(
