@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 IQR_K = 1.5
 SKEW_LOG = 1.0  # |skewness| above this (non-negative field) -> log1p
 ROBUST_SHARE = 0.01  # outlier share above this -> robust scaling
+NO_VALUES = "drop: no values"  # the imputation advice for a field no customer has
 INDICATOR_SHARE = 0.05  # missing share above this -> add a missing indicator
 MAX_EVENTS = 1_000_000  # beyond this, events are sampled (fixed seed) for the event-level figures
 
@@ -160,12 +161,19 @@ def load_events(store: Store, max_events: int = MAX_EVENTS, seed: int = 0) -> tu
     return df, total, keep < 1.0
 
 
-def load_dataset(store: Store, max_events: int = MAX_EVENTS, seed: int = 0) -> Dataset:
-    """Customers (with derived RFM and tenure columns) and events, ready for the EDA."""
+def load_dataset(store: Store, max_events: int = MAX_EVENTS, seed: int = 0, as_of: dt.datetime | None = None) -> Dataset:
+    """Customers (with derived RFM and tenure columns) and events, ready for the EDA.
+
+    ``as_of`` (``report --as-of``) measures recency and tenure at that time instead of the
+    last event; it may not lie before the last event (the summaries hold every event).
+    """
     customers = load_customers(store)
     events, n_events, sampled = load_events(store, max_events, seed)
     first, last = event_time_range(store) if n_events else (None, None)
-    as_of = last or (customers["signup_date"].max() if customers["signup_date"].notna().any() else None)
+    if as_of is not None and last is not None and as_of < last:
+        raise InputError(f"--as-of {as_of:%Y-%m-%d} is before the newest event ({last:%Y-%m-%d}); the report "
+                         f"measures at a date on or after it: use --as-of {last:%Y-%m-%d} or later")
+    as_of = as_of or last or (customers["signup_date"].max() if customers["signup_date"].notna().any() else None)
     as_of = pd.Timestamp(as_of).to_pydatetime() if as_of is not None else None
     add_derived(customers, as_of)
     log.info("loaded %d customers and %d of %d events", len(customers), len(events), n_events)
@@ -226,6 +234,8 @@ def _categorical_profile(name: str, values: pd.Series, n: int) -> dict:
 
 def _imputation(row: dict) -> str:
     name, share = row["field"], row["missing_pct"] / 100.0
+    if row["non_null"] == 0 and row["role"] != "event":
+        return NO_VALUES
     if row["kind"] == "categorical":
         rule = "own 'unknown' level"
     elif name == "recency_days":
@@ -244,6 +254,8 @@ def _imputation(row: dict) -> str:
 
 
 def _scaling(row: dict) -> str:
+    if row["non_null"] == 0:
+        return "none (no values)"
     if row["kind"] == "categorical":
         return "one-hot"
     if row["outlier_pct"] / 100.0 > ROBUST_SHARE:
@@ -320,11 +332,17 @@ def findings(ds: Dataset, prof: pd.DataFrame, corr: pd.DataFrame | None = None) 
            + (f" from {ds.first_event:%Y-%m-%d} to {ds.last_event:%Y-%m-%d}" if ds.first_event else "")]
     missing = prof[(prof["missing"] > 0) & prof["role"].isin(["feature", "target"])]
     missing = missing[~missing["field"].isin(["recency_days", "avg_order_value"])].sort_values("missing_pct")
+    empty = missing[missing["non_null"] == 0]
+    missing = missing[missing["non_null"] > 0]
+    if len(empty):
+        fields = ", ".join(empty["field"])
+        out.append(f"no values at all in {len(empty)} {'field' if len(empty) == 1 else 'fields'} ({fields}): "
+                   "drop them (training drops them itself); ingest the columns to use them")
     if len(missing):
         worst = missing.iloc[-1]
         out.append(f"missing values in {len(missing)} fields, at most {worst['missing_pct']:.1f}% "
                    f"({worst['field']}): impute median (numeric) / 'unknown' (categorical)")
-    else:
+    elif not len(empty):
         out.append("no missing values in the profile fields")
     skewed = prof[prof["transform"] == "log1p"].sort_values("skew", ascending=False)
     if len(skewed):

@@ -58,6 +58,18 @@ def save_png(fig: Figure, path: Path) -> bytes:
     return data
 
 
+def has_values(frame: pd.DataFrame, *columns: str, min_rows: int = 1) -> bool:
+    """True when at least ``min_rows`` rows have every one of ``columns`` (the report skips figures that would be empty)."""
+    if any(c not in frame for c in columns):
+        return False
+    return int(frame[list(columns)].notna().all(axis=1).sum()) >= min_rows
+
+
+def panel_has_values(table: pd.DataFrame, y: str) -> bool:
+    """True when a :func:`bar_panels` table has at least one bar to draw."""
+    return y in table and bool(table[y].notna().any())
+
+
 def _empty(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_axis_off()
@@ -88,7 +100,6 @@ def missing_values(profile: pd.DataFrame) -> Figure:
 
 def distributions(customers: pd.DataFrame) -> Figure:
     """Age, income (log scale), satisfaction, orders, spend (log scale) and tenure histograms."""
-    fig, axes = new_figure(15, 8.5, 2, 3)
     color = sns.color_palette(PALETTE, 3)[1]
     c = customers
     panels = [
@@ -99,12 +110,20 @@ def distributions(customers: pd.DataFrame) -> Figure:
         ("total_spent", "total spent (USD, log scale; buyers only)", dict(log_scale=True, bins=40)),
         ("tenure_days", "tenure (days since signup)", dict(bins=40)),
     ]
-    for ax, (col, label, kw) in zip(axes, panels, strict=True):
+    drawn = []
+    for col, label, kw in panels:
         values = c[col].dropna() if col in c else pd.Series(dtype=float)
         values = values[values > 0] if kw.get("log_scale") else values
-        if values.empty:
-            _empty(ax, f"no {col} values")
-            continue
+        if not values.empty:  # a field without values gets no panel (the missing-values figure shows it)
+            drawn.append((values, label, kw))
+    ncols = min(3, max(1, len(drawn)))
+    nrows = max(1, -(-len(drawn) // ncols))
+    fig, axes = new_figure(5 * ncols, 4.25 * nrows, nrows, ncols)
+    if not drawn:
+        _empty(axes[0], "no customer field has values")
+    for ax in axes[len(drawn):]:
+        ax.set_axis_off()
+    for ax, (values, label, kw) in zip(axes, drawn, strict=False):
         sns.histplot(x=values.to_numpy(), ax=ax, color=color, **kw)
         ax.set_xlabel(label)
         ax.set_ylabel("customers")
@@ -115,11 +134,15 @@ def distributions(customers: pd.DataFrame) -> Figure:
 
 def outliers(customers: pd.DataFrame, events: pd.DataFrame, profile: pd.DataFrame) -> Figure:
     """Box plots on the modelling scale (log1p where chosen) with the IQR fences drawn."""
-    chosen = [f for f in ("age", "income", "total_spent", "support_tickets") if f in customers]
+    chosen = [f for f in ("age", "income", "total_spent", "support_tickets") if has_values(customers, f, min_rows=4)]
     series = {f: customers[f] for f in chosen}
     if len(events):
         series["event amount"] = events["amount"]
-    fig, axes = new_figure(3.2 * len(series), 4.5, 1, len(series))
+    if not series:
+        fig, (ax,) = new_figure(6, 3)
+        _empty(ax, "no field has enough values for box plots")
+        return fig
+    fig, axes = new_figure(3.2 * max(len(series), 2), 4.5, 1, len(series))
     transforms = dict(zip(profile["field"], profile["transform"], strict=True))
     units = dict(zip(profile["field"], profile["unit"], strict=True))
     for ax, (name, values) in zip(axes, series.items(), strict=True):
@@ -209,8 +232,12 @@ def tickets_vs_satisfaction(customers: pd.DataFrame, cap: int = 10) -> Figure:
 
 def bar_panels(panels: list[tuple[pd.DataFrame, str, str, str, str]], title: str, ncols: int = 2) -> Figure:
     """One bar chart per ``(table, x column, y column, panel title, y label)``; null groups shown as "missing"."""
+    panels = [p for p in panels if panel_has_values(p[0], p[2])]  # no empty panels
+    ncols = max(1, min(ncols, len(panels)))
     nrows = max(1, -(-len(panels) // ncols))
     fig, axes = new_figure(7.0 * ncols, 4.2 * nrows, nrows, ncols)
+    if not panels:
+        _empty(axes[0], "no group has values")
     for ax, (table, x, y, sub, ylabel) in zip(axes, panels, strict=False):
         data = table[[x, y]].dropna(subset=[y])
         labels = data[x].astype(object).where(data[x].notna(), "missing").astype(str)

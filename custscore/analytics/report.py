@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from custscore.analytics import eda
+from custscore.clock import now as clock_now
 from custscore.errors import CustscoreError
 from custscore.store.base import Store
 from custscore.store.schema import DEAD_LETTERS, MODELS, PREDICTIONS, SCORER_STATE
@@ -156,8 +157,15 @@ def _correlations(corr: pd.DataFrame, figs: _Figures) -> Section:
 def _relationships(ds: eda.Dataset, figs: _Figures) -> Section:
     s = Section("relationships", "Key relationships")
     c = ds.customers
-    s.add(figs.img("income_vs_satisfaction", figs.lib.income_vs_satisfaction(c), "income by satisfaction"))
-    s.add(figs.img("tickets_vs_satisfaction", figs.lib.tickets_vs_satisfaction(c), "satisfaction by support tickets"))
+    for name, (a, b), draw, alt in (
+            ("income_vs_satisfaction", ("income", "customer_satisfaction"), figs.lib.income_vs_satisfaction,
+             "income by satisfaction"),
+            ("tickets_vs_satisfaction", ("support_tickets", "customer_satisfaction"), figs.lib.tickets_vs_satisfaction,
+             "satisfaction by support tickets")):
+        if figs.lib.has_values(c, a, b):
+            s.add(figs.img(name, draw(c), alt))
+        else:  # an empty figure says less than one line
+            s.add(_p(f"No {alt.replace('by', 'vs')} figure: no customer has both {a} and {b}.", "note"))
     if ds.has_truth:
         table = eda.churn_by_recency(c)
         s.add(figs.img("recency_vs_churn", figs.lib.recency_vs_churn(table), "churn rate by recency"))
@@ -208,7 +216,8 @@ def _groups(store: Store, ds: eda.Dataset, figs: _Figures) -> Section:
              ("satisfaction_by_group by channel", "channel", "by channel"),
              ("satisfaction_by_income", "income_bracket", "by income (USD/year)"),
              ("satisfaction_by_age", "age_bucket", "by age (years)")]
-    panels = [(tables[k], x, "mean_satisfaction", t, sat) for k, x, t in specs if k in tables]
+    panels = [(tables[k], x, "mean_satisfaction", t, sat) for k, x, t in specs
+              if k in tables and figs.lib.panel_has_values(tables[k], "mean_satisfaction")]
     if panels:
         s.add(figs.img("satisfaction_by_group", figs.lib.bar_panels(panels, "Mean satisfaction by group"),
                        "satisfaction by group"))
@@ -324,7 +333,8 @@ def _page(sections: list[Section], findings: list[str], generated: dt.datetime) 
             f"<nav><ul>{toc}</ul></nav>{body}</body></html>")
 
 
-def build_report(store: Store, out_dir: Path, models_dir: Path | None = None, now: dt.datetime | None = None) -> ReportResult:
+def build_report(store: Store, out_dir: Path, models_dir: Path | None = None, now: dt.datetime | None = None,
+                 as_of: dt.datetime | None = None) -> ReportResult:
     """Write the EDA report to ``out_dir/index.html`` with every figure also as a PNG beside it.
 
     Parameters
@@ -337,6 +347,8 @@ def build_report(store: Store, out_dir: Path, models_dir: Path | None = None, no
         Directory of model artifacts; ``*shap*.png`` files under it are embedded in the SHAP section.
     now : datetime, optional
         Naive UTC time stamped on the report (default: now).
+    as_of : datetime, optional
+        Measure recency and tenure at this time (``--as-of``) instead of the last event.
 
     Returns
     -------
@@ -348,7 +360,7 @@ def build_report(store: Store, out_dir: Path, models_dir: Path | None = None, no
         When the store holds no customers.
     """
     started = time.perf_counter()
-    ds = eda.load_dataset(store)
+    ds = eda.load_dataset(store, as_of=as_of)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     prof, corr = eda.profile(ds), eda.correlations(ds.customers)
@@ -358,7 +370,7 @@ def build_report(store: Store, out_dir: Path, models_dir: Path | None = None, no
     sections = [_overview(ds, store), _quality(ds, prof, figs), _distributions(ds, figs), _correlations(corr, figs),
                 _relationships(ds, figs), _groups(store, ds, figs), _segments(ds, figs), _leaderboard(models),
                 _shap(models, models_dir, figs), _scorer(store, ds, figs)]
-    generated = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    generated = now or clock_now()
     path = out_dir / "index.html"
     path.write_text(_page(sections, findings, generated), encoding="utf-8")
     seconds = time.perf_counter() - started

@@ -11,8 +11,10 @@ from rich.table import Table
 
 from custscore.cli.common import (
     MAX_PROBLEMS_SHOWN,
+    AsOfOpt,
     CsvOpt,
     JsonOpt,
+    _clock,
     _fail,
     _fmt,
     _open,
@@ -23,17 +25,16 @@ from custscore.cli.common import (
     app,
     console,
     err_console,
+    warn_if_stale,
 )
+from custscore.clock import now as clock_now
+from custscore.clock import parse_date
 from custscore.config import Settings
 
 
 def _parse_end(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"--end {value!r} is not a date; use YYYY-MM-DD") from None
+    with _user_errors():  # clock.parse_date is the one date parser; its ConfigError becomes the red line
+        return parse_date(value, "--end")
 
 
 @app.command()
@@ -96,6 +97,11 @@ def _print_report(report: Any, kind: str) -> None:
         f"{kind}: [green]{report.inserted:,} inserted[/], {report.updated:,} updated, "
         f"{report.skipped:,} unchanged or already stored"
     )
+    merged = report.merged
+    if merged:
+        rows = "identical row" if merged == 1 else "identical rows"
+        console.print(f"[yellow]{merged:,} {rows} merged[/]; give an event_id column to keep repeat purchases apart",
+                      highlight=False)
     if report.problems:
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
             err_console.print(f"  [yellow]rejected[/] {problem}", highlight=False)
@@ -290,7 +296,7 @@ def sql(
 
 
 @app.command()
-def report(ctx: typer.Context) -> None:
+def report(ctx: typer.Context, as_of: AsOfOpt = None) -> None:
     """Write the EDA report: $CUSTSCORE_HOME/reports/<timestamp>/index.html (self-contained) plus PNG figures.
 
     Sections: overview, missing values and outliers with the preprocessing they call for, distributions,
@@ -301,10 +307,15 @@ def report(ctx: typer.Context) -> None:
     from custscore.analytics.report import build_report
 
     settings: Settings = ctx.obj
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    started = clock_now()
     out_dir = settings.home / "reports" / started.strftime("%Y%m%dT%H%M%S")
-    with _user_errors(), _open(ctx) as store, err_console.status("building the report"):
-        result = build_report(store, out_dir, models_dir=settings.home / "models", now=started)
+    with _user_errors(), _open(ctx) as store:
+        clock = _clock(ctx, as_of)
+        if clock.fixed:  # without --as-of the report measures at the data's own last event
+            warn_if_stale(store, clock)
+        with err_console.status("building the report"):
+            result = build_report(store, out_dir, models_dir=settings.home / "models", now=started,
+                                  as_of=clock.now() if clock.fixed else None)
     console.print(f"[green]Report written[/]: {result.path} ({len(result.figures)} figures, {result.seconds:.1f}s)")
     for finding in result.findings:
         console.print(f"  • {finding}", highlight=False)

@@ -31,6 +31,7 @@ class LoadReport:
     inserted: int = 0
     updated: int = 0
     skipped: int = 0
+    merged: int = 0  # events: rows identical to an earlier row of the same input, stored once
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -101,10 +102,14 @@ def load_events(
     """Append events of known customers and fold them into their purchase_history.
 
     Events without ``event_id`` get a content id, so an event already stored is
-    skipped (counted in ``skipped``) instead of being counted twice.
+    skipped (counted in ``skipped``) instead of being counted twice. Rows identical
+    to an earlier row of the same input get the same content id too: they are
+    stored once and counted in ``merged`` (two real purchases that look the same
+    need an ``event_id`` to be kept apart).
     """
     _check_batch_size(batch_size)
     report = LoadReport()
+    this_load: set[str] = set()  # ids stored or merged by this call, to tell "identical row" from "stored before"
     events, customers = store.collection(EVENTS), store.collection(CUSTOMERS)
     for n, chunk in enumerate(chunks(docs, batch_size)):
         valid: list[tuple[int, dict]] = []
@@ -125,13 +130,17 @@ def load_events(
                     report.problems.append(
                         Problem(i, "customer_id", doc["customer_id"], "unknown customer; ingest customers first")
                     )
-                elif doc["_id"] in stored or doc["_id"] in fresh:
+                elif doc["_id"] in fresh or doc["_id"] in this_load:
+                    report.merged += 1
+                elif doc["_id"] in stored:
                     report.skipped += 1
+                    this_load.add(doc["_id"])
                 else:
                     fresh[doc["_id"]] = {**doc, "ingested_at": stamp}
             events.insert_many(list(fresh.values()))
             customers.bulk_write(history.increments(fresh.values(), stamp))
         report.inserted += len(fresh)
+        this_load.update(fresh)
         if on_progress:
             on_progress(len(chunk))
     return report
