@@ -1,0 +1,219 @@
+"""Customer-base models (BG/NBD + Gamma-Gamma) as sklearn steps: a feature transformer and a churn classifier.
+
+How to use (both work on the model feature frame of :func:`custscore.models.features.customer_features`,
+or on an :func:`custscore.models.rfm_summary.rfm_summary` frame; time in days)::
+
+    from custscore.models.customer_base import CustomerBaseFeatures, BetaGeoChurnClassifier
+
+    # (a) inputs for the ML families, fitted inside each training fold (put it before ``prep``):
+    step = CustomerBaseFeatures(horizon_days=90)           # appends p_alive, expected_purchases,
+    X2 = step.fit(X_train).transform(X_test)               # p_no_purchase, clv_12m to the frame
+    # prep must then list CUSTOMER_BASE_COLUMNS among its numeric columns.
+
+    # (b) BG/NBD as a churn family (no ``prep`` step: it reads the raw frame):
+    clf = BetaGeoChurnClassifier(horizon_days=90).fit(X_train, y_train)   # y = 1: no purchase in horizon
+    clf.predict_proba(X_test)[:, 1]                        # P(no purchase in the next 90 days)
+
+From the feature frame the models read ``orders_total``, ``recency_days``, ``gap_mean_days`` and
+``spend_mean`` (see :func:`~custscore.models.rfm_summary.rfm_from_features` for the two approximations
+this makes). Customers who never bought (``orders_total`` 0) are outside the buyers' population BG/NBD
+describes: the transformer gives them NaN (the imputer or a separate new-customer model deals with them),
+the classifier gives them the churn rate of the non-buyers it saw in training.
+
+Both steps are unsupervised in the customer-base part: they fit BG/NBD (and Gamma-Gamma) on the buyers of
+the ``X`` they are fitted on, so inside a CV fold they only ever see that fold's training rows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+
+from custscore.errors import CustscoreError, InputError, ModelError
+from custscore.models.bgnbd import BetaGeoModel
+from custscore.models.features import Feature
+from custscore.models.gamma_gamma import GammaGammaModel, clv
+from custscore.models.rfm_summary import RFM_COLUMNS, rfm_from_features
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_BASE_FEATURES = [
+    Feature("p_alive", "num", "BG/NBD probability the customer is still active"),
+    Feature("expected_purchases", "num", "BG/NBD expected purchases in the horizon", log=True),
+    Feature("p_no_purchase", "num", "BG/NBD probability of no purchase in the horizon"),
+    Feature("clv_12m", "num", "expected spend in the next 12 months (BG/NBD x Gamma-Gamma)", log=True),
+]
+CUSTOMER_BASE_COLUMNS = [f.name for f in CUSTOMER_BASE_FEATURES]
+
+
+def customer_base_inputs(X) -> pd.DataFrame:
+    """``frequency``, ``recency``, ``T`` (days), ``monetary_value`` from an RFM summary or a feature frame."""
+    if not isinstance(X, pd.DataFrame):
+        raise InputError(f"X is a {type(X).__name__}; pass a DataFrame (a feature frame or an rfm_summary)")
+    if all(c in X.columns for c in RFM_COLUMNS):
+        out = X[list(RFM_COLUMNS)].astype(float)
+        out["monetary_value"] = (X["monetary_value"].astype(float) if "monetary_value" in X.columns
+                                 else 0.0)
+        return out
+    return rfm_from_features(X)
+
+
+def _check_days(name: str, value) -> float:
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        days = float("nan")
+    if not np.isfinite(days) or days <= 0:
+        raise InputError(f"{name}={value!r} must be a positive number of days; pass e.g. {name}=90")
+    return days
+
+
+class CustomerBaseFeatures(TransformerMixin, BaseEstimator):
+    """Adds BG/NBD and Gamma-Gamma quantities per customer, fitted on the training rows.
+
+    Parameters
+    ----------
+    horizon_days : float
+        Horizon of ``expected_purchases`` and ``p_no_purchase`` (use the churn label's horizon).
+    clv_days : float
+        Horizon of ``clv_12m`` (365 = twelve months).
+    discount_rate : float
+        Annual discount rate of the CLV (0 = none).
+    penalizer : float
+        Penalty on the models' log shape parameters (see :class:`~custscore.models.bgnbd.BetaGeoModel`).
+    append : bool
+        True: return the input frame with the four columns appended; False: only the four columns.
+
+    Attributes
+    ----------
+    bg_ : BetaGeoModel
+    gg_ : GammaGammaModel or None
+        None when the training rows do not support a spend model (too few repeat buyers); the CLV then
+        uses each customer's own mean order value, or the buyers' median for one-time buyers.
+    fallback_spend_ : float
+        That median.
+    """
+
+    def __init__(self, horizon_days: float = 90.0, clv_days: float = 365.0, discount_rate: float = 0.0,
+                 penalizer: float = 0.001, append: bool = True):
+        self.horizon_days = horizon_days
+        self.clv_days = clv_days
+        self.discount_rate = discount_rate
+        self.penalizer = penalizer
+        self.append = append
+
+    def fit(self, X, y=None):
+        """Fit BG/NBD and Gamma-Gamma on the buyers in ``X``; returns self."""
+        _check_days("horizon_days", self.horizon_days)
+        _check_days("clv_days", self.clv_days)
+        rfm = customer_base_inputs(X)
+        self.bg_ = BetaGeoModel(penalizer=self.penalizer).fit(rfm)
+        spend = rfm["monetary_value"][(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)]
+        self.fallback_spend_ = float(spend.median()) if len(spend) else 0.0
+        try:
+            self.gg_ = GammaGammaModel(penalizer=self.penalizer).fit(rfm)
+        except CustscoreError as exc:
+            logger.warning("no Gamma-Gamma spend model (%s); CLV uses each customer's mean order value", exc)
+            self.gg_ = None
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def customer_base_values(self, X) -> pd.DataFrame:
+        """The four columns for ``X`` (same index); NaN for customers who never bought."""
+        if not hasattr(self, "bg_"):
+            raise ModelError("CustomerBaseFeatures is not fitted; call fit(X) first")
+        rfm = customer_base_inputs(X)
+        out = pd.DataFrame(index=X.index)
+        out["p_alive"] = self.bg_.p_alive(rfm)
+        out["expected_purchases"] = self.bg_.expected_purchases(rfm, float(self.horizon_days))
+        out["p_no_purchase"] = self.bg_.p_no_purchase(rfm, float(self.horizon_days))
+        if self.gg_ is not None:
+            value = clv(self.bg_, self.gg_, rfm, horizon_days=float(self.clv_days),
+                        discount_rate=float(self.discount_rate))
+        else:
+            own = rfm["monetary_value"].where(rfm["monetary_value"] > 0, self.fallback_spend_).to_numpy()
+            value = own * self.bg_.expected_purchases(rfm, float(self.clv_days))
+        out["clv_12m"] = value
+        return out.astype(float)
+
+    def transform(self, X):
+        """``X`` with the four columns appended (or only the four columns when ``append`` is False)."""
+        values = self.customer_base_values(X)
+        if not self.append:
+            return values
+        return pd.concat([X.drop(columns=[c for c in CUSTOMER_BASE_COLUMNS if c in X.columns]), values], axis=1)
+
+    def get_feature_names_out(self, input_features=None):
+        """Output column names."""
+        if not self.append:
+            return np.asarray(CUSTOMER_BASE_COLUMNS, dtype=object)
+        names = list(self.feature_names_in_ if input_features is None else input_features)
+        return np.asarray([n for n in names if n not in CUSTOMER_BASE_COLUMNS] + CUSTOMER_BASE_COLUMNS,
+                          dtype=object)
+
+
+class BetaGeoChurnClassifier(ClassifierMixin, BaseEstimator):
+    """BG/NBD as a churn model: ``predict_proba[:, 1]`` = P(no purchase in the next ``horizon_days``).
+
+    The labels must mean what custscore's churn labels mean (1 = no purchase in the horizon) and
+    ``horizon_days`` must be the labels' horizon. BG/NBD is fitted on the buyers in ``X`` without
+    looking at ``y``; ``y`` only gives the churn rate of non-buyers, who get that rate.
+
+    Parameters
+    ----------
+    horizon_days : float
+        The churn horizon.
+    penalizer : float
+        Penalty on BG/NBD's log shape parameters.
+    threshold : float
+        ``predict`` returns 1 where the probability is at least this.
+
+    Attributes
+    ----------
+    bg_ : BetaGeoModel
+    classes_ : ndarray
+        ``[0, 1]``.
+    non_buyer_rate_ : float
+        Training churn rate of customers without a purchase (of all rows when there were none).
+    """
+
+    def __init__(self, horizon_days: float = 90.0, penalizer: float = 0.001, threshold: float = 0.5):
+        self.horizon_days = horizon_days
+        self.penalizer = penalizer
+        self.threshold = threshold
+
+    def fit(self, X, y):
+        """Fit BG/NBD on the buyers in ``X``; returns self."""
+        _check_days("horizon_days", self.horizon_days)
+        y = np.asarray(y)
+        labels = set(np.unique(y).tolist())
+        if not labels <= {0, 1}:
+            raise InputError(f"y has labels {sorted(labels)!r}; BetaGeoChurnClassifier needs 0/1 churn labels "
+                             "(1 = no purchase in the horizon)")
+        rfm = customer_base_inputs(X)
+        if len(y) != len(rfm):
+            raise InputError(f"y has {len(y)} labels for {len(rfm)} rows of X; pass one label per row")
+        self.bg_ = BetaGeoModel(penalizer=self.penalizer).fit(rfm)
+        never = rfm["T"].isna().to_numpy()
+        self.non_buyer_rate_ = float(y[never].mean()) if never.any() else float(y.mean())
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Columns P(buys again in the horizon), P(no purchase in the horizon)."""
+        if not hasattr(self, "bg_"):
+            raise ModelError("BetaGeoChurnClassifier is not fitted; call fit(X, y) first")
+        rfm = customer_base_inputs(X)
+        churn = self.bg_.p_no_purchase(rfm, float(self.horizon_days))
+        churn = np.clip(np.where(np.isnan(churn), self.non_buyer_rate_, churn), 0.0, 1.0)
+        return np.column_stack([1.0 - churn, churn])
+
+    def predict(self, X) -> np.ndarray:
+        """1 where P(no purchase in the horizon) >= ``threshold``."""
+        return (self.predict_proba(X)[:, 1] >= self.threshold).astype(int)
