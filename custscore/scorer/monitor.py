@@ -6,6 +6,11 @@ records, bins their features and predictions exactly as the reference was
 binned, and reports PSI = sum((actual - expected) * ln(actual / expected)) per
 column with the usual bands: below 0.1 stable, below 0.25 moderate, above that a
 shift worth an alert (``exit_code`` 1, for cron).
+
+Like is compared with like: a reference records its population (buyers, new
+customers who never bought, or everyone), and only scored customers of that
+population are binned against it. A new sign-up is not drift in the buyers'
+recency.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ MODERATE, SHIFT = 0.1, 0.25
 MIN_RECENT = 100
 MAX_CATEGORIES = 20  # rarer categories share the "other" bucket
 REPORT_COLUMNS = ["kind", "name", "psi", "band", "bucket", "ref_share", "now_share"]
+# Who a reference describes. Buyers and customers who never bought are populations of their own (the churn model
+# learns from buyers, the first-purchase model from the others), so each reference is compared with its own.
+BUYERS, NEW, EVERYONE = "buyers", "new", "all"
+POPULATION_WORDS = {BUYERS: "buyers", NEW: "new customers (no purchase yet)", EVERYONE: "customers"}
 
 
 def band(value: float) -> str:
@@ -99,7 +108,31 @@ def _labels(profile: Mapping) -> list[str]:
     return [f"<= {edges[0]}", *inner, f"> {edges[-1]}", "missing"]
 
 
-def reference_profile(frame: pd.DataFrame, predictions: Mapping[str, Any] | None = None, bins: int = 10) -> dict:
+def _never_bought(features: pd.DataFrame) -> pd.Series | None:
+    """True for rows without a purchase (``orders_total`` 0, the rule of models.population); None without the column."""
+    if "orders_total" not in features.columns:
+        return None
+    return pd.to_numeric(features["orders_total"], errors="coerce").fillna(0.0) <= 0
+
+
+def population_of(frame: pd.DataFrame) -> str:
+    """"buyers" when every row has a purchase, "new" when none has, else "all" (also without ``orders_total``)."""
+    never = _never_bought(frame)
+    if never is None or not len(never):
+        return EVERYONE
+    return NEW if bool(never.all()) else BUYERS if not bool(never.any()) else EVERYONE
+
+
+def in_population(features: pd.DataFrame, population: str) -> np.ndarray:
+    """Boolean mask of the rows (prediction records' features) that belong to ``population``."""
+    never = _never_bought(features)
+    if population == EVERYONE or never is None:
+        return np.ones(len(features), dtype=bool)
+    return (never if population == NEW else ~never).to_numpy(dtype=bool)
+
+
+def reference_profile(frame: pd.DataFrame, predictions: Mapping[str, Any] | None = None, bins: int = 10,
+                      population: str | None = None) -> dict:
     """Bin edges and shares of the training data, to compare later batches against (JSON-serialisable).
 
     Parameters
@@ -111,11 +144,14 @@ def reference_profile(frame: pd.DataFrame, predictions: Mapping[str, Any] | None
         The model's predictions on that frame, e.g. ``{"churn_probability": p}``.
     bins : int
         Number of quantile bins for numeric columns (fewer when values tie).
+    population : {"buyers", "new", "all"}, optional
+        Who the frame describes; by default read from it (:func:`population_of`). :func:`monitor`
+        compares the reference only with scored customers of the same population.
 
     Returns
     -------
     dict
-        ``{"bins", "n", "features": {name: profile}, "predictions": {name: profile}}``;
+        ``{"bins", "n", "population", "features": {name: profile}, "predictions": {name: profile}}``;
         a numeric profile is ``{"kind": "num", "edges", "fractions", "missing"}`` with
         inner quantile edges, a categorical one ``{"kind": "cat", "categories",
         "fractions", "other", "missing"}``. Shares are of all rows, so each profile sums to 1.
@@ -124,10 +160,13 @@ def reference_profile(frame: pd.DataFrame, predictions: Mapping[str, Any] | None
         raise InputError(f"bins must be at least 2, got {bins}")
     if len(frame) == 0:
         raise InputError("the training frame has no rows; a drift reference needs training data")
+    if population is not None and population not in POPULATION_WORDS:
+        raise InputError(f"population {population!r} is not known; use one of {', '.join(POPULATION_WORDS)}")
     preds = {name: pd.Series(np.asarray(values)) for name, values in (predictions or {}).items()}
     return {
         "bins": bins,
         "n": len(frame),
+        "population": population or population_of(frame),
         "features": {str(name): _profile(frame[name], bins) for name in frame.columns},
         "predictions": {name: _profile(values, bins) for name, values in preds.items()},
     }
@@ -168,7 +207,10 @@ def _report(records: list[dict], reference: Mapping) -> pd.DataFrame:
         values = features[name] if name in features.columns else pd.Series([None] * len(records), dtype=object)
         rows.append(_row("feature", name, profile, values))
     for name, profile in reference.get("predictions", {}).items():
-        rows.append(_row("prediction", name, profile, pd.Series([r.get(name) for r in records], dtype=object)))
+        values = pd.Series([r.get(name, r.get(f"{name}_probability")) for r in records], dtype=object)
+        if values.isna().all():  # the scorer does not write this prediction: nothing to compare, not a shift
+            continue
+        rows.append(_row("prediction", name, profile, values))
     frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     return frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -203,6 +245,10 @@ def drift_report(store: Store, reference: Mapping, since: Any = None, limit: int
         ref_share, now_share; worst first. ``attrs["n_recent"]`` is the sample size.
     """
     records = recent_predictions(store, since, limit)
+    if records:  # like with like: only the scored customers of the reference's population
+        features = pd.DataFrame.from_records([r.get("features") or {} for r in records], index=range(len(records)))
+        mask = in_population(features, reference.get("population", EVERYONE))
+        records = [r for r, keep in zip(records, mask, strict=True) if keep]
     if len(records) < min_recent:
         raise InputError(_too_few(len(records), since, min_recent))
     frame = _report(records, reference)
@@ -247,7 +293,7 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
         frame = pd.DataFrame(columns=["task", *REPORT_COLUMNS])
         worst, message = "insufficient", _too_few(n, since, min_recent)
     else:
-        parts = [_report(records, ref).assign(task=task) for task, ref in reference_by_task.items()]
+        parts, skipped = _compare_populations(records, reference_by_task, min_recent)
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task", *REPORT_COLUMNS])
         frame = frame[["task", *REPORT_COLUMNS]].sort_values("psi", ascending=False, kind="stable")
         features = frame["kind"] == "feature"
@@ -256,9 +302,27 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
         worst = band(float(frame["psi"].max())) if len(frame) else "stable"
         message = (f"worst: {frame.loc[0, 'name']} PSI {frame.loc[0, 'psi']:.3f} ({worst}) over {n} recent customers"
                    if len(frame) else f"nothing to compare over {n} recent customers")
+        message += "".join(f"; {note}" for note in skipped)
     summary = _store_summary(store, frame, worst, n, since, message)
     log.info("monitor: %s", message)
     return MonitorResult(frame, worst, n, summary, message)
+
+
+def _compare_populations(records: list[dict], reference_by_task: Mapping[str, Mapping],
+                         min_recent: int) -> tuple[list[pd.DataFrame], list[str]]:
+    """Each task's report over the records of its reference's population; notes for populations too small to compare."""
+    features = pd.DataFrame.from_records([r.get("features") or {} for r in records], index=range(len(records)))
+    parts, skipped = [], []
+    for task, ref in reference_by_task.items():
+        population = ref.get("population", EVERYONE)
+        mask = in_population(features, population)
+        chosen = [r for r, keep in zip(records, mask, strict=True) if keep]
+        if len(chosen) < min_recent:
+            skipped.append(f"{task} not compared: {len(chosen)} recent {POPULATION_WORDS.get(population, population)} "
+                           f"scored, fewer than {min_recent}")
+            continue
+        parts.append(_report(chosen, ref).assign(task=task))
+    return parts, skipped
 
 
 def _store_summary(store: Store, frame: pd.DataFrame, worst: str, n: int, since: Any, message: str) -> dict:

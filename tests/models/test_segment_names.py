@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 
 from custscore.models.segment import SegmentModel
-from custscore.models.segment_names import (NAME_PROFILES, NEVER_BOUGHT, RFM_NAMES, agrees, name_segments,
-                                             rfm_name, segment_percentiles)
+from custscore.models.segment_names import (
+    NAME_PROFILES,
+    NEVER_BOUGHT,
+    RFM_NAMES,
+    agrees,
+    name_segments,
+    rfm_name,
+    segment_percentiles,
+)
 from tests.models.test_segment import _simulated_frame
 
 AXES = ["recency_days", "orders_365d", "spend_per_month", "tenure_days"]
