@@ -32,6 +32,7 @@ class TaskData:
     truth: pd.DataFrame | None = None  # simulated data: _truth rows aligned to X
     classes: list | None = None  # classification with a user target: the two original values
     categories: list[str] = field(default_factory=list)
+    horizon_days: int | None = None  # churn-like labels (no purchase within the horizon): enables BG/NBD
 
 
 @dataclass
@@ -82,7 +83,7 @@ def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) ->
              f"by the cutoff, {y.mean():.1%} made no purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
     return TaskData("churn", "classification", X, y, cutoff, [*F.numeric_features(), *corpus.shares], F.categorical_features(),
-                    notes, truth)
+                    notes, truth, horizon_days=horizon_days)
 
 
 def has_target(corpus: Corpus, task: str) -> bool:

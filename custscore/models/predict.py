@@ -20,6 +20,9 @@ from custscore.config import Settings
 from custscore.errors import ModelError
 from custscore.models import explain as XP
 from custscore.models import features as F
+from custscore.models import calibration as CAL
+from custscore.models import customer_base_family as CBF
+from custscore.models import population as POP
 from custscore.models import registry
 from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
 from custscore.store.base import Store
@@ -27,9 +30,12 @@ from custscore.store.schema import MODELS
 from custscore.store.validation import plain as _plain
 
 log = logging.getLogger(__name__)
-TASKS = ("churn", "satisfaction", "segment")
+TASKS = ("churn", "satisfaction", "segment", POP.TASK)
 TOP_K = 3
-PHRASES = {"churn": "churn risk", "satisfaction": "predicted satisfaction", "segment": "this segment"}
+PHRASES = {"churn": "churn risk", "satisfaction": "predicted satisfaction", "segment": "this segment",
+           POP.TASK: POP.PHRASE}
+OUTPUTS = ("churn_probability", "risk", "first_purchase_probability", *CBF.SCORE_FIELDS, "satisfaction", "segment",
+           "segment_name")
 
 
 @dataclass
@@ -87,15 +93,33 @@ class ProductionModels:
             return self._predict_frame(X)
 
     def _predict_frame(self, X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
+        # Customers who never bought (as of X's date) go to the first_purchase model, buyers to churn: a model never
+        # scores or explains a population it was not trained on (models/population.py). Rows outside a task's
+        # population get zero contributions, hence no reasons from it.
         out = pd.DataFrame(index=X.index)
         explanations = {}
+        new = POP.never_bought(X).to_numpy() if ("churn" in self.loaded or POP.TASK in self.loaded) else None
+        if new is not None:
+            out["churn_probability"] = np.nan
+            out["risk"] = np.where(new, POP.BAND, None)
         for task, model in self.loaded.items():
             cols = [f["name"] for f in model.manifest["features"]]
             Xt = X[cols]
-            if task == "churn":
-                out["churn_probability"] = model.pipeline.predict_proba(Xt)[:, 1]
-                out["risk"] = [self.risk(p) for p in out["churn_probability"]]
-            elif task == "satisfaction":
+            if task in ("churn", POP.TASK):
+                rows = ~new if task == "churn" else new
+                p = model.pipeline.predict_proba(Xt[rows])[:, 1] if rows.any() else np.empty(0)
+                if task == "churn":
+                    out.loc[rows, "churn_probability"] = p
+                    out.loc[rows, "risk"] = [self.risk(v) for v in p]
+                    values = CBF.customer_base_values(CAL.base_pipeline(model.pipeline), X[rows]) if rows.any() else None
+                    for name in CBF.SCORE_FIELDS if values is not None else ():
+                        out.loc[rows, name] = values[name].to_numpy()
+                else:
+                    out.loc[rows, "first_purchase_probability"] = p
+                    out.loc[rows, "churn_probability"] = 1.0 - p  # P(no purchase within the horizon), as for buyers
+                explanations[task] = _within(self.explainers[task], Xt, rows)
+                continue
+            if task == "satisfaction":
                 out["satisfaction"] = np.clip(model.pipeline.predict(Xt), 1.0, 10.0)
             elif task == "segment":
                 seg = model.pipeline.predict(Xt).astype(int)
@@ -121,27 +145,43 @@ class ProductionModels:
         versions = F.input_versions(customers, events)
         preds, explanations = self.predict_frame(X)
         reasons = self.reasons(explanations, X, k=k)
-        main = "churn" if "churn" in reasons else next(iter(reasons))
+        new = POP.never_bought(X).to_numpy()
         out = []
         pred_rows = preds.to_dict("records")
         feature_rows = X.to_dict("records")
-        outputs = [n for n in ("churn_probability", "risk", "satisfaction", "segment", "segment_name") if n in preds]
+        outputs = [n for n in OUTPUTS if n in preds]
         for i, cid in enumerate(X.index):
-            score = {"model_versions": dict(self.versions), "reasons": reasons[main][i], "reasons_task": main}
+            skip = "churn" if new[i] else POP.TASK  # the model of the other population says nothing about this row
+            tasks = [t for t in reasons if t != skip]
+            main = next((t for t in ("churn", POP.TASK) if t in tasks), tasks[0] if tasks else None)
+            score = {"model_versions": dict(self.versions), "reasons": reasons[main][i] if main else [],
+                     "reasons_task": main}
             for name in outputs:
                 value = _plain(pred_rows[i][name])
+                if value is None and name in ("churn_probability", "first_purchase_probability", *CBF.SCORE_FIELDS):
+                    continue
                 score[name] = round(value, 4) if isinstance(value, float) else value
             shap_vectors = {task: dict(zip(e.feature_names, np.round(e.values[i], 5).tolist(), strict=True))
-                            for task, e in explanations.items()}
+                            for task, e in explanations.items() if task != skip}
             feats = {c: _plain(v) for c, v in feature_rows[i].items()}
             out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats,
-                                     reasons_by_task={task: r[i] for task, r in reasons.items()}))
+                                     reasons_by_task={task: reasons[task][i] for task in tasks}))
         return out
 
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
         """Score customer documents, reading their events from the store (the worker's path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
         return self.score_documents(customers, F.load_events(store, ids, until=now), now)
+
+
+def _within(explainer: XP.Explainer, X: pd.DataFrame, rows: np.ndarray) -> XP.Explanation:
+    """SHAP values for the rows selected by ``rows``; zeros (no contribution, so no reasons) elsewhere."""
+    values = np.zeros((len(X), X.shape[1]))
+    if not rows.any():
+        return XP.Explanation(values, 0.0, list(X.columns), explainer.units)
+    part = explainer.explain(X[rows])
+    values[rows] = part.values
+    return XP.Explanation(values, part.base_value, part.feature_names, part.units)
 
 
 def _typed(frame: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:

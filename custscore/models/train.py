@@ -29,9 +29,11 @@ from custscore.models import evaluate as EV
 from custscore.models import explain as XP
 from custscore.models import features as F
 from custscore.models import calibration as CAL
+from custscore.models import customer_base_family as CBF
 from custscore.models import registry, zoo
 from custscore.models.feature_filter import drop_uninformative
 from custscore.models.oracle import oracle_rows
+from custscore.models.population import first_purchase_data
 from custscore.models.selection import compare_selection
 from custscore.models.shap_figures import save_shap_figures
 from custscore.scorer.monitor import reference_profile
@@ -168,9 +170,10 @@ def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress |
                                   log_cols=logs, balance=balance)
     notes.append(f"feature selection: {selection['summary']}")
     candidates = zoo.make_candidates(kind, data.numeric, data.categorical, logs, seed=seed, balance=balance,
-                                     families=options.families, y=y_tr)
+                                     families=options.families, y=y_tr, customer_base_horizon=data.horizon_days)
     if selection["kept"]:
-        candidates = {n: zoo.with_step(p, "select", clone(selection["selector"])) for n, p in candidates.items()}
+        candidates = {n: p if n == CBF.FAMILY else zoo.with_step(p, "select", clone(selection["selector"]))
+                      for n, p in candidates.items()}
 
     def step(name, i, n):
         if progress:
@@ -334,5 +337,11 @@ def _train(store: Store, settings: Settings, options: TrainOptions, progress: Pr
         data.categories = list(corpus.categories)
         run = train_segment if data.kind == "segment" else train_supervised
         results.append(run(store, settings, data, options, progress))
+        if task == "churn":  # buyers' model above; customers who had not bought get their own (models/population.py)
+            newcomers = first_purchase_data(corpus, options.cutoff, options.horizon_days, D.MIN_ROWS)
+            if newcomers is not None:
+                newcomers = drop_uninformative(newcomers)
+                newcomers.categories = list(corpus.categories)
+                results.append(train_supervised(store, settings, newcomers, options, progress))
     log.info("trained %d task(s) in %.1f s", len(results), time.perf_counter() - started)
     return results

@@ -30,6 +30,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
 from custscore.errors import ConfigError
+from custscore.models import customer_base_family as CBF
 from custscore.models.keras_mlp import KerasMLPClassifier, KerasMLPRegressor
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ FAMILY_NOTES = {
     "mlp": "learns smooth interactions; needs scaling and seeds, slowest to fit, hardest to explain",
     "voting": "averages diverse models' probabilities for stability; costs the sum of its members",
     "stacking": "learns how to weigh its members; best accuracy at the highest fit cost, least transparent",
+    "bgnbd": CBF.NOTE,
 }
 
 
@@ -61,7 +63,7 @@ def _log1p_columns(X, idx=()):
     return X
 
 
-def make_preprocessor(numeric, categorical, log_cols=()):
+def make_preprocessor(numeric, categorical, log_cols=(), customer_base_horizon=None):
     """Build the shared ``prep`` step.
 
     Parameters
@@ -70,6 +72,9 @@ def make_preprocessor(numeric, categorical, log_cols=()):
         Numeric (float, NaN for missing) and categorical (object strings) feature columns.
     log_cols : sequence of str
         Numeric columns that get ``log1p`` (after clipping at 0) before scaling.
+    customer_base_horizon : float, optional
+        Churn horizon in days: adds the ``custbase`` branch (BG/NBD and Gamma-Gamma quantities fitted on the
+        training rows; :mod:`custscore.models.customer_base_family`) when the numeric features allow it.
 
     Returns
     -------
@@ -95,10 +100,10 @@ def make_preprocessor(numeric, categorical, log_cols=()):
                                       keep_empty_features=True)),
         ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
     ])
-    return ColumnTransformer(
-        [("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)],
-        verbose_feature_names_out=False,
-    )
+    branches = [("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)]
+    if customer_base_horizon and CBF.available(numeric):
+        branches.append(("custbase", CBF.custbase_branch(customer_base_horizon), list(CBF.INPUTS)))
+    return ColumnTransformer(branches, verbose_feature_names_out=False)
 
 
 def positive_weight(y):
@@ -180,7 +185,8 @@ def _classifiers(seed, weighted, pos_weight):
     }
 
 
-def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=None, families=None, y=None):
+def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=None, families=None, y=None,
+                    customer_base_horizon=None):
     """Build the unfitted candidate pipelines for one task.
 
     Parameters
@@ -197,6 +203,9 @@ def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=Non
         Subset of family names to build (default: all for the kind).
     y : array-like, optional
         Training labels; used only for XGBoost's ``scale_pos_weight`` when ``balance="weights"``.
+    customer_base_horizon : float, optional
+        Churn only (labels = no purchase within this many days): every family gets the BG/NBD features, and the
+        ``bgnbd`` family itself joins the candidates (:mod:`custscore.models.customer_base_family`).
 
     Returns
     -------
@@ -209,8 +218,13 @@ def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=Non
         raise ConfigError(f"balance: '{balance}' is unknown; use None, 'weights' or 'smote'")
     if balance and kind != "classification":
         raise ConfigError(f"balance: '{balance}' applies to classification only; drop it for {kind}")
+    with_bgnbd = bool(customer_base_horizon) and kind == "classification" and CBF.available(numeric)
     names = list(families) if families is not None else list(FAMILIES[kind])
-    unknown = [n for n in names if n not in FAMILIES[kind]]
+    if CBF.FAMILY in names and not with_bgnbd:
+        names.remove(CBF.FAMILY)  # only a churn task (with its horizon and the RFM inputs) has a BG/NBD family
+    elif with_bgnbd and families is None:
+        names.append(CBF.FAMILY)
+    unknown = [n for n in names if n not in FAMILIES[kind] and not (with_bgnbd and n == CBF.FAMILY)]
     if unknown:
         raise ConfigError(f"families: {unknown} unknown for {kind}; choose from {list(FAMILIES[kind])}")
     if kind == "regression":
@@ -225,7 +239,10 @@ def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=Non
         models = _classifiers(seed, balance == "weights", pos_weight)
     out = {}
     for name in names:
-        prep = make_preprocessor(numeric, categorical, log_cols)
+        if name == CBF.FAMILY:
+            out[name] = CBF.family_pipeline(customer_base_horizon)
+            continue
+        prep = make_preprocessor(numeric, categorical, log_cols, customer_base_horizon)
         if balance == "smote":
             out[name] = ImbPipeline([("prep", prep), ("smote", SMOTE(random_state=seed)), ("model", models[name])])
         else:
