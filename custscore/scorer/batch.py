@@ -14,8 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from custscore.clock import now as utc_now
-from custscore.errors import StoreError
-from custscore.scorer.deadletters import check_customer, dead_letter_op, open_dead_letters
+from custscore.errors import LimitExceeded, StoreError
+from custscore.scorer.deadletters import check_customer, dead_letter_op, letter_hash, open_dead_letters
 from custscore.scorer.writeback import ScoredRow, doc_hash, is_replay, write_batch
 from custscore.store.base import Store
 from custscore.store.schema import CUSTOMERS
@@ -50,6 +50,30 @@ def _score_isolating(models: Any, store: Store, docs: list[dict], now: dt.dateti
             return [SimpleNamespace(customer_id=docs[0]["_id"], error=reason)]
         half = len(docs) // 2
         return _score_isolating(models, store, docs[:half], now) + _score_isolating(models, store, docs[half:], now)
+
+
+def _write_isolating(
+    store: Store, rows: list[ScoredRow], dl_ops: list, stamp: dt.datetime, worker: str | None,
+    resolved: list, docs: dict, outcome: BatchOutcome, record_dead_letters: bool,
+) -> tuple[list[ScoredRow], Any, dict]:
+    """Write each row on its own; a row the store refuses becomes a dead letter with the store's reason."""
+    kept: list[ScoredRow] = []
+    scores: dict = {}
+    for row in rows:
+        try:
+            _, one = write_batch(store, [row], [], stamp, worker, [])
+        except LimitExceeded as exc:
+            reason = f"the score cannot be written: {exc}"
+            outcome.failed[row.customer_id] = reason
+            if record_dead_letters:
+                doc = docs[row.customer_id]
+                dl_ops.append(dead_letter_op(doc, reason, letter_hash(doc), stamp, worker))
+            continue
+        kept.append(row)
+        scores.update(one)
+    written, _ = write_batch(store, [], dl_ops, stamp, worker, resolved)
+    written.predictions_inserted = len(kept)
+    return kept, written, scores
 
 
 def score_customers(
@@ -135,10 +159,14 @@ def score_customers(
     stamp = clock()
     dl_ops = []
     if record_dead_letters:
-        dl_ops = [dead_letter_op(docs[cid], reason, doc_hash(docs[cid]), stamp, worker)
+        dl_ops = [dead_letter_op(docs[cid], reason, letter_hash(docs[cid]), stamp, worker)
                   for cid, reason in outcome.failed.items()]
     resolved = open_dead_letters(store, [r.customer_id for r in rows] + outcome.replayed)
-    written, outcome.scores = write_batch(store, rows, dl_ops, stamp, worker, resolved)
+    try:
+        written, outcome.scores = write_batch(store, rows, dl_ops, stamp, worker, resolved)
+    except LimitExceeded:  # one customer's score cannot be written (e.g. past 16 MB): write the rest one by one
+        rows, written, outcome.scores = _write_isolating(
+            store, rows, dl_ops, stamp, worker, resolved, docs, outcome, record_dead_letters)
     outcome.scored = [r.customer_id for r in rows]
     outcome.predictions_inserted = written.predictions_inserted
     outcome.dead_letters_new = written.dead_letters

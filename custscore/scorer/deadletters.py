@@ -11,11 +11,15 @@ often it is seen; a fixed document gets scored and its dead letters removed.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from custscore.errors import CustscoreError
+from custscore.scorer.writeback import doc_hash
+from custscore.store import limits
 from custscore.store.base import DeleteOne, Store, UpdateOne
 from custscore.store.schema import DEAD_LETTERS
 from custscore.store.validation import COMPUTED_FIELDS, Problem, validate_customer
@@ -75,6 +79,23 @@ def check_customer(raw: dict) -> tuple[dict | None, str | None]:
     (dict or None, str or None)
         ``(doc, None)`` when it can be scored, else ``(None, reason)``.
     """
+    try:
+        return _check(raw)
+    except Exception as exc:  # noqa: BLE001 - one document must never stop the scorer
+        log.warning("checking customer %r failed: %s: %s", _safe_id(raw), type(exc).__name__, exc)
+        return None, f"the document cannot be checked ({type(exc).__name__}: {_shown(str(exc))})"
+
+
+def _safe_id(raw: Any) -> Any:
+    return raw.get("_id") if isinstance(raw, dict) else None
+
+
+def _check(raw: dict) -> tuple[dict | None, str | None]:
+    if not isinstance(raw, dict):
+        return None, f"(document)={_shown(raw)}: is not an object with fields"
+    unstorable = limits.find_unstorable(raw)  # first: nothing below may recurse into a 600-level document
+    if unstorable is not None:
+        return None, f"{unstorable.path}={_shown(unstorable.value)}: {unstorable.reason}"
     user_fields = {k: v for k, v in raw.items() if k not in COMPUTED_FIELDS}
     clean, problems = validate_customer(user_fields, 0, simulated=True)
     if clean is None:
@@ -94,14 +115,44 @@ def customer_key(raw: dict) -> Any:
     return cid if isinstance(cid, str) and cid.strip() else raw.get("_id")
 
 
+def letter_hash(raw: dict) -> str:
+    """The document hash a dead letter is keyed by; never fails (unhashable documents hash their id and size)."""
+    if limits.find_unstorable(raw) is None:
+        try:
+            return doc_hash(raw)
+        except Exception:  # noqa: BLE001 - fall through to the stand-in below
+            log.debug("hashing customer %r failed", raw.get("_id"), exc_info=True)
+    stand_in = f"{raw.get('_id')!r}|{limits.nesting_depth(raw, 10_000)}|{len(raw)}|{sorted(map(repr, raw))!r}"
+    return "x" + hashlib.sha256(stand_in.encode("utf-8", "backslashreplace")).hexdigest()[:15]
+
+
+def storable_copy(raw: dict) -> dict:
+    """``raw`` when it can be stored as it is, else its ``_id`` and a note saying why the rest is left out."""
+    problem = limits.find_unstorable(raw)
+    if problem is None:
+        try:
+            size = len(limits.encode_document(raw))
+        except CustscoreError as exc:
+            note = str(exc)
+        else:
+            if size <= limits.MAX_DOCUMENT_BYTES * 0.9:  # room for the reason and the record's own fields
+                return raw
+            note = f"it is {size / 2**20:.1f} MB, too close to the {limits.MAX_DOCUMENT_BYTES / 2**20:g} MB limit"
+    else:
+        note = str(problem)
+    return {"_id": raw.get("_id"), "_not_stored": f"the original cannot be stored ({note}); read it at the source"}
+
+
 def dead_letter_op(raw: dict, reason: str, hash_: str, now: dt.datetime, worker: str | None = None) -> UpdateOne:
     """An upsert recording ``raw`` once (keyed by customer and document hash)."""
     key = customer_key(raw)
+    if not isinstance(key, str | int | float) and limits.find_unstorable({"k": key}) is not None:
+        key = repr(key)[:200]
     record = {
         "customer_id": key,
         "doc_id": raw.get("_id"),
         "reason": reason,
-        "document": raw,
+        "document": storable_copy(raw),
         "doc_hash": hash_,
         "created_at": now,
         "attempts": 0,

@@ -70,11 +70,12 @@ def prediction_id(customer_id: Any, versions: dict[str, str], input_version: str
 def is_echo(doc: dict, versions: dict[str, str]) -> bool:
     """Whether a changed customer only differs from what was scored by its ``score`` (our own write)."""
     score = doc.get("score")
-    return (
-        isinstance(score, dict)
-        and score.get("model_versions") == versions
-        and score.get("doc_hash") == doc_hash(doc)
-    )
+    if not (isinstance(score, dict) and score.get("model_versions") == versions):
+        return False
+    try:
+        return score.get("doc_hash") == doc_hash(doc)
+    except (RecursionError, TypeError, ValueError):  # an unhashable document is scored (and dead-lettered) instead
+        return False
 
 
 def same_day(stored: Any, as_of: dt.datetime | None) -> bool:

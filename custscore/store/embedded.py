@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import bson
-from bson.errors import InvalidDocument
 from mongomock import aggregate as mm_aggregate
 from mongomock import filtering
 
 from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError
-from custscore.store import grouping, mql, planner
+from custscore.store import grouping, limits, mql, planner
 from custscore.store.base import (
     Change,
     ChangeBatch,
@@ -46,10 +45,8 @@ TOKEN_PREFIX = "seq:"
 
 
 def _encode(doc: dict) -> bytes:
-    try:
-        return bson.encode(doc)
-    except (InvalidDocument, TypeError, OverflowError) as exc:
-        raise InputError(f"document {doc.get('_id')!r} cannot be stored: {exc}") from exc
+    # MongoDB's limits (100 levels, 16 MB) on every write: see store/limits.py
+    return limits.encode_document(doc, f"document {doc.get('_id')!r}")
 
 
 _FAST_OPS = {"$eq": lambda a, b: a == b, "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
@@ -144,6 +141,7 @@ class EmbeddedCollection(Collection):
         rows, exact, spec = self._rows(filter, limit=limit)
         match = _matcher(spec)
         for (blob,) in rows:
+            limits.check_deadline()  # a query's time budget (no-op outside one)
             doc = bson.decode(blob)
             if exact or match(doc):
                 yield doc

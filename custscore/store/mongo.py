@@ -23,6 +23,7 @@ import pymongo
 from pymongo import errors as pm_errors
 
 from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError, StoreUnavailable
+from custscore.store import limits
 from custscore.store.base import (
     Change,
     ChangeBatch,
@@ -68,6 +69,8 @@ def _mapped(what: str) -> Iterator[None]:
         if first.get("code") == 11000:
             raise DuplicateKeyError(f"{what}: duplicate key {first.get('keyValue')}") from exc
         raise StoreError(f"{what}: {first.get('errmsg', exc)}") from exc
+    except pm_errors.ExecutionTimeout as exc:  # maxTimeMS from a query's time budget
+        raise limits.timeout_error() from exc
     except pm_errors.ConnectionFailure as exc:
         raise StoreUnavailable(f"{what}: lost the connection to MongoDB ({exc})") from exc
     except pm_errors.PyMongoError as exc:
@@ -96,6 +99,9 @@ class MongoCollection(Collection):
         check_no_javascript(filter)
         with _mapped(f"find in {self.name}"):
             cursor = self._coll.find(filter or {}, projection, skip=skip, limit=limit, session=self._session())
+            left = limits.remaining()  # a query's time budget becomes the server's maxTimeMS
+            if left is not None:
+                cursor = cursor.max_time_ms(max(1, int(left * 1000)))
             if sort:
                 cursor = cursor.sort(list(sort))
             yield from cursor
@@ -121,6 +127,8 @@ class MongoCollection(Collection):
         docs = [dict(d) for d in documents]
         if not docs:
             return []
+        for doc in docs:
+            limits.check_document(doc, f"document {doc.get('_id')!r}")
         with _mapped(f"insert into {self.name}"):
             return list(self._coll.insert_many(docs, ordered=True, session=self._session()).inserted_ids)
 
@@ -130,11 +138,16 @@ class MongoCollection(Collection):
         requests = []
         for op in ops:
             if isinstance(op, InsertOne):
+                limits.check_document(op.document, f"document {op.document.get('_id')!r}")
                 requests.append(pymongo.InsertOne(dict(op.document)))
             elif isinstance(op, UpdateOne):
                 check_no_javascript(op.filter)
+                for value in op.update.values():
+                    if isinstance(value, dict):
+                        limits.check_document(value, f"an update of {op.filter.get('_id', 'a document')!r}")
                 requests.append(pymongo.UpdateOne(op.filter, op.update, upsert=op.upsert))
             elif isinstance(op, ReplaceOne):
+                limits.check_document(op.replacement, f"document {op.replacement.get('_id')!r}")
                 requests.append(pymongo.ReplaceOne(op.filter, op.replacement, upsert=op.upsert))
             elif isinstance(op, DeleteOne):
                 requests.append(pymongo.DeleteOne(op.filter))

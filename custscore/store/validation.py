@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from custscore.store import limits
 from custscore.store.planner import to_utc_naive
 
 MIN_DATE = dt.datetime(1970, 1, 1)
@@ -184,6 +185,9 @@ def validate(
         return None, [Problem(index, "(document)", raw, "is not an object with fields")]
     bad = _bad_key(raw)
     if bad is not None:
+    unstorable = limits.find_unstorable(raw)  # before anything recursive: nesting, NUL keys, surrogates, huge ints
+    if unstorable is not None:
+        return None, [Problem(index, unstorable.path, unstorable.value, unstorable.reason)]
         return None, [Problem(index, bad, None, "field names may not start with '$' or contain '.'; rename it")]
     doc = {k: _deep_plain(v) for k, v in raw.items()}
     problems = []

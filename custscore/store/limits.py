@@ -1,0 +1,209 @@
+"""MongoDB's own document limits, enforced on every write path of every backend, and the query time budget.
+
+MongoDB refuses a document nested more than 100 levels deep or larger than
+16 MB of BSON; the embedded store refuses the same documents, so data that
+works on a laptop also works on a server (and no document deep enough to
+exhaust Python's recursion can ever be stored by custscore). The checks walk
+documents with an explicit stack, never recursion, so they are safe on any
+input, however deep.
+
+The time budget is a context variable: :func:`time_budget` sets a deadline,
+and the code that does the work (reading rows, evaluating a regex) calls
+:func:`check_deadline`, which raises :class:`~custscore.errors.QueryTimeout`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+from bson.errors import InvalidDocument
+
+from custscore.errors import LimitExceeded, QueryTimeout
+
+MAX_NESTING = 100  # MongoDB: "nested no more than 100 levels deep"
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's BSON document size limit (16 MiB)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+DEFAULT_QUERY_TIMEOUT_S = 30.0
+
+_deadline: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("custscore_deadline", default=None)
+
+
+@dataclass(frozen=True)
+class Unstorable:
+    """Why a document cannot be stored: the path of the offending field and the reason."""
+
+    path: str
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def nesting_depth(value: Any, stop_after: int = MAX_NESTING + 1) -> int:
+    """Levels of objects/arrays in ``value`` (a flat document is 1), counting no further than ``stop_after``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest >= stop_after:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    return deepest
+
+
+def _child_path(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def find_unstorable(doc: Any) -> Unstorable | None:
+    """The first reason ``doc`` cannot be stored as a MongoDB document, or None.
+
+    Checks nesting (at most :data:`MAX_NESTING` levels), field names (text, no
+    NUL byte, valid UTF-8), text values (valid UTF-8: no lone surrogates) and
+    integers (8 bytes at most), without recursion.
+    """
+    stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_NESTING:
+                return Unstorable(path or "(document)", "...", f"is nested more than {MAX_NESTING} levels deep "
+                                  "(MongoDB's limit); flatten it")
+            items = list(value.items())
+            for key, _ in items:
+                where = _child_path(path, key if isinstance(key, str) and _utf8(key) else repr(key))
+                if not isinstance(key, str):
+                    return Unstorable(where, key, "field names must be text")
+                if "\x00" in key:
+                    return Unstorable(where.replace("\x00", "\\x00"), None, "field names may not contain a NUL byte; rename it")
+                if not _utf8(key):
+                    return Unstorable(where, None, "field name is not valid UTF-8 (a lone surrogate); rename it")
+            stack.extend((child, _child_path(path, key), depth + 1) for key, child in reversed(items))
+        elif isinstance(value, list | tuple):
+            if depth > MAX_NESTING:
+                return Unstorable(path or "(document)", "...", f"is nested more than {MAX_NESTING} levels deep "
+                                  "(MongoDB's limit); flatten it")
+            stack.extend((child, _child_path(path, i), depth + 1) for i, child in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            if not _utf8(value):
+                return Unstorable(path or "(value)", value.encode("utf-8", "backslashreplace").decode("ascii"),
+                                  "is not valid UTF-8 text (a lone surrogate); fix the text")
+        elif isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            digits = int(value.bit_length() * 0.30103) + 1
+            return Unstorable(path or "(value)", f"<{digits}-digit integer>",
+                              "is too large an integer (MongoDB stores 8-byte integers); store it as text")
+    return None
+
+
+def encode_document(doc: dict, what: str = "document") -> bytes:
+    """``doc`` as BSON, refused with :class:`LimitExceeded` when MongoDB would refuse it.
+
+    Parameters
+    ----------
+    doc : dict
+        The document to store.
+    what : str
+        How the message names it, e.g. ``"customer 'C1'"``.
+
+    Returns
+    -------
+    bytes
+        The BSON encoding.
+
+    Raises
+    ------
+    LimitExceeded
+        Nested more than 100 levels, larger than 16 MB, or holding a value BSON cannot encode.
+    """
+    depth = nesting_depth(doc)
+    if depth > MAX_NESTING:
+        raise LimitExceeded(f"{what} cannot be stored: it is nested more than {MAX_NESTING} levels deep "
+                            "(MongoDB's limit); flatten it")
+    try:
+        blob = bson.encode(doc)
+    except (InvalidDocument, TypeError, OverflowError, UnicodeEncodeError, ValueError, RecursionError) as exc:
+        problem = find_unstorable(doc)
+        reason = str(problem) if problem is not None else str(exc).split("\n", 1)[0]
+        raise LimitExceeded(f"{what} cannot be stored: {reason}") from exc
+    if len(blob) > MAX_DOCUMENT_BYTES:
+        raise LimitExceeded(f"{what} cannot be stored: it is {len(blob) / 2**20:.1f} MB of BSON, more than "
+                            f"MongoDB's {MAX_DOCUMENT_BYTES // 2**20} MB limit; split it or drop large fields")
+    return blob
+
+
+def check_document(doc: dict, what: str = "document") -> None:
+    """Raise :class:`LimitExceeded` when ``doc`` is past MongoDB's limits (see :func:`encode_document`)."""
+    encode_document(doc, what)
+
+
+# ------------------------------------------------------------------ time budget
+
+
+def check_timeout(seconds: float | None, name: str = "--timeout") -> float | None:
+    """A validated time budget in seconds (None or 0 = no budget)."""
+    if seconds is None:
+        return None
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise LimitExceeded(f"{name} must be a number of seconds, got {seconds!r}; pass e.g. {name} 30") from None
+    if value != value or value < 0 or value > 86_400:
+        raise LimitExceeded(f"{name} must be between 0 (no limit) and 86400 seconds, got {seconds!r}; pass e.g. {name} 30")
+    return value or None
+
+
+@contextmanager
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Within the block, :func:`check_deadline` raises QueryTimeout once ``seconds`` have passed (None: no budget)."""
+    if not seconds:
+        yield
+        return
+    token = _deadline.set((time.monotonic() + float(seconds), float(seconds)))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining() -> float | None:
+    """Seconds left in the current budget (None when there is none)."""
+    current = _deadline.get()
+    return None if current is None else current[0] - time.monotonic()
+
+
+def check_deadline() -> None:
+    """Raise QueryTimeout when the current time budget has run out."""
+    current = _deadline.get()
+    if current is not None and time.monotonic() > current[0]:
+        raise timeout_error(current[1])
+
+
+def timeout_error(seconds: float | None = None) -> QueryTimeout:
+    """The error for a query stopped after ``seconds`` (default: the current budget)."""
+    if seconds is None:
+        current = _deadline.get()
+        seconds = current[1] if current is not None else 0.0
+    return QueryTimeout(f"the query ran longer than {seconds:g} s and was stopped; narrow the filter, "
+                        "add --limit, or raise --timeout")
