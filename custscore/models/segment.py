@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from custscore.errors import InputError
 from custscore.models import features as feats
-from custscore.models.segment_names import name_segments
+from custscore.models.segment_names import name_segments, segment_percentiles
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,10 @@ class SegmentModel(BaseEstimator):
         K-Means segment of each training row.
     tree_ : Pipeline
         "prep" (impute only, so rules read in real units) + "model" (DecisionTreeClassifier).
+    rfm_percentiles_ : DataFrame
+        Per segment, the population percentile of its median customer on recency (1 = most recent), frequency,
+        monetary and tenure, and its share who never bought (see :mod:`custscore.models.segment_names`); also
+        in ``profiles_`` as ``*_pct`` columns (and ``never_bought_share``).
     k_table_ : DataFrame
         Columns k, inertia, silhouette, davies_bouldin; one row per k tried.
     profiles_ : DataFrame
@@ -251,6 +255,7 @@ class SegmentModel(BaseEstimator):
 
     # ------------------------------------------------------------------ describing
 
+        self.rfm_percentiles_ = segment_percentiles(X, labels)
     def _name_segments(self, X: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
         """Name each segment from the RFM grid relative to the population (see :mod:`custscore.models.segment_names`)."""
         hint = X[FALLBACK_CATEGORY] if FALLBACK_CATEGORY in X.columns else None
@@ -262,6 +267,9 @@ class SegmentModel(BaseEstimator):
         prof["size"] = groups.size().reindex(prof.index).fillna(0).astype(int)
         prof["share"] = prof["size"] / len(data)
         if self.numeric_:
+        # Where the segment's median customer sits in the population (the RFM grid its name comes from).
+        pct = self.rfm_percentiles_.rename(columns=lambda c: "never_bought_share" if c == "never_bought" else f"{c}_pct")
+        prof = prof.join(pct.reindex(prof.index))
             prof = prof.join(groups[self.numeric_].mean())
         for c in self.categorical_:
             prof[c] = groups[c].agg(lambda s: s.mode().iloc[0] if s.notna().any() else None)
