@@ -103,14 +103,14 @@ class SegmentModel(BaseEstimator):
         K-Means segment of each training row.
     tree_ : Pipeline
         "prep" (impute only, so rules read in real units) + "model" (DecisionTreeClassifier).
-    rfm_percentiles_ : DataFrame
-        Per segment, the population percentile of its median customer on recency (1 = most recent), frequency,
-        monetary and tenure, and its share who never bought (see :mod:`custscore.models.segment_names`); also
-        in ``profiles_`` as ``*_pct`` columns (and ``never_bought_share``).
     k_table_ : DataFrame
         Columns k, inertia, silhouette, davies_bouldin; one row per k tried.
     profiles_ : DataFrame
         Per segment: name, size, share, mean of each numeric feature, most common value of each categorical one.
+    rfm_percentiles_ : DataFrame
+        Per segment, the population percentile of its median customer on recency (1 = most recent), frequency,
+        monetary and tenure, and its share who never bought (see :mod:`custscore.models.segment_names`); also
+        in ``profiles_`` as ``*_pct`` columns (and ``never_bought_share``).
     names_ : dict of int to str
         Segment id -> unique RFM-grid name such as "champions" or "at risk (grocery)".
     tree_agreement_ : float
@@ -255,10 +255,10 @@ class SegmentModel(BaseEstimator):
 
     # ------------------------------------------------------------------ describing
 
-        self.rfm_percentiles_ = segment_percentiles(X, labels)
     def _name_segments(self, X: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
         """Name each segment from the RFM grid relative to the population (see :mod:`custscore.models.segment_names`)."""
         hint = X[FALLBACK_CATEGORY] if FALLBACK_CATEGORY in X.columns else None
+        self.rfm_percentiles_ = segment_percentiles(X, labels)
         return name_segments(X, labels, self.k_, hint=hint)
 
     def _profiles(self, data: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
@@ -267,12 +267,12 @@ class SegmentModel(BaseEstimator):
         prof["size"] = groups.size().reindex(prof.index).fillna(0).astype(int)
         prof["share"] = prof["size"] / len(data)
         if self.numeric_:
-        # Where the segment's median customer sits in the population (the RFM grid its name comes from).
-        pct = self.rfm_percentiles_.rename(columns=lambda c: "never_bought_share" if c == "never_bought" else f"{c}_pct")
-        prof = prof.join(pct.reindex(prof.index))
             prof = prof.join(groups[self.numeric_].mean())
         for c in self.categorical_:
             prof[c] = groups[c].agg(lambda s: s.mode().iloc[0] if s.notna().any() else None)
+        # Where the segment's median customer sits in the population (the RFM grid its name comes from).
+        pct = self.rfm_percentiles_.rename(columns=lambda c: "never_bought_share" if c == "never_bought" else f"{c}_pct")
+        prof = prof.join(pct.reindex(prof.index))
         prof.index.name = "segment"
         return prof
 
