@@ -9,6 +9,9 @@ A pipeline is split so that each part goes to the safest format that can hold it
   params and learned attributes in JSON, the steps before it in skops;
 * anything else (sklearn/imblearn pipelines, KMeans, trees, dicts of them): skops,
   loaded only with an explicit list of trusted types;
+* an object with ``to_arrays()`` / ``from_arrays(params, arrays)`` from a module in
+  :data:`ARRAY_MODULES` (the recommenders): ``arrays.npz`` (loaded with ``allow_pickle=False``)
+  plus ``arrays.json`` (the class and its JSON parameters);
 * what none of these can hold (e.g. a voting ensemble with XGBoost members): pickle
   through joblib. The registry loads it only after its SHA-256 matched both the
   manifest and the ``models`` collection.
@@ -41,12 +44,16 @@ TRUSTED_BUILTINS = frozenset({
 })
 # Classes rebuilt from JSON by name must live in one of these modules.
 WRAPPER_MODULES = ("custscore.models.",)
+# Classes saved as numpy arrays + JSON (``arrays`` layout) must live in one of these modules.
+ARRAY_MODULES = ("custscore.recommend.",)
+ARRAYS_FILE, ARRAYS_STATE = "arrays.npz", "arrays.json"
 XGB_CLASSES = ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor")
 
 REST_FILE = "pipeline.skops"
 STATE_FILE = "model.json"
 LAYOUT_FILES = {"skops": "pipeline.skops", "pickle": "pipeline.joblib", "xgboost": "model.ubj", "keras": "model.keras"}
-FORMATS = {".skops": "skops", ".joblib": "pickle", ".ubj": "xgboost-ubj", ".keras": "keras", ".json": "json"}
+FORMATS = {".skops": "skops", ".joblib": "pickle", ".ubj": "xgboost-ubj", ".keras": "keras", ".json": "json",
+           ".npz": "numpy-npz"}
 
 
 def sha256_file(path: Path) -> str:
@@ -83,6 +90,8 @@ def _is_keras_wrapper(est: Any) -> bool:
 
 def detect_layout(obj: Any) -> str:
     """``xgboost``, ``keras`` or ``skops``: how :func:`dump` will try to save ``obj``."""
+    if hasattr(obj, "to_arrays") and type(obj).__module__.startswith(ARRAY_MODULES):
+        return "arrays"
     _, est = _final_step(obj)
     if _is_xgboost(est):
         return "xgboost"
@@ -112,6 +121,8 @@ def dump(obj: Any, directory: Path) -> str:
             _dump_xgboost(obj, directory)
         elif layout == "keras":
             _dump_keras(obj, directory)
+        elif layout == "arrays":
+            _dump_arrays(obj, directory)
         else:
             _dump_skops(obj, directory / LAYOUT_FILES["skops"])
     except Exception as exc:  # noqa: BLE001 - any failure of the safe path falls back to hash-checked pickle
@@ -136,6 +147,8 @@ def load(directory: Path, layout: str) -> Any:
         import joblib
 
         return joblib.load(directory / LAYOUT_FILES["pickle"])
+    if layout == "arrays":
+        return _load_arrays(directory)
     if layout in ("xgboost", "keras"):
         state = _from_json(json.loads((directory / STATE_FILE).read_text()))
         rest = _load_skops(directory / REST_FILE)
@@ -256,10 +269,36 @@ def _load_keras(directory: Path, state: dict) -> Any:
     est = cls(**state["params"])
     for attr, value in state["attrs"].items():
         setattr(est, attr, value)
-    import keras  # after the wrapper's module, which sets the Keras backend before the first import
+    from custscore.models.keras_mlp import import_keras  # sets the Keras backend before the first import
 
-    est.model_ = keras.saving.load_model(directory / LAYOUT_FILES["keras"], compile=False, safe_mode=True)
+    est.model_ = import_keras().saving.load_model(directory / LAYOUT_FILES["keras"], compile=False, safe_mode=True)
     return est
+
+
+# -- numpy arrays + JSON ------------------------------------------------------------------------------------------
+def _dump_arrays(obj: Any, directory: Path) -> None:
+    params, arrays = obj.to_arrays()
+    bad = [k for k, v in arrays.items() if np.asarray(v).dtype.kind == "O"]
+    if bad:
+        raise TypeError(f"arrays {', '.join(bad)} hold Python objects; use str or numeric dtypes")
+    np.savez(directory / ARRAYS_FILE, **{k: np.asarray(v) for k, v in arrays.items()})
+    cls = type(obj)
+    state = {"class": f"{cls.__module__}:{cls.__qualname__}", "params": params}
+    (directory / ARRAYS_STATE).write_text(json.dumps(_to_json(state), indent=1, sort_keys=True))
+
+
+def _load_arrays(directory: Path) -> Any:
+    state = _from_json(json.loads((directory / ARRAYS_STATE).read_text()))
+    module, _, name = state["class"].partition(":")
+    if not module.startswith(ARRAY_MODULES):
+        raise ArtifactIntegrityError(f"{ARRAYS_STATE} in {directory} names class {state['class']!r} outside "
+                                     f"{', '.join(ARRAY_MODULES)}; refusing to import it; retrain the model")
+    cls = importlib.import_module(module)
+    for part in name.split("."):
+        cls = getattr(cls, part)
+    with np.load(directory / ARRAYS_FILE, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    return cls.from_arrays(state["params"], arrays)
 
 
 # -- tagged JSON (keeps arrays and tuples intact through a round trip) -------------------------------------------

@@ -53,7 +53,7 @@ LIBRARIES = {
     "joblib": ("joblib", ("joblib",)),
 }
 PRIMARY = {"regression": ("mae", "rmse", "r2"), "classification": ("roc_auc", "pr_auc", "f1"),
-           "segment": ("silhouette", "davies_bouldin")}
+           "segment": ("silhouette", "davies_bouldin"), "ranking": ("ndcg@10", "recall@10", "coverage")}
 
 
 @dataclass

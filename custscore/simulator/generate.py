@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from custscore.simulator import personas
+from custscore.simulator import personas, products
 
 __all__ = ["SimulationConfig", "SimulatedBatch", "simulate", "simulate_stream_tick"]
 
@@ -83,6 +83,10 @@ class SimulationConfig:
         Probability of an outlier income, age or event amount.
     id_prefix : str
         Customer ids are ``f"{id_prefix}{i:07d}"`` for ``i = 1..n_customers``.
+    products : bool
+        Choose products by taste and add ratings (:mod:`custscore.simulator.products`; own random
+        streams, so customers, times, categories and amounts are the same either way); False keeps
+        the plain Zipf-within-category product draw.
     """
 
     n_customers: int
@@ -93,6 +97,7 @@ class SimulationConfig:
     missing_rate: float = 0.02
     outlier_rate: float = 0.01
     id_prefix: str = "C"
+    products: bool = True
 
     def validate(self) -> None:
         """Check the configuration.
@@ -198,8 +203,13 @@ def _block_events(c: dict[str, np.ndarray], lo: int, hi: int, seed: int, block: 
 def _event_dicts(ids: list[str], ev: dict[str, np.ndarray], ts: np.ndarray) -> list[dict]:
     cols = (ids, ts.tolist(), ev["amount"].tolist(), _CATS[ev["cat"]].tolist(),
             _PRODUCT_IDS[ev["product"]].tolist(), ev["qty"].tolist(), _CHANS[ev["channel"]].tolist())
-    return [{"customer_id": a, "ts": b, "amount": x, "category": d, "product_id": e, "quantity": f, "channel": g}
-            for a, b, x, d, e, f, g in zip(*cols, strict=True)]
+    out = [{"customer_id": a, "ts": b, "amount": x, "category": d, "product_id": e, "quantity": f, "channel": g}
+           for a, b, x, d, e, f, g in zip(*cols, strict=True)]
+    if "rating" in ev:  # only rated purchases carry the field
+        rated = np.flatnonzero(~np.isnan(ev["rating"]))
+        for i, r in zip(rated.tolist(), ev["rating"][rated].tolist(), strict=True):
+            out[i]["rating"] = r
+    return out
 
 
 def _customer_dicts(c: dict[str, np.ndarray], lo: int, hi: int, ids: list[str], end: dt.datetime,
@@ -263,6 +273,8 @@ def simulate(config: SimulationConfig, batch_size: int = 5000) -> Iterator[Simul
     end = _resolve_end(config.end)
     cust = _draw_customers(np.random.default_rng(config.seed), config.n_customers, False,
                            config.missing_rate, config.outlier_rate)
+    if config.products:
+        cust.update(products.draw_tastes(config.seed, cust["persona"]))
     return _iter_batches(config, int(batch_size), end, cust)
 
 
@@ -278,13 +290,19 @@ def _iter_batches(config: SimulationConfig, batch_size: int, end: dt.datetime,
             if b not in cache:
                 cache = {b: _block_events(cust, b * _BLOCK, min((b + 1) * _BLOCK, n), config.seed, b,
                                           config.days, config.outlier_rate)}
+                if config.products:
+                    products.choose_products(cache[b], cust, config.seed, b)
             ev = cache[b]
             a, z = np.searchsorted(ev["idx"], [lo, hi])
             parts.append({k: v[a:z] for k, v in ev.items()})
         ev = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         ids = [f"{config.id_prefix}{i:07d}" for i in range(lo + 1, hi + 1)]
         ev_ids = [ids[i] for i in (ev["idx"] - lo).tolist()]
-        yield SimulatedBatch(customers=_customer_dicts(cust, lo, hi, ids, end, config.horizon_days),
+        customers = _customer_dicts(cust, lo, hi, ids, end, config.horizon_days)
+        if config.products:
+            for c, extra in zip(customers, products.truth_fields(cust, lo, hi), strict=True):
+                c["_truth"].update(extra)
+        yield SimulatedBatch(customers=customers,
                              events=_event_dicts(ev_ids, ev, end64 + ev["t"].astype("timedelta64[s]")))
 
 

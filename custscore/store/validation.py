@@ -21,6 +21,7 @@ from custscore.store.planner import to_utc_naive
 
 MIN_DATE = dt.datetime(1970, 1, 1)
 COMPUTED_FIELDS = ("purchase_history", "score", "updated_at", "ingested_at")
+RATING_RANGE = (1.0, 5.0)  # explicit product rating on an event (stars; halves allowed)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ EVENT_SCHEMA: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "product_id": (False, as_text(128)),
     "channel": (False, as_text(64)),
     "event_id": (False, as_text(128)),
+    "rating": (False, as_float(*RATING_RANGE)),
 }
 
 
@@ -183,11 +185,11 @@ def validate(
     """Normalise one document against ``schema``; return it or the problems found."""
     if not isinstance(raw, dict):
         return None, [Problem(index, "(document)", raw, "is not an object with fields")]
-    bad = _bad_key(raw)
-    if bad is not None:
     unstorable = limits.find_unstorable(raw)  # before anything recursive: nesting, NUL keys, surrogates, huge ints
     if unstorable is not None:
         return None, [Problem(index, unstorable.path, unstorable.value, unstorable.reason)]
+    bad = _bad_key(raw)
+    if bad is not None:
         return None, [Problem(index, bad, None, "field names may not start with '$' or contain '.'; rename it")]
     doc = {k: _deep_plain(v) for k, v in raw.items()}
     problems = []

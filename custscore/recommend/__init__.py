@@ -1,0 +1,1 @@
+"""Recommendations: popularity, item/user kNN, matrix factorisation, rating models, evaluation, serving."""

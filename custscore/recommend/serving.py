@@ -1,0 +1,193 @@
+"""The production recommender: the winning ranker, reasons, the buy-again rule and cold starts.
+
+A :class:`Recommender` scores customers from their *current* purchase histories (the
+events the scorer read for the batch), so a purchase made a second ago already
+changes the list. Each recommendation carries a reason:
+
+* ``"because you bought X"``: X is the product in the history whose item-item similarity
+  contributes most to the recommended one;
+* ``"popular with customers like you"``: a customer without purchases (or whose history
+  says nothing about a product) gets the popularity of their segment (age band and channel).
+
+Products a customer already bought in a non-repeatable category are never recommended.
+Everything is stored as numpy arrays and JSON (the registry's ``arrays`` layout).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from custscore.errors import InputError
+from custscore.recommend import metrics as M
+from custscore.recommend.interactions import HALF_LIFE_DAYS, weighted_matrix
+from custscore.recommend.rankers import RANKERS, ItemKNN, Popularity
+
+log = logging.getLogger(__name__)
+
+COLD_REASON = "popular with customers like you"
+DEFAULT_N = 10
+
+
+def because(product_id: str) -> str:
+    """The reason text of a neighbour-based recommendation."""
+    return f"because you bought {product_id}"
+
+
+class Recommender:
+    """Serve top-N recommendations with reasons (see the module docstring).
+
+    Parameters
+    ----------
+    model : ranker
+        The fitted winner (any :mod:`custscore.recommend.rankers` model).
+    neighbours : ItemKNN
+        Fitted item-item similarities: reasons and ``custscore similar``.
+    popularity : Popularity
+        Fitted per-segment popularity: cold starts.
+    items, item_category : numpy.ndarray
+        Product id and category per column.
+    repeatable_categories : sequence of str
+        Categories that may be bought again.
+    half_life_days : float
+        Recency weighting of histories (as in training).
+    """
+
+    def __init__(self, model, neighbours: ItemKNN, popularity: Popularity, items: np.ndarray,
+                 item_category: np.ndarray, repeatable_categories: Sequence[str],
+                 half_life_days: float = HALF_LIFE_DAYS):
+        self.model = model
+        self.neighbours = neighbours
+        self.popularity = popularity
+        self.items = np.asarray(items, dtype=str)
+        self.item_category = np.asarray(item_category, dtype=str)
+        self.repeatable_categories = [str(c) for c in repeatable_categories]
+        self.half_life_days = float(half_life_days)
+        self._column = {p: j for j, p in enumerate(self.items.tolist())}
+        self.repeatable = np.isin(self.item_category, self.repeatable_categories)
+
+    # ------------------------------------------------------------------ scoring
+    def histories(self, ids: Sequence[str], events: pd.DataFrame, now: dt.datetime) -> sp.csr_matrix:
+        """The weighted history matrix (``ids`` x products) of ``events`` up to ``now``; unknown products dropped."""
+        ev = events[events["customer_id"].isin(list(ids)) & (events["ts"] <= pd.Timestamp(now))]
+        ev = ev.assign(u=pd.Index(list(ids)).get_indexer(ev["customer_id"]),
+                       i=ev["product_id"].map(self._column).fillna(-1).astype(int))
+        ev = ev[(ev["u"] >= 0) & (ev["i"] >= 0)]
+        return weighted_matrix(ev, (len(ids), len(self.items)), pd.Timestamp(now), self.half_life_days)
+
+    def recommend(self, ids: Sequence[str], events: pd.DataFrame, segments: Mapping[str, str], now: dt.datetime,
+                  n: int = DEFAULT_N) -> dict[str, list[dict]]:
+        """Top-``n`` products with score and reason for each customer id.
+
+        Parameters
+        ----------
+        ids : sequence of str
+            Customers to recommend to.
+        events : pandas.DataFrame
+            Their purchases (:func:`~custscore.recommend.interactions.events_frame`), any superset.
+        segments : mapping
+            customer id -> segment label (:func:`~custscore.recommend.interactions.segment_of`).
+        now : datetime
+            As-of time: later events are ignored.
+        n : int
+            List length.
+
+        Returns
+        -------
+        dict
+            customer id -> ``[{"product_id", "score", "reason"}, ...]`` best first.
+        """
+        if n < 1:
+            raise InputError(f"n={n}: the number of recommendations must be at least 1; pass e.g. --n 10")
+        ids = [str(i) for i in ids]
+        if not ids:
+            return {}
+        H = self.histories(ids, events, now)
+        segs = np.array([segments.get(i, "unknown/unknown") for i in ids], dtype=str)
+        warm = np.diff(H.indptr) > 0
+        scores = np.zeros(H.shape, dtype=np.float32)
+        if warm.any():
+            scores[warm] = self.model.score(H[warm], segs[warm])
+        popular = self.popularity.score(H, segs)
+        # cold rows, and ties at zero in warm rows, fall back on the segment's popularity (scaled to rank below)
+        scale = np.abs(scores).max(axis=1, keepdims=True)
+        scores = np.where(warm[:, None], scores + 1e-3 * scale * popular / (popular.max() + 1e-12), popular)
+        cols, vals = M.top_n(scores, n, M.excluded_mask(H, self.repeatable))
+        contrib_src = self._reasons(H, cols)
+        out: dict[str, list[dict]] = {}
+        for r, cid in enumerate(ids):
+            recs = []
+            for c, v, src in zip(cols[r].tolist(), vals[r].tolist(), contrib_src[r], strict=True):
+                if c < 0:
+                    continue
+                reason = because(self.items[src]) if (warm[r] and src >= 0) else COLD_REASON
+                recs.append({"product_id": str(self.items[c]), "score": round(float(v), 5), "reason": reason})
+            out[cid] = recs
+        return out
+
+    def _reasons(self, H: sp.csr_matrix, cols: np.ndarray) -> list[list[int]]:
+        """Per recommended column the history product contributing most through item-item similarity (-1: none)."""
+        S = self.neighbours.similarity_
+        out = []
+        for r in range(H.shape[0]):
+            a, b = H.indptr[r], H.indptr[r + 1]
+            hist, w = H.indices[a:b], H.data[a:b]
+            wanted = np.maximum(cols[r], 0)
+            if not len(hist):
+                out.append([-1] * len(wanted))
+                continue
+            contrib = S[hist][:, wanted].toarray() * w[:, None]  # history x recommended
+            best = contrib.argmax(axis=0)
+            row = np.where((contrib.max(axis=0) > 0) & (cols[r] >= 0), hist[best], -1)
+            out.append(row.tolist())
+        return out
+
+    def similar(self, product_id: str, n: int = DEFAULT_N) -> list[dict]:
+        """The ``n`` most similar products (item-item cosine) to ``product_id``.
+
+        Raises
+        ------
+        InputError
+            An unknown product id.
+        """
+        j = self._column.get(str(product_id))
+        if j is None:
+            sample = ", ".join(self.items[:3].tolist())
+            raise InputError(f"product_id={product_id!r} is not in the recommender's catalogue of {len(self.items):,} "
+                             f"products; use an id from the events, e.g. {sample}")
+        row = self.neighbours.similarity_[j]
+        order = np.argsort(-row.data, kind="stable")[:n]
+        return [{"product_id": str(self.items[row.indices[k]]), "category": str(self.item_category[row.indices[k]]),
+                 "similarity": round(float(row.data[k]), 4)} for k in order]
+
+    # ------------------------------------------------------------------ arrays layout
+    def to_arrays(self) -> tuple[dict, dict]:
+        """JSON parameters and numpy arrays that rebuild this recommender (no pickle)."""
+        params = {"model": self.model.name, "repeatable_categories": self.repeatable_categories,
+                  "half_life_days": self.half_life_days}
+        arrays = {"items": self.items, "item_category": self.item_category}
+        for prefix, part in (("model", self.model), ("neighbours", self.neighbours), ("popularity", self.popularity)):
+            p, a = part.to_arrays()
+            params[f"{prefix}_params"] = p
+            arrays.update({f"{prefix}.{k}": v for k, v in a.items()})
+        return params, arrays
+
+    @classmethod
+    def from_arrays(cls, params: dict, arrays: Mapping[str, np.ndarray]) -> Recommender:
+        """Rebuild from :meth:`to_arrays` output."""
+        def part(prefix: str) -> dict:
+            return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
+
+        if params["model"] not in RANKERS:
+            raise InputError(f"model={params['model']!r} is not a known ranker; retrain with "
+                             "`custscore train --task recommend`")
+        model = RANKERS[params["model"]].from_arrays(params["model_params"], part("model"))
+        neighbours = ItemKNN.from_arrays(params["neighbours_params"], part("neighbours"))
+        popularity = Popularity.from_arrays(params["popularity_params"], part("popularity"))
+        return cls(model, neighbours, popularity, arrays["items"], arrays["item_category"],
+                   params["repeatable_categories"], params["half_life_days"])
