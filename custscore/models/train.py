@@ -254,18 +254,22 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
 SERVING_ORDER = ("linear", "tree", "gboost", "xgboost", "mlp", "forest", "stacking", "voting")
 
 
-def pick_winner(results, kind: str, cv: int):
+def pick_winner(results, kind: str, cv: int, metric: str | None = None, order: tuple[str, ...] = SERVING_ORDER):
     """The best validation metric, where models within one CV standard error of it count as tied and the tie
-    goes to the model cheapest to serve and explain (Breiman's one-standard-error rule, cost as simplicity)."""
-    metric = EV.PRIMARY_METRIC[kind]
-    top = EV.best(results, kind)
-    se = (top.cv_std or 0.0) / np.sqrt(cv)
+    goes to the model cheapest to serve and explain (Breiman's one-standard-error rule, cost as simplicity).
+
+    ``metric`` overrides the kind's primary metric and ``order`` the serving-cost order (cheapest first) for
+    other model families, e.g. the recommenders (validation NDCG@10)."""
+    metric = metric or EV.PRIMARY_METRIC[kind]
     sign = 1 if EV.higher_is_better(metric) else -1
+    top = EV.best(results, kind) if metric == EV.PRIMARY_METRIC.get(kind) else \
+        min(results, key=lambda r: -sign * r.val_metrics[metric])
+    se = (top.cv_std or 0.0) / np.sqrt(cv)
     tied = [r for r in results if sign * (top.val_metrics[metric] - r.val_metrics[metric]) <= se]
 
     def cost(r):
         family = r.name.split(" ")[0]
-        return SERVING_ORDER.index(family) if family in SERVING_ORDER else len(SERVING_ORDER)
+        return order.index(family) if family in order else len(order)
 
     chosen = min(tied, key=cost)
     note = (f"winner {chosen.name}: validation {metric} {chosen.val_metrics[metric]:.4f}; best was {top.name} "
