@@ -4,7 +4,7 @@
 registers one group of commands on import.
 """
 
-from custscore.cli import data, demo, modelling, scoring  # noqa: F401 - register their commands
+from custscore.cli import backtest, data, demo, modelling, recommend, scoring, serving  # noqa: F401 - register their commands
 from custscore.cli.common import app
 
 __all__ = ["app"]

@@ -12,10 +12,26 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from custscore.cli.common import _cell, _fail, _fmt, _open, _progress, _user_errors, app, console, print_score
+from custscore.cli.common import (
+    AsOfOpt,
+    _cell,
+    _clock,
+    _fail,
+    _fmt,
+    _open,
+    _progress,
+    _user_errors,
+    app,
+    console,
+    err_console,
+    print_score,
+    warn_if_stale,
+)
+from custscore.clock import parse_date
 from custscore.config import Settings
+from custscore.errors import CustscoreError
 
-TASK_CHOICES = ("satisfaction", "churn", "segment", "all")
+TASK_CHOICES = ("satisfaction", "churn", "segment", "recommend", "all")
 LEADERBOARD_COLUMNS = {
     "regression": ["model", "cv_mean", "cv_std", "val_mae", "test_mae", "test_r2", "fit_s", "predict_ms_1k", "size_kb"],
     "classification": ["model", "cv_mean", "cv_std", "val_roc_auc", "test_roc_auc", "val_pr_auc", "test_f1",
@@ -29,10 +45,6 @@ HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test
            "test_ece_raw": "ECE (raw)", "test_ece": "ECE (cal.)", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
            "size_kb": "size KB", "davies_bouldin": "Davies-Bouldin", "ari_vs_personas": "ARI vs personas",
            "agreement_with_kmeans": "agrees w/ K-Means"}
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def render_leaderboard(result: Any) -> None:
@@ -63,18 +75,14 @@ def render_leaderboard(result: Any) -> None:
 
 
 def _parse_date(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+    with _user_errors():  # clock.parse_date is the one date parser; its ConfigError becomes the red line
+        return parse_date(value, option)
 
 
 @app.command()
 def train(
     ctx: typer.Context,
-    task: Annotated[str, typer.Option("--task", help="satisfaction, churn, segment or all.")] = "all",
+    task: Annotated[str, typer.Option("--task", help="satisfaction, churn, segment, recommend or all.")] = "all",
     target: Annotated[str | None, typer.Option("--target", help="Train on your own labelled customer field instead.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="With --target: regression or classification "
                                                              "(default: inferred from the field).")] = None,
@@ -113,20 +121,40 @@ def train(
                 bars[name] = bar.add_task(name, total=total)
             bar.update(bars[name], completed=done, total=total, description=what)
 
-        results = run_train(store, settings, options, progress)
+        results = run_train(store, settings, options, progress) if task != "recommend" or target else []
+        recommended = None
+        if task in ("recommend", "all") and not target:
+            from custscore.cli.recommend import train_recommendations
+
+            try:
+                recommended = train_recommendations(store, settings, seed=seed, promote=not no_promote)
+            except CustscoreError as exc:
+                if task == "recommend":
+                    raise
+                err_console.print(f"[yellow]recommendations skipped[/]: {exc}", highlight=False)
         for key in bars.values():
             bar.update(key, completed=bar.tasks[key].total, description=bar.tasks[key].description.split(":")[0])
     for result in results:
         render_leaderboard(result)
+    if recommended is not None:
+        from custscore.cli.recommend import render_recommend_leaderboard
+
+        render_recommend_leaderboard(recommended)
     console.print("next: custscore models | custscore explain CUSTOMER_ID | custscore score --once")
 
 
-@app.command("models")
+models_app = typer.Typer(no_args_is_help=False, help="The model registry: list (the default), export, import.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
 def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None) -> None:
     """List registered models, newest first, with their metrics and the production alias.
 
-    Example: custscore models --task churn
+    Example: custscore models --task churn   (also: custscore models export VERSION FILE, custscore models import FILE)
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from custscore.models.registry import list_models
 
     with _user_errors(), _open(ctx) as store:
@@ -182,7 +210,8 @@ def predict(
     channel: Annotated[str | None, typer.Option("--channel")] = None,
     tickets: Annotated[int | None, typer.Option("--tickets", help="Support tickets raised.")] = None,
     satisfaction: Annotated[int | None, typer.Option("--satisfaction", help="Survey score 1-10, if known.")] = None,
-    signup: Annotated[str | None, typer.Option("--signup", help="Signup date (default: today).")] = None,
+    signup: Annotated[str | None, typer.Option("--signup", help="Signup date (default: the as-of date).")] = None,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Score customers that need not be in the store, with the production models, and show the top reasons.
 
@@ -193,7 +222,8 @@ def predict(
     from custscore.store.validation import validate_customer
 
     with _user_errors(), _open(ctx) as store:
-        now = _now()
+        clock = _clock(ctx, as_of)
+        now = clock.now()
         if file is not None:
             docs = _read_documents(file)
         else:
@@ -208,6 +238,7 @@ def predict(
                 raise _fail(str(problems[0]))
             clean.append(doc)
         models = load_production(store, ctx.obj)
+        warn_if_stale(store, clock)
         given = F.events_frame(_read_documents(events)) if events else F.events_frame([])
         stored = F.load_events(store, [str(d["_id"]) for d in clean], until=now)
         scores = models.score_documents(clean, pd.concat([given, stored], ignore_index=True), now)
@@ -220,6 +251,7 @@ def explain(
     ctx: typer.Context,
     customer_id: Annotated[str, typer.Argument(help="A customer id in the store.")],
     top: Annotated[int, typer.Option("--top", help="Contributions to show per task.")] = 5,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Explain one stored customer's predictions: the top SHAP contributions per task in plain words.
 
@@ -234,7 +266,9 @@ def explain(
             raise _fail(f"customer {customer_id!r} is not in the store; check the id with: custscore query "
                         f"'{{\"_id\": \"{customer_id}\"}}'")
         models = load_production(store, ctx.obj)
-        now = _now()
+        clock = _clock(ctx, as_of)
+        now = clock.now()
+        warn_if_stale(store, clock)
         scores = models.score_documents(docs, F.load_events(store, [customer_id], until=now), now, k=top)
     _render_scores(scores, {s.customer_id: s.reasons_by_task for s in scores})
     units = {t: e.units for t, e in models.explainers.items()}
