@@ -1,0 +1,112 @@
+"""Recommendation commands: recommend CUSTOMER_ID, similar PRODUCT_ID (training lives in ``train --task recommend``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from custscore.cli.common import _cell, _open, _user_errors, app, console
+from custscore.config import Settings
+
+BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
+                 "test_map@10", "test_hit_rate@10", "test_coverage", "test_mean_popularity", "fit_s",
+                 "recommend_ms_1k"]
+
+
+def train_recommendations(store: Any, settings: Settings, seed: int = 0, promote: bool = True,
+                          repeatable: tuple[str, ...] | None = None):
+    """Train the recommenders (with the simulator's oracle row when the data is simulated)."""
+    from custscore.recommend.train import RecommendOptions, train_recommender
+    from custscore.simulator.products import oracle_scores
+
+    options = RecommendOptions(seed=seed, promote=promote, repeatable=repeatable)
+    return train_recommender(store, settings, options, oracle_scores=oracle_scores)
+
+
+def render_recommend_leaderboard(result: Any) -> None:
+    """The ranking leaderboard, the rating models' table and the notes."""
+    board = result.leaderboard
+    table = Table(title="recommend leaderboard (NDCG@10 etc. on each customer's last 20% of purchases; the winner "
+                        "is picked on validation customers, test customers are reported)")
+    cols = [c for c in BOARD_COLUMNS if c in board.columns]
+    for c in cols:
+        table.add_column(c.replace("test_", "").replace("val_", "val "), justify="left" if c == "model" else "right",
+                         no_wrap=c == "model")
+    for row in board.to_dict("records"):
+        style = "bold green" if row["model"] == result.winner else ("dim" if row["model"] == "oracle" else None)
+        table.add_row(*(_cell(row.get(c)) for c in cols), style=style)
+    console.print(table)
+    if result.ratings is not None:
+        rt = Table(title=f"rating models ({int(result.ratings['ratings'].iloc[0]):,} ratings, K-fold CV)")
+        for c in ("model", "rmse", "mae", "rmse_std", "fit_s"):
+            rt.add_column(c, justify="left" if c == "model" else "right")
+        for row in result.ratings.to_dict("records"):
+            rt.add_row(*(_cell(row[c]) for c in ("model", "rmse", "mae", "rmse_std", "fit_s")))
+        console.print(rt)
+    for row in board.to_dict("records"):
+        if row.get("tradeoff"):
+            console.print(f"  [bold]{row['model']}[/]: {row['tradeoff']}", highlight=False)
+    for note in result.notes:
+        console.print(f"  - {note}", highlight=False)
+    if result.version:
+        console.print(f"  winner [bold green]{result.winner}[/] registered as recommend {result.version}")
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    customer_id: Annotated[str, typer.Argument(help="The customer to recommend to.")],
+    n: Annotated[int, typer.Option("--n", help="How many products.")] = 10,
+) -> None:
+    """Recommend products to one customer from their purchases so far, with a reason for each.
+
+    Example: custscore recommend C0000042 --n 5
+    """
+    import datetime as dt
+
+    from custscore.errors import InputError
+    from custscore.recommend.interactions import read_events, segment_of
+    from custscore.recommend.train import load_recommender
+    from custscore.store.schema import CUSTOMERS
+
+    settings: Settings = ctx.obj
+    with _user_errors(), _open(ctx) as store:
+        doc = store[CUSTOMERS].find_one({"_id": customer_id}, {"age": 1, "channel": 1})
+        if doc is None:
+            raise InputError(f"customer_id={customer_id!r} is not in the store; check the id "
+                             "(custscore query '{}' --fields _id)")
+        rec = load_recommender(store, settings)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        recs = rec.recommend([customer_id], read_events(store, [customer_id]),
+                             {customer_id: segment_of(doc.get("age"), doc.get("channel"))}, now, n=n)[customer_id]
+    table = Table(title=f"recommendations for {customer_id}")
+    for c in ("#", "product", "score", "reason"):
+        table.add_column(c, justify="right" if c in ("#", "score") else "left")
+    for i, r in enumerate(recs, 1):
+        table.add_row(str(i), r["product_id"], f"{r['score']:.4f}", r["reason"])
+    console.print(table)
+
+
+@app.command()
+def similar(
+    ctx: typer.Context,
+    product_id: Annotated[str, typer.Argument(help="A product id from the events.")],
+    n: Annotated[int, typer.Option("--n", help="How many products.")] = 10,
+) -> None:
+    """Products most often bought by the same customers (item-item cosine of the production recommender).
+
+    Example: custscore similar grocery-0001 --n 5
+    """
+    from custscore.recommend.train import load_recommender
+
+    settings: Settings = ctx.obj
+    with _user_errors(), _open(ctx) as store:
+        rows = load_recommender(store, settings).similar(product_id, n)
+    table = Table(title=f"products similar to {product_id}")
+    for c in ("#", "product", "category", "similarity"):
+        table.add_column(c, justify="right" if c in ("#", "similarity") else "left")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), r["product_id"], r["category"], f"{r['similarity']:.4f}")
+    console.print(table)
