@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from custscore.errors import InputError, ModelError
 from custscore.models.rfm_summary import rfm_arrays
@@ -57,24 +58,37 @@ def bgnbd_log_likelihood(params, x, tx, T) -> np.ndarray:
 
 def bgnbd_log_likelihood_grad(params, x, tx, T, weights) -> tuple[float, np.ndarray]:
     """Weighted sum of the BG/NBD log-likelihood and its gradient with respect to the log-parameters."""
+    levels, inverse = np.unique(x, return_inverse=True)
+    return _ll_grad(params, levels, inverse, np.bincount(inverse, weights=weights), tx, T, weights)
+
+
+def _ll_grad(params, levels, inverse, level_weights, tx, T, weights):
+    # the gamma functions depend on x only: evaluate them once per distinct frequency, not once per customer
     r, alpha, a, b = params
-    rep = x > 0
-    xm = np.maximum(x, 1.0)
-    a3 = -(r + x) * np.log(alpha + T)
+    xm = np.maximum(levels, 1.0)
+    lx = levels[inverse]
     with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(rep, np.log(a) - np.log(b + xm - 1.0) - (r + x) * np.log(alpha + tx), -np.inf)
+        c4 = np.where(levels > 0, np.log(a) - np.log(b + xm - 1.0), -np.inf)[inverse]
+    log_aT = np.log(alpha + T)
+    log_atx = np.log(alpha + tx)
+    a3 = -(r + lx) * log_aT
+    a4 = c4 - (r + lx) * log_atx
     top = np.logaddexp(a3, a4)
     w4 = np.exp(a4 - top)
     w3 = 1.0 - w4
-    ll = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + x) - gammaln(b)
-          - gammaln(a + b + x) + top)
-    d_ab = digamma(a + b) - digamma(a + b + x)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T) - w4 * np.log(alpha + tx)
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + tx)
-    d_a = d_ab + w4 / a
-    d_b = d_ab + digamma(b + x) - digamma(b) - w4 / (b + xm - 1.0)
-    grad = np.array([(weights * d).sum() for d in (d_r, d_alpha, d_a, d_b)]) * np.asarray(params)
-    return float((weights * ll).sum()), grad
+    per_level_ll = gammaln(r + levels) + gammaln(b + levels) - gammaln(a + b + levels)
+    ll = (level_weights @ per_level_ll + weights.sum() * (gammaln(a + b) - gammaln(r) - gammaln(b) + r * np.log(alpha))
+          + weights @ top)
+    dig_ab = digamma(a + b + levels)
+    d_r = (level_weights @ digamma(r + levels) + weights.sum() * (np.log(alpha) - digamma(r))
+           - weights @ (w3 * log_aT + w4 * log_atx))
+    d_alpha = weights.sum() * r / alpha - weights @ ((r + lx) * (w3 / (alpha + T) + w4 / (alpha + tx)))
+    d_ab = weights.sum() * digamma(a + b) - level_weights @ dig_ab
+    ww4 = weights * w4
+    d_a = d_ab + ww4.sum() / a
+    d_b = (d_ab + level_weights @ digamma(b + levels) - weights.sum() * digamma(b)
+           - ww4 @ (1.0 / (b + xm - 1.0))[inverse])
+    return float(ll), np.array([d_r, d_alpha, d_a, d_b]) * np.asarray(params)
 
 
 def _log_hyp_term(r, a, b, x, z):
@@ -127,21 +141,27 @@ class BetaGeoModel(BaseEstimator):
         if len(x) < 2 or not (T > 0).any():
             raise InputError(f"BG/NBD needs at least 2 buyers with T > 0; got {len(x)} buyers")
         # compress identical histories (many one-time buyers share them): same optimum, fewer gammaln calls
-        hist, counts = np.unique(np.column_stack([x, tx, T]), axis=0, return_counts=True)
-        ux, utx, uT = hist[:, 0], hist[:, 1], hist[:, 2]
+        order = np.lexsort((T, tx, x))
+        hist = np.column_stack([x, tx, T])[order]
+        first = np.r_[True, (np.diff(hist, axis=0) != 0).any(axis=1)]
+        counts = np.bincount(np.cumsum(first) - 1)
+        ux, utx, uT = hist[first, 0], hist[first, 1], hist[first, 2]
         weights = counts / counts.sum()
+        levels, inverse = np.unique(ux, return_inverse=True)
+        level_weights = np.bincount(inverse, weights=weights)
         pen = float(self.penalizer)
 
         shapes = np.array([1.0, 0.0, 1.0, 1.0])  # the penalty leaves the time scale alpha alone
 
         def objective(theta):
-            ll, grad = bgnbd_log_likelihood_grad(np.exp(theta), ux, utx, uT, weights)
+            ll, grad = _ll_grad(np.exp(theta), levels, inverse, level_weights, utx, uT, weights)
             return -ll + pen * (shapes * theta ** 2).sum(), -grad + 2.0 * pen * shapes * theta
 
         scale = max(float(np.mean(T)), 1e-6)
         start = np.array([0.0, np.log(scale / max(float(np.mean(x)) + 1.0, 1.0)), 0.0, 0.0])
-        res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
-                       options={"maxiter": int(self.max_iter)})
+        with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only add wake-ups on 4 parameters
+            res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
+                           options={"maxiter": int(self.max_iter)})
         if not np.isfinite(res.fun):
             raise ModelError(f"BG/NBD fit failed ({res.message}); try penalizer=0.001")
         if not res.success:

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from custscore.errors import InputError, ModelError
 
@@ -113,8 +114,9 @@ class GammaGammaModel(BaseEstimator):
             return -ll.mean() + pen * (theta[0] ** 2 + theta[1] ** 2)
 
         start = np.array([0.0, 0.0, np.log(max(float(np.median(m)), 1e-6))])
-        res = minimize(objective, start, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 3,
-                       options={"maxiter": int(self.max_iter)})
+        with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only add wake-ups on 3 parameters
+            res = minimize(objective, start, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 3,
+                           options={"maxiter": int(self.max_iter)})
         if not np.isfinite(res.fun):
             raise ModelError(f"Gamma-Gamma fit failed ({res.message}); try penalizer=0.001")
         self.p_, self.q_, self.v_ = (float(v) for v in np.exp(res.x))
