@@ -95,7 +95,7 @@ def _json_lines(name: str, text: str) -> list[Any]:
     return docs
 
 
-def insert_customers(store: Store, docs: Iterable[Any]) -> LoadReport:
+def insert_customers(store: Store, docs: Iterable[Any], collect_ids: bool = False) -> LoadReport:
     """Store customer documents through the validated loader; bad ones are refused and reported.
 
     Parameters
@@ -103,14 +103,25 @@ def insert_customers(store: Store, docs: Iterable[Any]) -> LoadReport:
     store : Store
         Where the customers go.
     docs : iterable of dict
-        Raw documents; the id is ``customer_id`` or ``_id``.
+        Raw documents; the id is ``customer_id`` or ``_id``. Read lazily, in
+        batches (give :func:`~custscore.scorer.document_stream.iter_documents`
+        to stream a file); a Problem in their place is reported as it is.
+    collect_ids : bool
+        Fill ``report.stored_ids`` (for ``--wait``).
 
     Returns
     -------
     LoadReport
-        Counts, and each refused document as a Problem (1-based document number, field, reason).
+        Counts (inserted, updated, unchanged in ``skipped``, ``duplicates``), and each
+        refused document as a Problem (1-based document number, field, reason).
     """
-    return load_customers(store, (_with_customer_id(d) for d in docs), start_index=1)
+    return load_customers(store, (_with_customer_id(d) for d in docs), start_index=1, collect_ids=collect_ids)
+
+
+def summary_line(report: LoadReport) -> str:
+    """What an insert did, each document counted once: ``inserted 3, updated 1, unchanged 0, ...``."""
+    return (f"inserted {report.inserted:,}, updated {report.updated:,}, unchanged {report.skipped:,}, "
+            f"duplicate ids {report.duplicates:,}, refused {report.rejected:,}")
 
 
 def _with_customer_id(doc: Any) -> Any:

@@ -77,6 +77,10 @@ def _child_path(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _short(path: str) -> str:
+    return path if len(path) <= 40 else path[:37] + "..."
+
+
 def find_unstorable(doc: Any) -> Unstorable | None:
     """The first reason ``doc`` cannot be stored as a MongoDB document, or None.
 
@@ -89,8 +93,8 @@ def find_unstorable(doc: Any) -> Unstorable | None:
         value, path, depth = stack.pop()
         if isinstance(value, dict):
             if depth > MAX_NESTING:
-                return Unstorable(path or "(document)", "...", f"is nested more than {MAX_NESTING} levels deep "
-                                  "(MongoDB's limit); flatten it")
+                return Unstorable(_short(path) or "(document)", "...", f"is nested more than {MAX_NESTING} levels "
+                                  "deep (MongoDB's limit); flatten it")
             items = list(value.items())
             for key, _ in items:
                 where = _child_path(path, key if isinstance(key, str) and _utf8(key) else repr(key))
@@ -103,8 +107,8 @@ def find_unstorable(doc: Any) -> Unstorable | None:
             stack.extend((child, _child_path(path, key), depth + 1) for key, child in reversed(items))
         elif isinstance(value, list | tuple):
             if depth > MAX_NESTING:
-                return Unstorable(path or "(document)", "...", f"is nested more than {MAX_NESTING} levels deep "
-                                  "(MongoDB's limit); flatten it")
+                return Unstorable(_short(path) or "(document)", "...", f"is nested more than {MAX_NESTING} levels "
+                                  "deep (MongoDB's limit); flatten it")
             stack.extend((child, _child_path(path, i), depth + 1) for i, child in reversed(list(enumerate(value))))
         elif isinstance(value, str):
             if not _utf8(value):

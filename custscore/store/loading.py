@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
+import bson
+
 from custscore.clock import now
 from custscore.errors import DuplicateKeyError, InputError
 from custscore.store import history
@@ -30,9 +32,11 @@ class LoadReport:
 
     inserted: int = 0
     updated: int = 0
-    skipped: int = 0
+    skipped: int = 0  # unchanged (customers) or already stored (events)
     merged: int = 0  # events: rows identical to an earlier row of the same input, stored once
+    duplicates: int = 0  # customers whose id came earlier in the same load (the last one is stored)
     problems: list[Problem] = field(default_factory=list)
+    stored_ids: list | None = None  # customers stored, in first-seen order (when asked for)
 
     @property
     def rejected(self) -> int:
@@ -56,6 +60,12 @@ def _without_id(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "_id"}
 
 
+def _differs(stored: dict, doc: dict) -> bool:
+    """Whether ``doc`` would change ``stored`` (compared as stored: BSON keeps milliseconds)."""
+    as_stored = bson.decode(bson.encode(doc))
+    return any(stored.get(k) != v for k, v in as_stored.items() if k != "_id")
+
+
 def event_id(doc: dict) -> str:
     """A content id for an event without one, so loading the same file twice adds nothing."""
     key = "|".join(str(doc.get(k)) for k in ("customer_id", "ts", "amount", "quantity", "category", "product_id", "channel"))
@@ -63,34 +73,57 @@ def event_id(doc: dict) -> str:
 
 
 def load_customers(
-    store: Store, docs: Iterable[dict], batch_size: int = 5000, start_index: int = 0, on_progress: Progress | None = None
+    store: Store, docs: Iterable[dict], batch_size: int = 5000, start_index: int = 0, on_progress: Progress | None = None,
+    collect_ids: bool = False,
 ) -> LoadReport:
-    """Insert new customers and update the profile of known ones (purchase history and scores kept)."""
+    """Insert new customers and update the profile of known ones (purchase history and scores kept).
+
+    A :class:`Problem` among ``docs`` (a reader's "could not parse this one") is reported as it is.
+    Each document counts once: inserted, updated, unchanged (``skipped``), a duplicate of an id
+    earlier in the same load (the last one is stored), or rejected. ``collect_ids`` fills
+    ``report.stored_ids``.
+    """
     _check_batch_size(batch_size)
-    report = LoadReport()
+    report = LoadReport(stored_ids=[] if collect_ids else None)
     coll = store.collection(CUSTOMERS)
+    seen: set = set()  # ids of earlier chunks
     for n, chunk in enumerate(chunks(docs, batch_size)):
         good: dict[str, dict] = {}
         for i, raw in enumerate(chunk, start=start_index + n * batch_size):
+            if isinstance(raw, Problem):
+                report.problems.append(raw)
+                continue
             doc, problems = validate_customer(raw, i)
             report.problems.extend(problems)
             if doc is not None:
+                if doc["_id"] in good or doc["_id"] in seen:
+                    report.duplicates += 1
                 good[doc["_id"]] = doc  # a later row for the same id wins
+        again = {i for i in good if i in seen}  # counted in an earlier chunk already
         stamp = now()
         with store.transaction():
-            known = {d["_id"] for d in coll.find({"_id": {"$in": list(good)}}, {"_id": 1})}
+            fields = dict.fromkeys({k for d in good.values() for k in d}, 1)
+            current = {d["_id"]: d for d in coll.find({"_id": {"$in": list(good)}}, fields)}
+            known = set(current)
             new = [
                 {**d, "purchase_history": history.empty_history(), "updated_at": stamp}
                 for i, d in good.items()
                 if i not in known
             ]
             coll.insert_many(new)
-            changed = coll.bulk_write(
-                [UpdateOne({"_id": i}, {"$set": {**_without_id(good[i]), "updated_at": stamp}}) for i in known]
+            # a profile equal to the stored one is left alone (no write, no rescore): "unchanged"
+            changed = [i for i in known if _differs(current[i], good[i])]
+            coll.bulk_write(
+                [UpdateOne({"_id": i}, {"$set": {**_without_id(good[i]), "updated_at": stamp}}) for i in changed]
             )
+        counted = [i for i in known if i not in again]
+        modified = len([i for i in changed if i not in again])
         report.inserted += len(new)
-        report.updated += changed.modified
-        report.skipped += len(known) - changed.modified
+        report.updated += modified
+        report.skipped += len(counted) - modified
+        if report.stored_ids is not None:
+            report.stored_ids.extend(i for i in good if i not in seen)
+        seen.update(good)
         if on_progress:
             on_progress(len(chunk))
     return report
