@@ -29,6 +29,7 @@ from custscore.models.customer_base import (
 )
 from custscore.models.features import customer_features
 from custscore.models.gamma_gamma import GammaGammaModel, clv
+from custscore.models.pareto_nbd import ParetoNBDModel
 from custscore.models.rfm_summary import rfm_from_features, rfm_summary
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -94,7 +95,29 @@ def test_clv_without_discount_is_expected_purchases_times_expected_spend(cdnow_s
     assert np.all(discounted > value / 1.1)  # a year's discount at most
 
 
+def test_pareto_nbd_matches_published_cdnow_parameters(cdnow):
+    pn = ParetoNBDModel().fit(cdnow)
+    published = {"r_": 0.55, "alpha_": 10.58, "s_": 0.61, "beta_": 11.67}  # Fader, Hardie & Lee 2005, table 1
+    for name, value in published.items():
+        assert getattr(pn, name) == pytest.approx(value, rel=1e-2), name
+    assert pn.log_likelihood_ == pytest.approx(-9595.0, abs=0.1)
+    quiet = pn.p_no_purchase(cdnow, 39)
+    alive = pn.p_alive(cdnow)
+    assert np.all((quiet >= 1 - alive - 1e-9) & (quiet <= 1) & (alive >= 0) & (alive <= 1))
+    assert np.all(pn.expected_purchases(cdnow, 39) >= 0)
+    # the two models agree on the whole: about the same expected repeat purchases over the next 39 weeks
+    bg = BetaGeoModel().fit(cdnow)
+    assert pn.expected_purchases(cdnow, 39).sum() == pytest.approx(bg.expected_purchases(cdnow, 39).sum(), rel=0.1)
+
+
 # ---------------------------------------------------------------- the maths
+
+def test_p_no_purchase_is_the_likelihood_of_the_same_history_seen_longer(cdnow_bg, cdnow):
+    # an independent derivation: P(0 in (T, T+t] | x, t_x, T) = L(x, t_x, T + t) / L(x, t_x, T)
+    longer = cdnow.assign(T=cdnow["T"] + 13.0)
+    ratio = np.exp(cdnow_bg.log_likelihood(longer) - cdnow_bg.log_likelihood(cdnow))
+    assert cdnow_bg.p_no_purchase(cdnow, 13.0) == pytest.approx(ratio, rel=1e-9)
+
 
 def test_gradient_matches_finite_differences(simulated):
     theta = np.log([0.3, 20.0, 0.9, 2.0])
