@@ -176,3 +176,23 @@ def print_score(customer_id: Any, score: dict, reasons_by_task: dict | None = No
         for r in reasons:
             console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']} "
                           f"[dim]({r['contribution']:+.3f})[/]", highlight=False)
+
+
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="Score as of this date, YYYY-MM-DD (its end) or YYYY-MM-DDTHH:MM: features see only events up to "
+                    "it. Default: $CUSTSCORE_AS_OF, else now.")]
+
+
+def _clock(ctx: typer.Context, as_of: str | None) -> Any:
+    """The as-of clock of a command: --as-of over CUSTSCORE_AS_OF over the wall clock."""
+    settings: Settings = ctx.obj
+    return settings.clock(as_of)
+
+
+def warn_if_stale(store: Store, clock: Any) -> None:
+    """The stale-data warning, once, in yellow on stderr (nothing when the data is recent enough)."""
+    from custscore.scorer.staleness import stale_data_warning
+
+    message = stale_data_warning(store, clock.now())
+    if message:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

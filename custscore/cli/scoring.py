@@ -13,9 +13,12 @@ from rich.live import Live
 from rich.table import Table
 
 from custscore.cli.common import (
+    MAX_PROBLEMS_SHOWN,
+    AsOfOpt,
     CsvOpt,
     JsonOpt,
     _cell,
+    _clock,
     _fail,
     _fmt,
     _open,
@@ -26,16 +29,17 @@ from custscore.cli.common import (
     console,
     err_console,
     print_score,
+    warn_if_stale,
 )
 from custscore.config import Settings
 
 
 def make_worker(store: Any, settings: Settings, **options: Any):
     """A scorer worker wired to the registry's production models."""
-    from custscore.models.predict import load_production, production_versions
+    from custscore.scorer.recommending import load_scoring_models, scoring_versions
     from custscore.scorer.worker import Worker
 
-    return Worker(store, lambda s: load_production(s, settings), production_versions, **options)
+    return Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, **options)
 
 
 def stats_panel(stats: Any) -> Table:
@@ -47,10 +51,14 @@ def stats_panel(stats: Any) -> Table:
     def ms(v):
         return "-" if v is None else f"{v:,.0f} ms"
 
+    max_age = getattr(stats, "max_age", None)
+    stale = (f"{stats.stale:,} older than {_age(max_age)} ({stats.swept:,} re-scored)" if max_age
+             else "sweep off (--max-age 0)")
     rows = [("scored", f"{stats.scored:,} ({stats.replayed:,} unchanged, {stats.echoes:,} echoes skipped)"),
             ("throughput", f"{stats.throughput:,.1f} customers/s"),
             ("latency p50 / p99", f"{ms(stats.latency_p50_ms)} / {ms(stats.latency_p99_ms)}"),
             ("backlog", f"{stats.backlog:,}" + (" (caught up)" if stats.caught_up else "")),
+            ("stale scores", stale), ("clock", getattr(stats, "clock", "wall clock")),
             ("dead letters", f"{stats.dead_letters:,}"), ("batches", f"{stats.batches:,}"),
             ("models", ", ".join(f"{t} {v}" for t, v in sorted(stats.versions.items())) or "-")]
     if stats.switches:
@@ -58,6 +66,14 @@ def stats_panel(stats: Any) -> Table:
     for r in rows:
         table.add_row(*r)
     return table
+
+
+def _age(age: Any) -> str:
+    seconds = age.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @app.command()
@@ -69,17 +85,24 @@ def score(
     max_wait_ms: Annotated[int, typer.Option("--max-wait-ms", help="Flush a partial batch after this long.")] = 500,
     workers: Annotated[int, typer.Option("--workers", help="Total workers sharing the customers.")] = 1,
     worker_index: Annotated[int, typer.Option("--worker-index", help="This worker's partition, 0..workers-1.")] = 0,
+    as_of: AsOfOpt = None,
+    max_age: Annotated[str, typer.Option("--max-age", help="Re-score customers whose score is older than this "
+                                                           "(1d, 12h; at most once per as-of day); 0 = off.")] = "1d",
 ) -> None:
-    """Score new and changed customers with the production models and write scores and SHAP reasons back.
+    """Score new, changed and aged customers with the production models and write scores and SHAP reasons back.
 
-    Example: custscore score --once      (or: custscore score --watch --workers 2 --worker-index 0)
+    Example: custscore score --once      (or: custscore score --watch --max-age 1d --workers 2 --worker-index 0)
     """
+    from custscore.clock import parse_age
+
     if watch and once:
         raise _fail("choose one of --watch and --once")
     settings: Settings = ctx.obj
     with _user_errors(), _open(ctx) as store:
+        clock = _clock(ctx, as_of)
         worker = make_worker(store, settings, batch_size=batch_size, max_wait_ms=max_wait_ms, workers=workers,
-                             worker_index=worker_index)
+                             worker_index=worker_index, clock=clock, max_age=parse_age(max_age))
+        warn_if_stale(store, clock)
         if not watch:
             stats = worker.run_once()
             console.print(stats_panel(stats))
@@ -110,34 +133,41 @@ def insert(
     file: Annotated[str, typer.Argument(help="Customer documents: JSON, a JSON array or JSON lines; '-' = stdin.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until each is scored, then print the scores.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] = 60.0,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Insert customer documents (validated like ingest) so the scorer picks them up.
 
     Example: echo '{"_id": "N1", "age": 30, "income": 40000, "signup_date": "2026-11-01"}' | custscore insert - --wait
     """
-    from custscore.scorer.inserting import insert_customers, read_documents, wait_for_scores
+    from custscore.scorer.document_stream import iter_documents
+    from custscore.scorer.inserting import insert_customers, summary_line, wait_for_scores
 
     settings: Settings = ctx.obj
     with _user_errors(), _open(ctx) as store:
-        docs = read_documents(sys.stdin if file == "-" else Path(file))
-        report = insert_customers(store, docs)
-        for problem in report.problems[:10]:
+        clock = _clock(ctx, as_of)
+        # streamed: documents are read, validated and stored in batches, never the whole file at once
+        report = insert_customers(store, iter_documents(sys.stdin if file == "-" else Path(file)), collect_ids=wait)
+        for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
             err_console.print(f"[yellow]refused[/] {problem}", highlight=False)
-        ids = [str(d.get("_id", d.get("customer_id"))) for d in docs]
-        refused = {p.index for p in report.problems}
-        stored = [cid for i, cid in enumerate(ids, 1) if i not in refused]
-        console.print(f"inserted {len(stored):,} customer(s), refused {len(refused):,}")
+        if len(report.problems) > MAX_PROBLEMS_SHOWN:
+            err_console.print(f"  ... and {len(report.problems) - MAX_PROBLEMS_SHOWN:,} more problems")
+        refused = report.rejected
+        stored = [str(i) for i in report.stored_ids or []]
+        console.print(summary_line(report), highlight=False)
         if not wait or not stored:
             if refused:
                 raise typer.Exit(1)
             return
 
         def inline(pending: list[str]) -> None:
-            from custscore.models.predict import load_production
             from custscore.scorer.batch import score_customers
+            from custscore.scorer.recommending import load_scoring_models
 
-            score_customers(store, load_production(store, settings), pending)
+            score_customers(store, load_scoring_models(store, settings), pending, as_of=clock.now())
 
+        warn_if_stale(store, clock)
+        if clock.fixed:  # a running worker scores on its own clock: a pinned date is scored here
+            inline(stored)
         scored = wait_for_scores(store, stored, timeout_s=timeout, inline=inline)
     _print_scored(scored)
     if refused:
@@ -176,6 +206,7 @@ def query(
 def monitor(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", help="Most recent scored customers to compare.")] = 5000,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Population stability (PSI) of features and predictions: recent scores against the training data.
 
@@ -186,10 +217,12 @@ def monitor(
     from custscore.scorer.monitor import monitor as run_monitor
 
     with _user_errors(), _open(ctx) as store:
+        clock = _clock(ctx, as_of)
         references = production_references(store)
         if not references:
             raise _fail("no production model with a training reference; train first: custscore train --task all")
-        result = run_monitor(store, references, limit=limit)
+        warn_if_stale(store, clock)
+        result = run_monitor(store, references, limit=limit, as_of=clock.now() if clock.fixed else None)
     if result.frame.empty:
         console.print(result.message or "nothing to compare yet")
         raise typer.Exit(exit_code(result))
@@ -222,9 +255,9 @@ def dead_letters(
     settings: Settings = ctx.obj
     with _user_errors(), _open(ctx) as store:
         if retry:
-            from custscore.models.predict import load_production
+            from custscore.scorer.recommending import load_scoring_models
 
-            report = retry_dead_letters(store, load_production(store, settings))
+            report = retry_dead_letters(store, load_scoring_models(store, settings))
             console.print(f"retried: {report.scored:,} scored, {report.still_bad:,} still bad, "
                           f"{report.gone:,} no longer in the store")
             return

@@ -11,7 +11,9 @@ Age is measured against the as-of clock, so a fixed or fake clock drives it.
 A score counts as stale when its as-of time is older than ``max_age`` *and*
 lies on an earlier day than the clock's: the replay key includes the as-of
 day (``writeback.is_replay``), so a re-score on the same day would write
-nothing and sub-day ages mean "once a day".
+nothing and sub-day ages mean "once a day". A score from a *later* day than
+the clock (``--as-of`` set back for a replay) is stale too: each pass pages
+through the old range first, then that one.
 """
 
 from __future__ import annotations
@@ -39,16 +41,17 @@ def stale_cutoff(as_of: dt.datetime, max_age: dt.timedelta) -> dt.datetime:
     return min(as_of - max_age, midnight)
 
 
-def stale_filter(cutoff: dt.datetime) -> dict:
-    """The store filter of customers with a score older than ``cutoff`` (an index range on ``score.as_of``)."""
-    return {AS_OF_FIELD: {"$lt": cutoff}}
+def stale_filters(as_of: dt.datetime, max_age: dt.timedelta) -> list[dict]:
+    """Store filters (index ranges on ``score.as_of``) of stale scores: too old, then from a later day."""
+    end_of_day = dt.datetime.combine(as_of.date(), dt.time(23, 59, 59, 999000))
+    return [{AS_OF_FIELD: {"$lt": stale_cutoff(as_of, max_age)}}, {AS_OF_FIELD: {"$gt": end_of_day}}]
 
 
 def count_stale(store: Store, as_of: dt.datetime, max_age: dt.timedelta) -> int:
     """How many customers have a stale score as of ``as_of`` (0 when ``max_age`` is 0: the sweep is off)."""
     if max_age <= dt.timedelta(0):
         return 0
-    return store.collection(CUSTOMERS).count(stale_filter(stale_cutoff(as_of, max_age)))
+    return sum(store.collection(CUSTOMERS).count(f) for f in stale_filters(as_of, max_age))
 
 
 class FreshnessSweep:
@@ -81,7 +84,8 @@ class FreshnessSweep:
         self.stale = 0  # stale scores counted at the start of the pass, less those re-scored since
         self.rescored = 0  # written by the sweep, over the worker's life
         self.passes = 0
-        self._skip = 0  # head rows of this pass that stay stale (other partitions, failures)
+        self._skip = 0  # head rows of this range that stay stale (other partitions, failures)
+        self._range = 0  # which of stale_filters() this pass is paging through
         self._in_pass = False
         self._next_pass_at = 0.0
 
@@ -98,22 +102,25 @@ class FreshnessSweep:
         """The next page of owned stale customers not already ``queued``; ends the pass on a short page."""
         if not self.due():
             return []
-        cutoff = stale_cutoff(self.clock.now(), self.max_age)
+        now = self.clock.now()
+        filters = stale_filters(now, self.max_age)
         if not self._in_pass:
-            self._in_pass, self._skip = True, 0
+            self._in_pass, self._skip, self._range = True, 0, 0
             self.passes += 1
-            self.stale = self.store.collection(CUSTOMERS).count(stale_filter(cutoff))
-            log.info("freshness sweep %d: %d scores older than %s (%s)", self.passes, self.stale, cutoff,
-                     self.clock.describe())
+            self.stale = count_stale(self.store, now, self.max_age)
+            log.info("freshness sweep %d: %d stale scores (older than %s, or from a later day; %s)", self.passes,
+                     self.stale, stale_cutoff(now, self.max_age), self.clock.describe())
         docs = list(self.store.collection(CUSTOMERS).find(
-            stale_filter(cutoff), {"_id": 1, "updated_at": 1}, sort=[(AS_OF_FIELD, 1)],
+            filters[self._range], {"_id": 1, "updated_at": 1}, sort=[(AS_OF_FIELD, 1)],
             limit=self.page_size, skip=self._skip))
         owned = [d for d in docs if self.partition.owns(d["_id"])]
         # another worker's customers stay at the head of the order until it scores them: page past them
         self._skip += len(docs) - len(owned)
         items = [Item(d["_id"], None, "sweep") for d in owned if d["_id"] not in queued]
-        if len(docs) < self.page_size:
-            self._end_pass()
+        if len(docs) < self.page_size:  # this range is done: the next one, or the end of the pass
+            self._range, self._skip = self._range + 1, 0
+            if self._range >= len(filters):
+                self._end_pass()
         return items
 
     def after_batch(self, sweep_ids: list, scored: set) -> None:

@@ -191,9 +191,11 @@ def _row(kind: str, name: str, profile: Mapping, values: pd.Series) -> dict:
             "ref_share": float(expected[worst]), "now_share": float(actual[worst])}
 
 
-def recent_predictions(store: Store, since: Any = None, limit: int = 5000) -> list[dict]:
-    """The latest prediction record of each recently scored customer (newest first)."""
-    spec = {"scored_at": {"$gte": since}} if since is not None else {}
+def recent_predictions(store: Store, since: Any = None, limit: int = 5000, as_of: Any = None) -> list[dict]:
+    """The latest prediction record of each recently scored customer (newest first); only those as of ``as_of``."""
+    spec: dict = {"scored_at": {"$gte": since}} if since is not None else {}
+    if as_of is not None:
+        spec["as_of"] = {"$lte": as_of}
     latest: dict[Any, dict] = {}
     for record in store.collection(PREDICTIONS).find(spec, sort=[("scored_at", -1)], limit=limit):
         latest.setdefault(record.get("customer_id", record.get("_id")), record)
@@ -268,7 +270,7 @@ class MonitorResult:
 
 
 def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any = None, limit: int = 5000,
-            min_recent: int = MIN_RECENT) -> MonitorResult:
+            min_recent: int = MIN_RECENT, as_of: Any = None) -> MonitorResult:
     """Drift of every task's features and predictions, stored as a summary in ``monitoring``.
 
     Parameters
@@ -279,6 +281,8 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
         Task name -> :func:`reference_profile` (from the production model's manifest).
     since, limit, min_recent
         As in :func:`drift_report`.
+    as_of : datetime, optional
+        Only scores computed as of this time or earlier (``--as-of``); default all.
 
     Returns
     -------
@@ -287,7 +291,7 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
         few recent customers the frame is empty, ``worst_band`` is "insufficient" and
         ``message`` says what to do.
     """
-    records = recent_predictions(store, since, limit)
+    records = recent_predictions(store, since, limit, as_of)
     n = len(records)
     if n < min_recent:
         frame = pd.DataFrame(columns=["task", *REPORT_COLUMNS])

@@ -171,3 +171,16 @@ def test_events_after_the_as_of_date_change_no_feature_and_no_score(store):
     # the day after, as of a later date, the planted purchases count
     assert worker(store, models, FixedClock(later + dt.timedelta(hours=1))).run_once().scored == 2
     assert score_of(store, ids[0])["reasons"][0]["sentence"] == "last purchase 0 days ago raises churn risk"
+
+
+def test_setting_the_clock_back_rescores_scores_from_a_later_day(store):
+    ids = customers(store, 3)
+    models = RecencyModels()
+    worker(store, models, FakeClock(START + dt.timedelta(days=200))).run_once()
+    assert score_of(store, ids[0])["reasons"][0]["sentence"] == "last purchase 210 days ago raises churn risk"
+
+    stats = worker(store, models, FixedClock(START)).run_once()  # a replay as of an earlier date
+
+    assert (stats.scored, stats.swept) == (3, 3)
+    assert score_of(store, ids[0])["as_of"] == START
+    assert score_of(store, ids[0])["reasons"][0]["sentence"] == "last purchase 10 days ago raises churn risk"
