@@ -115,9 +115,11 @@ def main(
 
 
 def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float | dt.datetime) and value != value):  # None, NaN, NaT
+        return "-"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
-    return "-" if value is None else str(value)
+    return str(value)
 
 
 def _render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None) -> None:

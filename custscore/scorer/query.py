@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from collections.abc import Sequence
@@ -144,6 +145,7 @@ def query_customers(
     order = parse_sort(sort) if isinstance(sort, str) or sort is None else [(str(f), int(d)) for f, d in sort]
     if limit < 0:
         raise InputError(f"--limit must be 0 (all) or more, got {limit}")
+    check_sort_fields(store, order)
     columns = _columns(_as_list(fields), spec, order)
     # a path under another requested path would be a projection path collision on MongoDB
     kept = [c for c in columns if c != "_id" and not any(c.startswith(p + ".") for p in columns)]
@@ -156,6 +158,50 @@ def query_customers(
         raise InputError(f"the filter was refused ({reason}); use query operators such as $gt, $in, $regex") from exc
     log.debug("query %s matched %d customers (limit %d)", spec, len(docs), limit)
     return _table(docs, columns)
+
+
+def _paths(doc: Any, prefix: str = "") -> list[str]:
+    """Every dotted path to a value (not a sub-document) in a document: what a sort can use."""
+    out: list[str] = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            path = f"{prefix}{key}"
+            out.extend(_paths(value, path + ".") if isinstance(value, dict) else [path])
+    return out
+
+
+def known_fields(store: Store, sample: int = 50) -> list[str]:
+    """Field paths seen on a sample of customers (scored ones first, so ``score.*`` is included), sorted."""
+    coll = store.collection(CUSTOMERS)
+    docs = list(coll.find({"score": {"$exists": True}}, limit=sample // 2)) + list(coll.find({}, limit=sample // 2))
+    return sorted({p for d in docs for p in _paths(d) if not p.startswith(HIDDEN_PREFIX)})
+
+
+def close_fields(name: str, fields: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` known fields a mistyped ``name`` may mean: paths containing it, then similar spellings."""
+    low = name.lower()
+    leaf = {f: f.rsplit(".", 1)[-1].lower() for f in fields}
+    found = [f for f in fields if low in f.lower()]
+    found.sort(key=lambda f: (not leaf[f].startswith(low), len(f)))
+    if found:  # the name is part of real fields: those are what was meant
+        return found[:n]
+    similar = difflib.get_close_matches(low, [f.lower() for f in fields], n=n, cutoff=0.6)
+    by_leaf = difflib.get_close_matches(low, list(leaf.values()), n=n, cutoff=0.6)
+    found += [f for f in fields if f.lower() in similar or leaf[f] in by_leaf]
+    return list(dict.fromkeys(found))[:n]
+
+
+def check_sort_fields(store: Store, order: Sequence[tuple[str, int]]) -> None:
+    """Refuse a sort on a field no customer has (it would return the rows unsorted), naming close matches."""
+    coll = store.collection(CUSTOMERS)
+    for name, _direction in order:
+        if name == "_id" or coll.find_one({name: {"$exists": True}}, {"_id": 1}) is not None:
+            continue
+        if coll.count({}) == 0:
+            return
+        matches = close_fields(name, known_fields(store))
+        hint = f"did you mean {' or '.join(matches)}?" if matches else "see the fields with --fields or --json"
+        raise InputError(f"--sort field {name!r} is on no customer; {hint}")
 
 
 def _table(docs: list[dict], columns: list[str]) -> pd.DataFrame:
