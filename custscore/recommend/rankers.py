@@ -21,6 +21,7 @@ by least squares on the item factors) and :class:`PureSVD` (scipy/sklearn trunca
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -249,12 +250,14 @@ class ALS(_Factors):
         """Alternating least squares on the weighted matrix (one thread: the machine is shared)."""
         from implicit.cpu.als import AlternatingLeastSquares
 
-        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                                        iterations=self.iterations, random_state=self.seed, num_threads=1)
-        with threadpool_limits(1):
+        with threadpool_limits(1), warnings.catch_warnings():
+            # implicit checks the OpenBLAS env var even though threadpool_limits already caps the pool
+            warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
+                                            alpha=self.alpha, iterations=self.iterations, random_state=self.seed,
+                                            num_threads=1)
             model.fit(sp.csr_matrix(X, dtype=np.float32), show_progress=False)
-            self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
-            self._user_conf = None
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         return self
 
     def _fold(self, H: sp.csr_matrix) -> np.ndarray:

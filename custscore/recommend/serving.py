@@ -6,6 +6,7 @@ changes the list. Each recommendation carries a reason:
 
 * ``"because you bought X"``: X is the product in the history whose item-item similarity
   contributes most to the recommended one;
+* ``"you buy it again and again"``: a repeatable product (groceries) already bought;
 * ``"popular with customers like you"``: a customer without purchases (or whose history
   says nothing about a product) gets the popularity of their segment (age band and channel).
 
@@ -31,6 +32,7 @@ from custscore.recommend.rankers import RANKERS, ItemKNN, Popularity
 log = logging.getLogger(__name__)
 
 COLD_REASON = "popular with customers like you"
+AGAIN_REASON = "you buy it again and again"  # a repeatable product already in the history
 DEFAULT_N = 10
 
 
@@ -119,13 +121,17 @@ class Recommender:
         scores = np.where(warm[:, None], scores + 1e-3 * scale * popular / (popular.max() + 1e-12), popular)
         cols, vals = M.top_n(scores, n, M.excluded_mask(H, self.repeatable))
         contrib_src = self._reasons(H, cols)
+        bought = [set(H.indices[H.indptr[r]:H.indptr[r + 1]].tolist()) for r in range(H.shape[0])]
         out: dict[str, list[dict]] = {}
         for r, cid in enumerate(ids):
             recs = []
             for c, v, src in zip(cols[r].tolist(), vals[r].tolist(), contrib_src[r], strict=True):
                 if c < 0:
                     continue
-                reason = because(self.items[src]) if (warm[r] and src >= 0) else COLD_REASON
+                if c in bought[r]:
+                    reason = AGAIN_REASON
+                else:
+                    reason = because(self.items[src]) if (warm[r] and src >= 0) else COLD_REASON
                 recs.append({"product_id": str(self.items[c]), "score": round(float(v), 5), "reason": reason})
             out[cid] = recs
         return out

@@ -25,7 +25,7 @@ import numpy as np
 from custscore.store.base import DeleteOne, Store, UpdateOne, WriteOp
 from custscore.store.schema import CUSTOMERS, DEAD_LETTERS, PREDICTIONS
 
-SCORE_FIELDS = ("churn_probability", "risk", "satisfaction", "segment", "segment_name", "reasons")
+SCORE_FIELDS = ("churn_probability", "risk", "satisfaction", "segment", "segment_name", "reasons", "recommendations")
 
 
 def _canonical(value: Any) -> Any:

@@ -13,7 +13,7 @@ from custscore.models import artifacts
 from custscore.recommend import interactions as I
 from custscore.recommend import rankers as R
 from custscore.recommend.ratings import compare_rating_models
-from custscore.recommend.serving import COLD_REASON
+from custscore.recommend.serving import AGAIN_REASON, COLD_REASON
 from custscore.recommend.train import RecommendOptions, fit_and_compare
 from custscore.simulator.generate import SimulationConfig, simulate
 from custscore.simulator.products import REPEATABLE, oracle_scores
@@ -74,7 +74,9 @@ def test_nothing_already_bought_and_non_repeatable_is_recommended(sim, trained):
         shown = {r["product_id"] for r in recs[cid]}
         assert not shown & once, (cid, shown & once)
         repeats += len(shown & again)
-        assert all(r["reason"].startswith("because you bought ") or r["reason"] == COLD_REASON for r in recs[cid])
+        assert all(r["reason"].startswith("because you bought ") or r["reason"] in (COLD_REASON, AGAIN_REASON)
+                   for r in recs[cid])
+        assert all(r["reason"] == AGAIN_REASON for r in recs[cid] if r["product_id"] in again)
     assert repeats > 0  # groceries and beauty may be bought again, and are
 
 
