@@ -64,9 +64,9 @@ def test_simulating_the_same_seed_twice_asks_for_reset(tmp_path):
         (["ingest", "customers", "x.csv", "--map", "oops"], "SOURCE=FIELD"),
     ],
 )
-def test_bad_input_is_one_red_line(tmp_path, args, fragment):
+def test_bad_input_is_one_red_line(tmp_path, monkeypatch, args, fragment):
     (tmp_path / "x.csv").write_text("customer_id,signup_date\nc1,2024-01-01\n")
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert_one_red_line(cli(tmp_path, *args), fragment)
 
 

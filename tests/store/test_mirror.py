@@ -314,8 +314,10 @@ def test_example_queries_run_on_an_empty_mirror(tmp_path):
     empty = open_store(Settings.build(mongo_uri="memory:", home=tmp_path, environ={}))
     path = tmp_path / "mirror.sqlite"
     mirror(empty, path)
-    for sql in EXAMPLE_QUERIES.values():
-        run_sql(path, sql)
+    for name, sql in EXAMPLE_QUERIES.items():
+        frame = run_sql(path, sql)
+        assert len(frame) == 0, name  # no rows, not an error and not a row of NULLs
+        assert len(frame.columns) >= 2 and all(isinstance(c, str) and c for c in frame.columns), name
 
 
 def test_scan_path_used_when_the_feed_cannot_replay(store, path, monkeypatch):
