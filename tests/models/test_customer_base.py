@@ -328,3 +328,30 @@ def test_classifier_refuses_labels_that_are_not_churn_labels(frame):
         BetaGeoChurnClassifier(horizon_days=0).fit(X, np.zeros(len(X)))
     with pytest.raises(InputError, match=r"^feature frame lacks column\(s\) gap_mean_days"):
         CustomerBaseFeatures().fit(X.drop(columns="gap_mean_days"))
+
+
+def test_on_simulated_customers_bgnbd_is_a_calibrated_churn_model():
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from custscore.models.features import customers_frame, events_frame
+    from custscore.models.labels import churn_labels
+    from custscore.simulator.generate import SimulationConfig, simulate
+
+    end = dt.datetime(2025, 1, 1)
+    customers, events = [], []
+    for batch in simulate(SimulationConfig(n_customers=600, seed=3, end=end, products=False)):
+        customers += batch.customers
+        events += batch.events
+    ev = events_frame(events)
+    cutoff = end - dt.timedelta(days=90)
+    feats = customer_features(customers, ev, cutoff)
+    y = churn_labels(customers_frame(customers), ev, cutoff, 90)
+    X = feats.loc[y.index]
+    churn = BetaGeoChurnClassifier(horizon_days=90).fit(X, y).predict_proba(X)[:, 1]
+    assert roc_auc_score(y, churn) > 0.8
+    assert brier_score_loss(y, churn) < brier_score_loss(y, np.full(len(y), y.mean()))
+    added = CustomerBaseFeatures(horizon_days=90).fit(feats).transform(feats)
+    never = feats["orders_total"] == 0
+    assert never.any()
+    assert added.loc[never, CUSTOMER_BASE_COLUMNS].isna().all().all()
+    assert added.loc[~never, CUSTOMER_BASE_COLUMNS].notna().all().all()
