@@ -256,21 +256,56 @@ def test_app_mongo_uri_targets_replica_set_service(services: dict) -> None:
     assert query.get("directConnection", ["false"]) != ["true"]
 
 
-def test_app_home_is_a_named_volume(services: dict) -> None:
-    app = services["app"]
-    env = _environment(app)
-    assert env["CUSTSCORE_HOME"] == "/data/custscore"
-    targets = _volume_targets(app)
-    assert "/data/custscore" in targets
-    assert targets["/data/custscore"] in _named_volume_sources(app)
+def test_no_model_volume_is_shared_between_services(services: dict) -> None:
+    # models live in the database (GridFS); each service's home is only a local cache
+    for name in ("app", "api", "train"):
+        env = _environment(services[name])
+        assert env["CUSTSCORE_HOME"] == "/data/custscore"
+        assert "/data/custscore" not in _volume_targets(services[name]), name
+    sources = [src for svc in services.values() for src in _named_volume_sources(svc)]
+    assert len(sources) == len(set(sources)), f"a named volume is shared: {sources}"
+
+
+def test_worker_api_and_train_need_only_the_same_database(services: dict) -> None:
+    uris = {name: _environment(services[name])["CUSTSCORE_MONGO_URI"] for name in ("app", "api", "train")}
+    assert len(set(uris.values())) == 1, uris
+    for name in ("app", "api", "train"):
+        assert services[name]["depends_on"]["mongo"]["condition"] == "service_healthy"
 
 
 def test_app_command_is_a_custscore_subcommand(services: dict) -> None:
     command = services["app"]["command"]
     assert isinstance(command, list), "app command must be exec form (args to the custscore entrypoint)"
-    assert command == ["score", "--watch"], command  # the scorer worker
+    assert command[:2] == ["score", "--watch"], command  # the scorer worker
+    assert command[command.index("--metrics-port") + 1] == "9108"
     # The entrypoint supplies "custscore"; repeating it would break the CLI.
     assert command[0] != "custscore"
+
+
+def test_api_serves_on_all_interfaces_with_a_health_check(services: dict) -> None:
+    api = services["api"]
+    assert api["command"][:1] == ["serve"] and api["command"][api["command"].index("--host") + 1] == "0.0.0.0"
+    assert "8000:8000" in api["ports"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert "/metrics" in " ".join(services["app"]["healthcheck"]["test"])
+
+
+def test_train_is_a_one_shot_profile(services: dict) -> None:
+    train = services["train"]
+    assert train["profiles"] == ["train"] and train["command"][:1] == ["train"]
+    assert train.get("restart") == "no"
+
+
+def test_prometheus_scrapes_worker_and_api_after_they_are_healthy(services: dict) -> None:
+    import yaml
+
+    prom = services["prometheus"]
+    assert {d: c["condition"] for d, c in prom["depends_on"].items()} == {"app": "service_healthy",
+                                                                         "api": "service_healthy"}
+    mount = next(v for v in prom["volumes"] if v.endswith(":/etc/prometheus/prometheus.yml:ro"))
+    config = yaml.safe_load((COMPOSE_FILE.parent / mount.split(":")[0]).read_text(encoding="utf-8"))
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {"app:9108", "api:8000"}
 
 
 def test_named_volumes_declared_at_top_level(compose: dict, services: dict) -> None:

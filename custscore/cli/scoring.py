@@ -88,6 +88,9 @@ def score(
     as_of: AsOfOpt = None,
     max_age: Annotated[str, typer.Option("--max-age", help="Re-score customers whose score is older than this "
                                                            "(1d, 12h; at most once per as-of day); 0 = off.")] = "1d",
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="With --watch: serve Prometheus metrics on this port (/metrics).")] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Score new, changed and aged customers with the production models and write scores and SHAP reasons back.
 
@@ -107,6 +110,18 @@ def score(
             stats = worker.run_once()
             console.print(stats_panel(stats))
             return
+        meter = None
+        if metrics_port is not None:
+            from custscore.api.metrics import WorkerMetrics
+
+            if not 0 < metrics_port < 65536:
+                raise _fail(f"--metrics-port {metrics_port} is not a TCP port; use 1-65535, e.g. --metrics-port 9108")
+            meter = WorkerMetrics()
+            try:
+                meter.serve(metrics_port, metrics_host)
+            except OSError as exc:
+                raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}; choose a free port") from None
+            err_console.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics", highlight=False)
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -114,6 +129,8 @@ def score(
                 seen_switches = [0]
 
                 def on_batch(stats: Any) -> None:
+                    if meter is not None:
+                        meter.update(stats, stats.batch_latencies_ms)
                     live.update(stats_panel(stats))
                     for line in stats.switches[seen_switches[0]:]:
                         live.console.print(f"[yellow]{line}[/]")
@@ -184,22 +201,47 @@ def query(
     ctx: typer.Context,
     filter_json: Annotated[str, typer.Argument(help='A Mongo filter, e.g. \'{"score.risk": "high"}\'.')] = "{}",
     sort: Annotated[str | None, typer.Option("--sort", help="e.g. score.churn_probability:-1,age")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Rows to show (0 = all).")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="Rows to show (0 = all; a table shows at most 1,000).")] = 20,
     fields: Annotated[str | None, typer.Option("--fields", help="Comma-separated fields to show.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop the query after this many seconds (0 = no limit).")] = 30.0,
     csv: CsvOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run a Mongo query on customers (scores included) and show the matches as a table.
 
+    A table shows at most 1,000 rows; --csv and --json stream every row (export: --limit 0 --csv > all.csv).
+
     Example: custscore query '{"score.risk": "high", "region": "north"}' --sort score.churn_probability:-1 --limit 10
     """
-    from custscore.scorer.query import parse_filter, query_customers
+    from custscore.scorer.query import check_limit, iter_customer_frames, parse_filter, query_customers
 
     output = _output(csv, json_)
+    columns = [f.strip() for f in fields.split(",")] if fields else None
     with _user_errors(), _open(ctx) as store:
-        frame = query_customers(store, parse_filter(filter_json), sort=sort, limit=limit,
-                                fields=[f.strip() for f in fields.split(",")] if fields else None)
-    _render_frame(frame, output, title=f"customers matching {filter_json}", note=f"{len(frame):,} row(s)")
+        spec = parse_filter(filter_json)
+        check_limit(limit)
+        if output != "table":  # streamed in bounded tables: an export of any size
+            header = True
+            for frame in iter_customer_frames(store, spec, sort=sort, limit=limit, fields=columns, timeout=timeout):
+                text = (frame.to_csv(index=False, header=header) if output == "csv"
+                        else frame.to_json(orient="records", lines=True, date_format="iso") if len(frame) else "")
+                if text and not text.endswith("\n"):
+                    text += "\n"
+                console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+                header = False
+            return
+        capped = not 0 < limit <= TABLE_MAX_ROWS
+        shown = TABLE_MAX_ROWS if capped else limit
+        frame = query_customers(store, spec, sort=sort, limit=shown + capped, fields=columns, timeout=timeout)
+    note = f"{len(frame):,} row(s)"
+    if len(frame) > shown:
+        frame = frame.iloc[:shown]
+        note = (f"showing the first {shown:,} rows; export them all with --csv or --json, "
+                f"e.g. custscore query '{filter_json}' --limit {limit} --csv > customers.csv")
+    _render_frame(frame, output, title=f"customers matching {filter_json}", note=note)
+
+
+TABLE_MAX_ROWS = 1000  # a terminal table past this is unreadable and costs memory; exports stream instead
 
 
 @app.command()

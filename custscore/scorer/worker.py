@@ -68,6 +68,7 @@ class WorkerStats:
     throughput: float = 0.0  # customers scored per second over the last 10 s
     latency_p50_ms: float | None = None  # arrival -> write, over the last live (feed) customers
     latency_p99_ms: float | None = None
+    batch_latencies_ms: list[float] = field(default_factory=list)  # arrival -> write of the last batch's feed customers
     backlog: int = 0  # customers waiting: pending feed changes plus the scan and sweep queue
     stale: int = 0  # scores older than max_age at the start of the sweep pass, less those re-scored since
     swept: int = 0  # scores the freshness sweep re-wrote
@@ -308,9 +309,9 @@ class Worker:
         stats.replayed += len(outcome.replayed)
         stats.dead_letters += len(outcome.failed)
         stats.last_batch_at = outcome.scored_at
-        for cid, score in outcome.scores.items():
-            if items[cid].source in FEEDS and score.get("latency_ms") is not None:
-                self._latencies.append(score["latency_ms"])
+        stats.batch_latencies_ms = [score["latency_ms"] for cid, score in outcome.scores.items()
+                                    if items[cid].source in FEEDS and score.get("latency_ms") is not None]
+        self._latencies.extend(stats.batch_latencies_ms)
         t = time.monotonic()
         self._recent.append((t, len(outcome.scored)))
         while self._recent and self._recent[0][0] < t - THROUGHPUT_WINDOW_S:

@@ -1,0 +1,200 @@
+"""HTTP API latency and throughput against a real `custscore serve` on loopback, and the sources' naive endpoint.
+
+    python bench/serve.py [--home DIR] [--requests 200] [--seconds 30]
+
+Without --home it simulates 2,000 customers and trains every task (a few
+families, 2-fold CV) in a temporary home. Each level (concurrency 1, 8, 32;
+1 and 100 customers per request) is bounded by --requests and --seconds. The
+naive peer is the endpoint the sources describe: it loads the model on every
+call and scores one row (here: `load_production` + the same scoring per request),
+served by uvicorn from this file on another port. Prints p50/p99 and requests/s,
+and the speed-up of ours over the naive one at concurrency 1, as ratios measured
+in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "custscore"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(home: Path, *args: str) -> str:
+    env = {**os.environ, "CUSTSCORE_HOME": str(home)}
+    return subprocess.run([*CLI, *args], env=env, check=True, capture_output=True, text=True).stdout
+
+
+def prepare(home: Path) -> None:
+    print(f"preparing {home}: simulate 2,000 customers, train every task", flush=True)
+    run(home, "simulate", "--customers", "2000", "--seed", "11")
+    run(home, "train", "--task", "all", "--models", "linear,tree,xgboost", "--cv", "2")
+
+
+def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{base} not ready")
+
+
+def customers(home: Path, n: int) -> list[dict]:
+    sys.path.insert(0, str(ROOT))
+    from custscore.config import Settings
+    from custscore.store import open_store
+
+    store = open_store(Settings.build(home=home, environ={}))
+    docs = list(store["customers"].find({}, projection={"score": 0, "_truth": 0, "purchase_history": 0,
+                                                        "updated_at": 0, "ingested_at": 0}, limit=n))
+    store.close()
+    for d in docs:
+        d.pop("_id", None)
+        for k, v in list(d.items()):
+            if hasattr(v, "isoformat"):
+                d[k] = v.isoformat()
+    return docs
+
+
+def load(base: str, headers: dict, bodies: list, concurrency: int, requests: int, seconds: float) -> dict:
+    """Send up to ``requests`` POSTs from ``concurrency`` threads for at most ``seconds``; latencies in ms."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    stop_at = time.monotonic() + seconds
+
+    def worker() -> None:
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < stop_at:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                started = time.perf_counter()
+                r = client.post(f"{base}/v1/score", json=bodies[i % len(bodies)], headers=headers)
+                ms = (time.perf_counter() - started) * 1000
+                with lock:
+                    if r.status_code == 200:
+                        latencies.append(ms)
+                    else:
+                        errors[0] += 1
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    ordered = sorted(latencies) or [float("nan")]
+    return {"n": len(latencies), "errors": errors[0], "p50": statistics.median(ordered),
+            "p99": ordered[min(len(ordered) - 1, int(0.99 * (len(ordered) - 1) + 0.5))], "rps": len(latencies) / wall}
+
+
+def naive_server(home: str, port: int) -> None:
+    """The sources' endpoint: load the model on every call, score one row."""
+    import uvicorn
+    from fastapi import FastAPI, Request
+
+    sys.path.insert(0, str(ROOT))
+    from custscore.clock import now
+    from custscore.config import Settings
+    from custscore.models.predict import load_production
+    from custscore.scorer.oneoff import score_given
+    from custscore.store import open_store
+
+    settings = Settings.build(home=home, environ={})
+    store = open_store(settings)
+    api = FastAPI()
+
+    @api.get("/readyz")
+    def ready() -> dict:
+        return {"ok": True}
+
+    @api.post("/v1/score")
+    async def score(request: Request) -> dict:
+        body = await request.json()
+        models = load_production(store, settings)  # what the naive endpoint does on every call
+        result = score_given(store, models, body["customers"][:1], as_of=now())[0]
+        return {"churn_probability": result.score.get("churn_probability")}
+
+    uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", type=Path)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--naive-server", nargs=2, metavar=("HOME", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.naive_server:
+        naive_server(args.naive_server[0], int(args.naive_server[1]))
+        return
+    home = args.home or Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    if args.home is None:
+        prepare(home)
+    key = next(line for line in run(home, "apikey", "create", f"bench{os.getpid()}").splitlines()
+               if line.startswith("cs_"))
+    headers = {"Authorization": f"Bearer {key}"}
+    env = {**os.environ, "CUSTSCORE_HOME": str(home)}
+    port, naive_port = free_port(), free_port()
+    ours = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    naive = subprocess.Popen([sys.executable, __file__, "--naive-server", str(home), str(naive_port)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base, naive_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{naive_port}"
+    try:
+        wait_ready(base, ours)
+        wait_ready(naive_base, naive)
+        docs = customers(home, 500)
+        singles = [{"customers": [d]} for d in docs]
+        hundreds = [{"customers": docs[i:i + 100]} for i in range(0, 400, 100)]
+        load(base, headers, singles, 1, 20, 10)  # warm-up
+        print(f"{'customers/request':>17} {'concurrency':>11} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'req/s':>7} {'customers/s':>11}")
+        rows = {}
+        for per, bodies in ((1, singles), (100, hundreds)):
+            for conc in (1, 8, 32):
+                limit = args.requests if per == 1 else max(8, args.requests // 10)
+                r = load(base, headers, bodies, conc, limit, args.seconds)
+                rows[(per, conc)] = r
+                print(f"{per:>17} {conc:>11} {r['n']:>8} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['rps']:>7.1f} "
+                      f"{r['rps'] * per:>11.0f}" + (f"  ({r['errors']} errors)" if r["errors"] else ""))
+        naive_r = load(naive_base, {}, singles, 1, max(10, args.requests // 10), args.seconds)
+        print(f"naive endpoint (loads the model per call), 1 customer, concurrency 1: p50 {naive_r['p50']:.1f} ms, "
+              f"p99 {naive_r['p99']:.1f} ms, {naive_r['rps']:.1f} req/s")
+        print(f"speed-up of custscore serve over the naive endpoint at concurrency 1: "
+              f"{naive_r['p50'] / rows[(1, 1)]['p50']:.1f}x (p50), {rows[(1, 1)]['rps'] / naive_r['rps']:.1f}x (req/s)")
+    finally:
+        for p in (ours, naive):
+            p.terminate()
+            p.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
