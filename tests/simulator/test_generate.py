@@ -19,6 +19,7 @@ CUSTOMER_KEYS = {
     "support_tickets", "customer_satisfaction", "_truth",
 }
 TRUTH_KEYS = {"persona", "satisfaction", "churn_hazard", "purchase_rate", "churned_at", "churn_probability"}
+PRODUCT_TRUTH_KEYS = {"taste", "category_mix", "catalogue_seed"}  # simulator/products.py (products=True, the default)
 EVENT_KEYS = {"customer_id", "ts", "amount", "category", "product_id", "quantity", "channel"}
 
 
@@ -61,7 +62,7 @@ def test_ids_and_schema_are_exact_with_plain_python_types(sim):
     customers, events, _ = sim
     assert [c["_id"] for c in customers[:3]] == ["C0000001", "C0000002", "C0000003"]
     for c in customers:
-        assert set(c) == CUSTOMER_KEYS and set(c["_truth"]) == TRUTH_KEYS
+        assert set(c) == CUSTOMER_KEYS and set(c["_truth"]) == TRUTH_KEYS | PRODUCT_TRUTH_KEYS
         assert c["_id"] == c["customer_id"]
         assert type(c["age"]) in (int, type(None)) and type(c["income"]) in (float, type(None))
         assert type(c["region"]) in (str, type(None)) and type(c["channel"]) in (str, type(None))
@@ -73,7 +74,8 @@ def test_ids_and_schema_are_exact_with_plain_python_types(sim):
         assert all(type(t[k]) is float for k in ("satisfaction", "churn_hazard", "purchase_rate", "churn_probability"))
         assert t["churned_at"] is None or type(t["churned_at"]) is dt.datetime
     for e in events[:20000]:
-        assert set(e) == EVENT_KEYS
+        assert set(e) - {"rating"} == EVENT_KEYS  # a rating only on rated purchases
+        assert "rating" not in e or (type(e["rating"]) is float and 1.0 <= e["rating"] <= 5.0)
         assert type(e["customer_id"]) is str and type(e["ts"]) is dt.datetime and type(e["amount"]) is float
         assert type(e["category"]) is str and type(e["product_id"]) is str
         assert type(e["quantity"]) is int and type(e["channel"]) is str
@@ -243,3 +245,15 @@ def test_stream_tick_validation(kwargs, field):
             "existing_ids": ["C0000001"], "n_events": 3, "id_offset": 0, **kwargs}
     with pytest.raises(ValueError, match=f"^{field}"):
         simulate_stream_tick(**args)
+
+
+def test_products_part_changes_no_customer_level_behaviour():
+    """simulator/products.py uses its own random streams: profiles, times, categories and amounts are identical."""
+    on = run(n_customers=1200, seed=4)
+    off = run(n_customers=1200, seed=4, products=False)
+    strip = ("taste", "category_mix", "catalogue_seed")
+    assert [{**c, "_truth": {k: v for k, v in c["_truth"].items() if k not in strip}} for c in on[0]] == off[0]
+    keep = ("customer_id", "ts", "amount", "category", "quantity", "channel")
+    assert [tuple(e[k] for k in keep) for e in on[1]] == [tuple(e[k] for k in keep) for e in off[1]]
+    assert any("rating" in e for e in on[1]) and not any("rating" in e for e in off[1])
+    assert [e["product_id"] for e in on[1]] != [e["product_id"] for e in off[1]]
