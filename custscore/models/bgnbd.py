@@ -201,6 +201,7 @@ class BetaGeoModel(BaseEstimator):
         if t == 0:
             return np.where(np.isnan(T), np.nan, 0.0)
         z = t / (alpha + T + t)
+        a = _away_from_one(a)
         first = (a + b + x - 1.0) / (a - 1.0)
         second = 1.0 - np.exp(_log_hyp_term(r, a, b, x, z) + (r + x) * np.log((alpha + T) / (alpha + T + t)))
         denom = 1.0 + (x > 0) * (a / (b + np.maximum(x, 1.0) - 1.0)) * ((alpha + T) / (alpha + tx)) ** (r + x)
@@ -219,8 +220,14 @@ class BetaGeoModel(BaseEstimator):
         """E[purchases in (0, t]] for a customer who just made their first purchase (paper eq. 9)."""
         t = _check_horizon(t)
         r, alpha, a, b = self.params_
+        a = _away_from_one(a)
         hyp = hyp2f1(r, b, a + b - 1.0, t / (alpha + t))
         return float((a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp))
+
+
+def _away_from_one(a: float) -> float:
+    """a nudged off 1, where the expectations are a 0/0 limit (the error this makes is below 1e-6 relative)."""
+    return a if abs(a - 1.0) >= 1e-6 else 1.0 + np.copysign(1e-6, a - 1.0)
 
 
 def _check_horizon(t) -> float:
