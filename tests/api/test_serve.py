@@ -166,3 +166,15 @@ def test_a_promotion_reaches_the_running_server(server):
             break
         time.sleep(0.2)  # the server re-reads the promoted versions at most once a second
     assert loaded["churn"] == newest
+
+
+def test_a_worker_with_an_empty_home_scores_with_models_trained_elsewhere(server, tmp_path):
+    home, _, _ = server
+    uri = f"embedded:{home / 'store.sqlite'}"
+    empty = tmp_path / "worker-home"
+    result = cli(empty, "--mongo-uri", uri, "score", "--once", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    store = open_store(Settings.build(home=home, environ={}))
+    total, dead = store["customers"].count(), store["dead_letters"].count()
+    assert store["customers"].count({"score.model_versions.churn": {"$exists": True}}) == total - dead > 0
+    assert any((empty / "models" / "churn").iterdir())  # the cache was filled from the database
