@@ -184,3 +184,36 @@ def test_setting_the_clock_back_rescores_scores_from_a_later_day(store):
     assert (stats.scored, stats.swept) == (3, 3)
     assert score_of(store, ids[0])["as_of"] == START
     assert score_of(store, ids[0])["reasons"][0]["sentence"] == "last purchase 10 days ago raises churn risk"
+
+
+def test_the_stale_data_warning_names_the_newest_event_and_the_fix(store):
+    from custscore.scorer.staleness import stale_data_warning
+
+    customers(store, 2)  # they bought on 2025-02-19
+    assert stale_data_warning(store, START) is None
+    assert stale_data_warning(store, START + dt.timedelta(days=80)) is None  # within the 90-day horizon
+    assert stale_data_warning(store, START + dt.timedelta(days=200)) == (
+        "the data looks stale: the newest event is 2025-02-19, 210 days before the as-of date 2025-09-17 "
+        "(churn horizon 90 days); score as of the data's end with --as-of 2025-02-19 (or CUSTSCORE_AS_OF=2025-02-19)")
+    assert stale_data_warning(store, START + dt.timedelta(days=200), horizon_days=365) is None
+
+
+def test_the_live_panel_shows_the_stale_scores_and_the_clock(store):
+    from rich.console import Console
+
+    from custscore.cli.scoring import stats_panel
+
+    customers(store, 3)
+    clock, models = FakeClock(START), RecencyModels()
+    worker(store, models, clock).run_once()
+    clock.advance(days=3)
+    w = worker(store, models, clock, batch_size=2, max_age="1d")
+    seen = []
+    w.run_once(on_batch=lambda stats: seen.append((stats.stale, stats.swept)))
+    assert seen[0] == (1, 2)  # 3 stale at the start of the pass, 2 re-scored by the first batch
+    console = Console(width=100, record=True)
+    console.print(stats_panel(w.stats))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in console.export_text().splitlines()
+            if line.count("│") == 3}
+    assert rows["stale scores"] == "0 older than 1d (3 re-scored)"
+    assert rows["clock"] == "as of 2025-03-04 09:00"
