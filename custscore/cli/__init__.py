@@ -4,7 +4,16 @@
 registers one group of commands on import.
 """
 
-from custscore.cli import backtest, data, demo, modelling, recommend, scoring, serving  # noqa: F401 - register their commands
+from custscore.cli import (  # noqa: F401 - register their commands
+    backtest,
+    data,
+    demo,
+    leaderboards,
+    modelling,
+    recommend,
+    scoring,
+    serving,
+)
 from custscore.cli.common import app
 
 __all__ = ["app"]

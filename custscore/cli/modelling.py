@@ -10,14 +10,11 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich.table import Table
 
 from custscore.cli.common import (
     AsOfOpt,
-    _cell,
     _clock,
     _fail,
-    _fmt,
     _open,
     _progress,
     _user_errors,
@@ -49,19 +46,10 @@ HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test
 
 def render_leaderboard(result: Any) -> None:
     """One task's leaderboard as a rich table, then its trade-offs and notes."""
+    from custscore.cli.leaderboards import print_leaderboard  # imports this module: load it on first use
+
     board = result.leaderboard
-    cols = [c for c in LEADERBOARD_COLUMNS[result.kind] if c in board.columns]
-    metric = {"regression": "MAE, lower is better", "classification": "ROC-AUC", "segment": "clustering"}[result.kind]
-    table = Table(title=f"{result.task} leaderboard ({metric}; CV = K-fold mean and std; the winner is picked "
-                        "on validation, test is reported once)")
-    for c in cols:
-        table.add_column(HEADERS.get(c, c), justify="left" if c == "model" else "right",
-                         no_wrap=c == "model")
-    for row in board.to_dict("records"):
-        style = "bold green" if row["model"] == result.winner else ("dim" if "oracle" in row["model"]
-                                                                     or "baseline" in row["model"] else None)
-        table.add_row(*(_cell(row.get(c)) if row.get(c) is not None else "-" for c in cols), style=style)
-    console.print(table)
+    print_leaderboard(board, result.task, result.kind, result.winner)
     for row in board.to_dict("records"):
         if row.get("tradeoff"):
             console.print(f"  [bold]{row['model']}[/]: {row['tradeoff']}", highlight=False)
@@ -162,20 +150,15 @@ def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task
     if not rows:
         console.print("no models registered yet; train some with: custscore train --task all")
         return
-    table = Table(title="model registry")
-    for c in ("task", "version", "production", "kind", "primary metrics", "threshold", "size", "created"):
-        table.add_column(c)
-    for r in rows:
-        primary = ", ".join(f"{k} {_cell(v)}" for k, v in (r.get("primary") or {}).items())
-        table.add_row(r["task"], r["version"], "yes" if "production" in (r.get("aliases") or []) else "",
-                      r.get("kind", ""), primary, _cell(r.get("threshold")) if r.get("threshold") is not None else "-",
-                      f"{(r.get('artifact_bytes') or 0) / 1024:,.0f} KB", _fmt(r.get("created_at")))
-    console.print(table)
+    from custscore.cli.leaderboards import render_models
+
+    render_models(rows)
 
 
 @app.command()
 def promote(ctx: typer.Context, task: Annotated[str, typer.Argument(help="satisfaction, churn, segment, ...")],
-            version: Annotated[str, typer.Argument(help="A version from `custscore models`.")]) -> None:
+            version: Annotated[str, typer.Argument(help="A version from `custscore models` (a prefix or latest).")]
+            ) -> None:
     """Make VERSION the production model of TASK (a running scorer switches at its next batch).
 
     Example: custscore promote churn 20261122-101500-a1b2c3
@@ -183,7 +166,7 @@ def promote(ctx: typer.Context, task: Annotated[str, typer.Argument(help="satisf
     from custscore.models.registry import promote as run_promote
 
     with _user_errors(), _open(ctx) as store:
-        run_promote(store, ctx.obj, task, version)
+        version = run_promote(store, ctx.obj, task, version)
     console.print(f"{task}: production is now {version}")
 
 

@@ -41,6 +41,7 @@ from custscore.store.schema import MODELS
 log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
+LATEST = "latest"  # the newest version of a task, wherever a version is taken
 MANIFEST = "manifest.json"
 VERSION_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 TASK_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -239,8 +240,47 @@ def _unknown(store: Store, task: str, version: str) -> ModelError:
                       f"(known versions: {shown})")
 
 
+def resolve_version(store: Store, task: str, version: str) -> str:
+    """The full version meant by a full version, an unambiguous prefix or ``latest``; aliases pass through.
+
+    Parameters
+    ----------
+    store : Store
+        The registry.
+    task : str
+        The task whose versions are searched.
+    version : str
+        ``20261202-013522-4968ac``, a prefix of it such as ``20261202-0135``, ``latest`` (the newest), or an alias.
+
+    Returns
+    -------
+    str
+        The full version (or the alias unchanged).
+
+    Raises
+    ------
+    ModelError
+        No version of the task starts with the prefix, or several do (the message lists them).
+    """
+    if version == LATEST:
+        known = _versions(store, task)
+        if not known:
+            raise _unknown(store, task, version)
+        return known[0]
+    if VERSION_RE.match(version) or not version[:1].isdigit():
+        return version
+    matches = [v for v in _versions(store, task) if v.startswith(version)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise _unknown(store, task, version)
+    raise ModelError(f"version prefix {version!r} matches {len(matches)} {task} models ({', '.join(matches[:5])}); "
+                     "give more characters")
+
+
 def _record(store: Store, task: str, version: str) -> dict:
-    """The collection entry of a version or alias; ModelError naming the known versions if there is none."""
+    """The collection entry of a version, prefix, ``latest`` or alias; ModelError naming the known versions if none."""
+    version = resolve_version(store, task, version)
     if VERSION_RE.match(version):
         doc = store[MODELS].find_one({"_id": f"{task}:{version}"})
     else:
@@ -328,8 +368,12 @@ def load_model(store: Store, settings: Settings, task: str, version: str = PRODU
     return LoadedModel(pipeline=pipeline, manifest=manifest, version=version, task=task)
 
 
-def promote(store: Store, settings: Settings, task: str, version: str) -> None:
-    """Make ``version`` the task's only ``production`` model (its files are verified first)."""
+def promote(store: Store, settings: Settings, task: str, version: str) -> str:
+    """Make ``version`` (full, an unambiguous prefix or ``latest``) the task's only ``production`` model.
+
+    Its files are verified first. Returns the full version promoted.
+    """
+    version = resolve_version(store, task, version)
     if not VERSION_RE.match(version):
         raise _unknown(store, task, version)
     record = _record(store, task, version)
@@ -345,6 +389,7 @@ def promote(store: Store, settings: Settings, task: str, version: str) -> None:
         promoted = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         coll.update_one({"_id": record["_id"]}, {"$set": {"aliases": aliases, "promoted_at": promoted}})
     log.info("promoted %s model %s to production", task, version)
+    return version
 
 
 _promote = promote  # save_model's ``promote`` flag shadows the function's name
@@ -361,11 +406,26 @@ def _primary(kind: str, metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if any(k == n or k.endswith(f"_{n}") for n in names)}
 
 
+def primary_metric(kind: str, metrics: dict) -> tuple[str | None, float | None, float | None]:
+    """The kind's primary metric and its validation and test values (segment: its value on all data as "val")."""
+    for name in PRIMARY.get(kind, ()):
+        val, test = metrics.get(f"val_{name}"), metrics.get(f"test_{name}")
+        if val is None and test is None:
+            val = metrics.get(name)
+        if val is not None or test is not None:
+            return name, val, test
+    return None, None, None
+
+
 def list_models(store: Store, task: str | None = None) -> list[dict]:
-    """Registry entries, newest first: task, version, created_at, kind, metrics, primary, threshold, aliases, bytes."""
+    """Registry entries, newest first: task, version, created_at, kind, family (the winner), metrics, primary,
+    primary_metric / val / test, threshold, aliases, bytes."""
     docs = store[MODELS].find({} if task is None else {"task": task},
                               sort=[("created_at", -1), ("version", -1)])
     return [{"task": d["task"], "version": d["version"], "created_at": d["created_at"], "kind": d.get("kind"),
              "metrics": d.get("metrics", {}), "primary": _primary(d.get("kind", ""), d.get("metrics", {})),
              "threshold": d.get("threshold"), "aliases": d.get("aliases", []), "layout": d.get("layout"),
-             "artifact_bytes": sum(a.get("bytes", 0) for a in d.get("artifacts", []))} for d in docs]
+             "artifact_bytes": sum(a.get("bytes", 0) for a in d.get("artifacts", [])),
+             "family": (d.get("extra") or {}).get("winner"),
+             **dict(zip(("primary_metric", "val", "test"), primary_metric(d.get("kind", ""), d.get("metrics", {})),
+                        strict=True))} for d in docs]

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from custscore.errors import ArtifactIntegrityError, InputError, ModelError
+from custscore.models.registry import LATEST
 from custscore.store.base import Store
 from custscore.store.blobs import open_blobs, sha256_bytes
 from custscore.store.schema import MODELS
@@ -31,8 +32,13 @@ RECORD_KEYS = ("task", "version", "kind", "artifacts", "manifest_sha256")
 
 
 def find_record(store: Store, version: str, task: str | None = None) -> dict:
-    """The registry entry of ``version`` (a full version, or an unambiguous prefix), optionally within ``task``."""
+    """The registry entry of ``version`` (a full version, an unambiguous prefix or ``latest``), optionally in ``task``."""
     query: dict = {} if task is None else {"task": task}
+    if version == LATEST:
+        newest = list(store[MODELS].find(query, sort=[("created_at", -1), ("version", -1)], limit=1))
+        if not newest:
+            raise ModelError("no registered model yet; train one with `custscore train --task all`")
+        return newest[0]
     docs = [d for d in store[MODELS].find(query) if str(d.get("version", "")).startswith(version)] if version else []
     exact = [d for d in docs if d.get("version") == version]
     docs = exact or docs
