@@ -8,6 +8,7 @@ from custscore.cli import (  # noqa: F401 - register their commands
     backtest,
     data,
     demo,
+    forecast,
     leaderboards,
     modelling,
     recommend,

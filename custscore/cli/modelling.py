@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 
 from custscore.cli.common import (
@@ -28,7 +27,7 @@ from custscore.clock import parse_date
 from custscore.config import Settings
 from custscore.errors import CustscoreError
 
-TASK_CHOICES = ("satisfaction", "churn", "segment", "recommend", "all")
+TASK_CHOICES = ("satisfaction", "churn", "segment", "recommend", "demand", "all")
 LEADERBOARD_COLUMNS = {
     "regression": ["model", "cv_mean", "cv_std", "val_mae", "test_mae", "test_r2", "fit_s", "predict_ms_1k", "size_kb"],
     "classification": ["model", "cv_mean", "cv_std", "val_roc_auc", "test_roc_auc", "val_pr_auc", "test_f1",
@@ -70,7 +69,7 @@ def _parse_date(value: str | None, option: str) -> dt.datetime | None:
 @app.command()
 def train(
     ctx: typer.Context,
-    task: Annotated[str, typer.Option("--task", help="satisfaction, churn, segment, recommend or all.")] = "all",
+    task: Annotated[str, typer.Option("--task", help="satisfaction, churn, segment, recommend, demand or all.")] = "all",
     target: Annotated[str | None, typer.Option("--target", help="Train on your own labelled customer field instead.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="With --target: regression or classification "
                                                              "(default: inferred from the field).")] = None,
@@ -79,7 +78,12 @@ def train(
     tune_budget: Annotated[float, typer.Option("--tune-budget", help="Seconds of tuning per task.")] = 120.0,
     cutoff: Annotated[str | None, typer.Option("--cutoff", help="Churn: features up to this date (default: last "
                                                                  "event minus the horizon).")] = None,
-    horizon: Annotated[int, typer.Option("--horizon", help="Churn: days after the cutoff without a purchase.")] = 90,
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Churn: days after the cutoff without a purchase "
+                                                                   "(default 90). Demand: periods to forecast "
+                                                                   "(default 28 D, 8 W, 3 M).")] = None,
+    by: Annotated[str, typer.Option("--by", help="Demand: series per product, category, store or a crossing "
+                                                 "such as product,store.")] = "product",
+    freq: Annotated[str, typer.Option("--freq", help="Demand: D (days), W (weeks) or M (months).")] = "D",
     seed: Annotated[int, typer.Option("--seed", help="Random seed for splits and models.")] = 0,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Register winners without promoting them.")] = False,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated families to try (default: all): "
@@ -97,7 +101,7 @@ def train(
     settings: Settings = ctx.obj
     options = TrainOptions(tasks=("satisfaction", "churn", "segment") if task == "all" else (task,), target=target,
                            kind=kind, cv=cv, tune=tune, tune_budget_s=tune_budget,
-                           cutoff=_parse_date(cutoff, "--cutoff"), horizon_days=horizon, seed=seed,
+                           cutoff=_parse_date(cutoff, "--cutoff"), horizon_days=90 if horizon is None else horizon, seed=seed,
                            promote=not no_promote,
                            families=tuple(m.strip() for m in models.split(",")) if models else None)
     with _user_errors(), _open(ctx) as store, _progress() as bar:
@@ -109,7 +113,7 @@ def train(
                 bars[name] = bar.add_task(name, total=total)
             bar.update(bars[name], completed=done, total=total, description=what)
 
-        results = run_train(store, settings, options, progress) if task != "recommend" or target else []
+        results = run_train(store, settings, options, progress) if task not in ("recommend", "demand") or target else []
         recommended = None
         if task in ("recommend", "all") and not target:
             from custscore.cli.recommend import train_recommendations
@@ -128,6 +132,14 @@ def train(
         from custscore.cli.recommend import render_recommend_leaderboard
 
         render_recommend_leaderboard(recommended)
+    if task in ("demand", "all") and not target:
+        from custscore.cli.forecast import run_demand
+
+        try:
+            run_demand(ctx, by, freq, horizon if task == "demand" else None)
+        except typer.Exit:
+            if task == "demand":
+                raise
     console.print("next: custscore models | custscore explain CUSTOMER_ID | custscore score --once")
 
 
@@ -200,9 +212,8 @@ def predict(
 
     Example: custscore predict --age 34 --income 52000 --region north --channel web --tickets 2
     """
-    from custscore.models import features as F
     from custscore.models.predict import load_production
-    from custscore.store.validation import validate_customer
+    from custscore.scorer.oneoff import score_given, validated_customers
 
     with _user_errors(), _open(ctx) as store:
         clock = _clock(ctx, as_of)
@@ -213,18 +224,11 @@ def predict(
             docs = [{"_id": customer_id, "customer_id": customer_id, "age": age, "income": income, "region": region,
                      "channel": channel, "support_tickets": tickets, "customer_satisfaction": satisfaction,
                      "signup_date": _parse_date(signup, "--signup") or now}]
-        clean = []
-        for i, raw in enumerate(docs, 1):
-            raw = {k: v for k, v in raw.items() if v is not None}
-            doc, problems = validate_customer(raw, i)
-            if problems:
-                raise _fail(str(problems[0]))
-            clean.append(doc)
+        validated_customers(docs)  # a bad document is refused before any model is loaded
         models = load_production(store, ctx.obj)
         warn_if_stale(store, clock)
-        given = F.events_frame(_read_documents(events)) if events else F.events_frame([])
-        stored = F.load_events(store, [str(d["_id"]) for d in clean], until=now)
-        scores = models.score_documents(clean, pd.concat([given, stored], ignore_index=True), now)
+        # the same function as POST /v1/score: validated documents, given + stored events up to the clock
+        scores = score_given(store, models, docs, _read_documents(events) if events else (), as_of=now)
     _render_scores(scores)
     console.print(f"[dim]models: {json.dumps(models.versions)}[/]", highlight=False)
 
@@ -240,19 +244,19 @@ def explain(
 
     Example: custscore explain C0000042 --top 5
     """
-    from custscore.models import features as F
     from custscore.models.predict import load_production
+    from custscore.scorer.oneoff import score_stored
+    from custscore.store.schema import CUSTOMERS
 
     with _user_errors(), _open(ctx) as store:
-        docs = F.load_customers(store, [customer_id])
-        if not docs:
+        if store[CUSTOMERS].find_one({"_id": customer_id}, projection={"_id": 1}) is None:
             raise _fail(f"customer {customer_id!r} is not in the store; check the id with: custscore query "
                         f"'{{\"_id\": \"{customer_id}\"}}'")
         models = load_production(store, ctx.obj)
         clock = _clock(ctx, as_of)
-        now = clock.now()
         warn_if_stale(store, clock)
-        scores = models.score_documents(docs, F.load_events(store, [customer_id], until=now), now, k=top)
+        # the same function as POST /v1/explain with {"customer_id": ...}
+        scores = score_stored(store, models, [customer_id], as_of=clock.now(), k=top)
     _render_scores(scores, {s.customer_id: s.reasons_by_task for s in scores})
     units = {t: e.units for t, e in models.explainers.items()}
     console.print(f"[dim]contributions are in {', '.join(f'{t}: {u}' for t, u in units.items())}; "

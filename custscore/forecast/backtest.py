@@ -119,7 +119,7 @@ def run_backtest(panel: Panel, families: Sequence[str] = DEFAULT_FAMILIES, horiz
         raise InputError(f"--horizon and --windows must be >= 1, got {horizon} and {windows}")
     T = len(panel.periods)
     need = horizon * windows + 2 * panel.season + 2
-    if T < need:
+    if need > T:
         raise InputError(f"the series have {T} periods; a backtest of {windows} windows of --horizon {horizon} needs "
                          f"at least {need}; lower --horizon or --windows, or use a finer --freq")
     oracle = panel.expected is not None if oracle is None else oracle

@@ -93,7 +93,7 @@ class SeasonalNaive:
 
     def forecast(self, ctx: Context) -> Forecast:
         n, T = ctx.y.shape
-        m = ctx.season if T > 2 * ctx.season else 1
+        m = ctx.season if 2 * ctx.season < T else 1
         steps = np.arange(ctx.h)
         mean = ctx.y[:, T - m + (steps % m)]
         diffs = ctx.y[:, m:] - ctx.y[:, :-m]

@@ -1,7 +1,8 @@
 """Demand series: an aggregation pipeline over ``events`` into a zero-filled panel, outliers clipped.
 
 A series is identified by its key, the values of the ``by`` fields joined with
-``|`` (``by=("product_id", "store_id")`` gives ``"books-0003|ST002"``). Units
+``|`` (``by=("product_id", "store_id")`` gives ``"books-0003|ST002"``; ``--by total``
+sums everything into one series, ``"total"``). Units
 are the sum of ``quantity`` (1 when an event has none); a period is promoted if
 any of its events has ``promo`` true. Periods are days (D), weeks starting on
 Monday (W) or calendar months (M) labelled by their first day.
@@ -29,6 +30,7 @@ BY_FIELDS = {"product": "product_id", "category": "category", "store": "store_id
              "product_id": "product_id", "store_id": "store_id"}
 FREQS = {"D": 7, "W": 52, "M": 12}  # frequency -> season length
 KEY_SEP = "|"
+TOTAL = "total"  # the key of the one series of --by total
 IQR_K = 1.5
 
 
@@ -36,13 +38,17 @@ def parse_by(by: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
     """``"product,store"`` -> ``("product_id", "store_id")`` with a clear error on an unknown name."""
     if by is None:
         return ("product_id",)
+    if isinstance(by, str) and by.strip() == "total":
+        return ()
+    if isinstance(by, tuple) and all(b in BY_FIELDS.values() for b in by):
+        return by  # already parsed (``()`` is --by total)
     names = [b.strip() for b in (by.split(",") if isinstance(by, str) else by) if b.strip()]
     if not names:
         raise InputError("--by is empty; use product, category, store or a crossing such as product,store")
     out = []
     for name in names:
         if name not in BY_FIELDS:
-            raise InputError(f"--by {name!r} is not known; use product, category, store or a crossing such as product,store")
+            raise InputError(f"--by {name!r} is not known; use product, category, store, total or a crossing such as product,store")
         out.append(BY_FIELDS[name])
     return tuple(dict.fromkeys(out))
 
@@ -114,8 +120,9 @@ def from_frame(frame: pd.DataFrame, by: tuple[str, ...], freq: str, date: str = 
     freq = check_freq(freq)
     if frame.empty:
         raise InputError("no sales to build demand series from; ingest events with a quantity (and ts) first")
-    work = pd.DataFrame({"key": frame[list(by)].astype(str).agg(KEY_SEP.join, axis=1) if len(by) > 1
-                         else frame[by[0]].astype(str),
+    keys = (frame[list(by)].astype(str).agg(KEY_SEP.join, axis=1) if len(by) > 1 else
+            frame[by[0]].astype(str) if by else pd.Series(TOTAL, index=frame.index))
+    work = pd.DataFrame({"key": keys.to_numpy(),
                          "period": period_start(frame[date], freq),
                          "y": pd.to_numeric(frame[quantity]).astype(float),
                          "promo": frame["promo"].fillna(False).astype(bool) if "promo" in frame else False})
@@ -174,7 +181,7 @@ def load_panel(store: Store, by: tuple[str, ...] | str | None = None, freq: str 
     freq = check_freq(freq)
     rows = store.collection(EVENTS).aggregate(series_pipeline(fields, freq, as_of))
     if not rows:
-        raise InputError(f"no events with {', '.join(fields)} to build demand series from; "
+        raise InputError(f"no events with {', '.join(fields) or 'ts'} to build demand series from; "
                          "ingest events with those fields first (or choose another --by)")
     names = [f.replace("_", "") for f in fields]
     frame = pd.DataFrame({f: [r["_id"].get(n) for r in rows] for f, n in zip(fields, names, strict=True)})

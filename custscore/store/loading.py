@@ -69,6 +69,8 @@ def _differs(stored: dict, doc: dict) -> bool:
 def event_id(doc: dict) -> str:
     """A content id for an event without one, so loading the same file twice adds nothing."""
     key = "|".join(str(doc.get(k)) for k in ("customer_id", "ts", "amount", "quantity", "category", "product_id", "channel"))
+    # store and promo only when given, so ids of events without them stay what they always were
+    key += "".join(f"|{k}={doc[k]}" for k in ("store_id", "promo") if doc.get(k) is not None)
     return hashlib.sha1(key.encode()).hexdigest()[:24]
 
 

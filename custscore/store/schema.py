@@ -11,8 +11,9 @@ MODELS = "models"
 DEAD_LETTERS = "dead_letters"
 SCORER_STATE = "scorer_state"
 MONITORING = "monitoring"  # drift summaries written by `custscore monitor`
+FORECASTS = "forecasts"  # demand forecasts per series and period (forecast/production.py)
 
-COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE, MONITORING)
+COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE, MONITORING, FORECASTS)
 
 # field -> unique?  (``_id`` is always indexed)
 INDEXES: dict[str, dict[str, bool]] = {
@@ -24,6 +25,7 @@ INDEXES: dict[str, dict[str, bool]] = {
     DEAD_LETTERS: {"created_at": False, "customer_id": False},
     SCORER_STATE: {},
     MONITORING: {"created_at": False},
+    FORECASTS: {"version": False, "key": False},
 }
 
 

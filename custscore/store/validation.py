@@ -130,6 +130,20 @@ def as_datetime(value: Any) -> dt.datetime:
     return value
 
 
+_TRUE, _FALSE = {"true", "yes", "y", "1", "t"}, {"false", "no", "n", "0", "f", ""}
+
+
+def as_bool(value: Any) -> bool:
+    """True/false from a bool, 0/1 or text such as yes/no (a promotion flag)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Bad("is not true/false; use true, false, 1, 0, yes or no")
+
+
 # field -> (required, check)
 CUSTOMER_SCHEMA: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "customer_id": (True, as_text(128)),
@@ -152,6 +166,8 @@ EVENT_SCHEMA: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "channel": (False, as_text(64)),
     "event_id": (False, as_text(128)),
     "rating": (False, as_float(*RATING_RANGE)),
+    "store_id": (False, as_text(64)),
+    "promo": (False, as_bool),
 }
 
 

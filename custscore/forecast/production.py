@@ -1,0 +1,184 @@
+"""Train demand forecasts: backtest, choose, forecast from the latest period and write ``forecasts``.
+
+One run = one version ``demand-<by>-<freq>-<as_of date>``. Documents have
+``_id = version|key|period`` and a re-run of the same version first deletes
+that version's documents, so re-runs are idempotent (same documents, no
+duplicates). Each document: ``key``, ``by``, ``freq``, ``period``, ``yhat``,
+``lo80``, ``hi80``, ``lo95``, ``hi95``, ``model``, ``version``, ``as_of``,
+``created_at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from custscore.errors import InputError
+from custscore.forecast.backtest import BacktestResult, context_at, run_backtest
+from custscore.forecast.families import DEFAULT_FAMILIES, Forecast, make_family
+from custscore.forecast.series import KEY_SEP, Panel, check_freq, load_panel, parse_by
+from custscore.store.base import Store
+from custscore.store.schema import FORECASTS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HORIZON = {"D": 28, "W": 8, "M": 3}
+
+
+@dataclass(frozen=True)
+class DemandOptions:
+    """What ``train --task demand`` does."""
+
+    by: str = "product"
+    freq: str = "D"
+    horizon: int | None = None  # default per frequency: 28 days, 8 weeks, 3 months
+    windows: int = 3
+    families: Sequence[str] = DEFAULT_FAMILIES
+    select: str = "global"
+    as_of: dt.datetime | None = None
+    clip: bool = True
+
+
+@dataclass
+class DemandResult:
+    """A demand training run: the backtest, what was written and how long it took."""
+
+    backtest: BacktestResult
+    version: str
+    as_of: dt.datetime
+    series: int
+    written: int
+    seconds: float
+    freq: str
+    by: tuple[str, ...]
+
+
+def horizon_for(freq: str, horizon: int | None) -> int:
+    """The horizon to use (the frequency's default when ``None``)."""
+    h = DEFAULT_HORIZON[check_freq(freq)] if horizon is None else int(horizon)
+    if h < 1:
+        raise InputError(f"--horizon must be >= 1 period, got {h}")
+    return h
+
+
+def forecast_panel(panel: Panel, choice: dict[str, str], horizon: int, clip: bool = True) -> dict[str, Forecast]:
+    """Fit each chosen family on the whole history and forecast ``horizon`` periods after it."""
+    out = {}
+    for family in dict.fromkeys(choice.values()):
+        keys = [k for k in panel.keys if choice.get(k) == family]
+        sub = panel.select(keys)
+        out[family] = (keys, make_family(family).forecast(context_at(sub, len(sub.periods), horizon, clip)))
+    return out
+
+
+def forecast_documents(panel: Panel, forecasts: dict, version: str, as_of: dt.datetime, horizon: int) -> list[dict]:
+    """The ``forecasts`` documents of one run."""
+    future = context_at(panel.select(panel.keys[:1]), len(panel.periods), horizon, clip=False).future_periods
+    created = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    docs = []
+    for family, (keys, fc) in forecasts.items():
+        for i, key in enumerate(keys):
+            for j, period in enumerate(future):
+                p = period.to_pydatetime()
+                docs.append({"_id": f"{version}|{key}|{p:%Y-%m-%d}", "key": key, "by": list(panel.by), "freq": panel.freq,
+                             "period": p, "yhat": round(float(fc.mean[i, j]), 4), "lo80": round(float(fc.lo80[i, j]), 4),
+                             "hi80": round(float(fc.hi80[i, j]), 4), "lo95": round(float(fc.lo95[i, j]), 4),
+                             "hi95": round(float(fc.hi95[i, j]), 4), "model": family, "version": version,
+                             "as_of": as_of, "created_at": created})
+    return docs
+
+
+def write_forecasts(store: Store, version: str, docs: list[dict]) -> int:
+    """Replace one version's documents (idempotent)."""
+    coll = store.collection(FORECASTS)
+    with store.transaction():
+        coll.delete_many({"version": version})
+        for lo in range(0, len(docs), 5000):
+            coll.insert_many(docs[lo:lo + 5000])
+    return len(docs)
+
+
+def train_demand(store: Store, options: DemandOptions | None = None,
+                 on_family: Callable[[str], None] | None = None) -> DemandResult:
+    """Build demand series from events, backtest the families, choose, forecast and store.
+
+    Parameters
+    ----------
+    store : Store
+        Events are read from it and forecasts written to it.
+    options : DemandOptions
+        Key fields, frequency, horizon, windows, families and selection rule.
+    on_family : callable or None
+        Called with each family name as its backtest starts (progress).
+
+    Returns
+    -------
+    DemandResult
+    """
+    options = options or DemandOptions()
+    started = time.perf_counter()
+    by, freq = parse_by(options.by), check_freq(options.freq)
+    horizon = horizon_for(freq, options.horizon)
+    panel = load_panel(store, by, freq, as_of=options.as_of)
+    result = run_backtest(panel, options.families, horizon, options.windows, options.select, options.clip,
+                          oracle=False, on_family=on_family)
+    as_of = options.as_of or (panel.periods[-1] + pd.tseries.frequencies.to_offset(
+        {"D": "D", "W": "W-MON", "M": "MS"}[freq]) - pd.Timedelta(seconds=1)).to_pydatetime()
+    version = f"demand-{'+'.join(f.removesuffix('_id') for f in by) or 'total'}-{freq}-{as_of:%Y%m%d}"
+    forecasts = forecast_panel(panel, result.choice, horizon, options.clip)
+    written = write_forecasts(store, version, forecast_documents(panel, forecasts, version, as_of, horizon))
+    seconds = time.perf_counter() - started
+    log.info("demand %s: %d series, %d forecasts in %.1fs", version, len(panel.keys), written, seconds)
+    return DemandResult(result, version, as_of, len(panel.keys), written, seconds, freq, by)
+
+
+def latest_version(store: Store) -> str | None:
+    """The version of the most recently written forecasts."""
+    docs = list(store.collection(FORECASTS).find({}, {"version": 1, "created_at": 1}))
+    if not docs:
+        return None
+    return max(docs, key=lambda d: (d.get("created_at") or dt.datetime.min, d["version"]))["version"]
+
+
+def read_forecasts(store: Store, version: str | None = None, keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Forecast documents of a version (default: the latest) as a frame sorted by key and period."""
+    version = version or latest_version(store)
+    if version is None:
+        raise InputError("no forecasts stored yet; run: custscore train --task demand")
+    filt: dict = {"version": version}
+    if keys:
+        filt["key"] = {"$in": list(keys)}
+    docs = list(store.collection(FORECASTS).find(filt))
+    if not docs:
+        if keys:
+            raise InputError(f"--key {keys[0]!r} has no forecasts in {version}; keys look like "
+                             f"{_example_key(store, version)}")
+        raise InputError(f"version {version!r} has no forecasts; run: custscore train --task demand")
+    return pd.DataFrame(docs).drop(columns=["_id"]).sort_values(["key", "period"]).reset_index(drop=True)
+
+
+def _example_key(store: Store, version: str) -> str:
+    doc = store.collection(FORECASTS).find_one({"version": version}, {"key": 1})
+    return repr(doc["key"]) if doc else "(none)"
+
+
+def history_of(store: Store, frame: pd.DataFrame, periods: int = 90) -> Panel:
+    """The recent history of the series in a forecasts frame, from the events."""
+    by, freq = tuple(frame["by"].iloc[0]), frame["freq"].iloc[0]
+    panel = load_panel(store, by, freq, as_of=frame["as_of"].iloc[0])
+    keys = list(dict.fromkeys(frame["key"]))
+    sub = panel.select(keys)
+    cut = max(len(sub.periods) - periods, 0)
+    return Panel(sub.keys, sub.periods[cut:], sub.y[:, cut:], sub.promo[:, cut:], sub.freq, sub.by,
+                 np.maximum(sub.start - cut, 0))
+
+
+def split_key(key: str) -> list[str]:
+    """``"books-0003|ST002"`` -> ``["books-0003", "ST002"]``."""
+    return key.split(KEY_SEP)
