@@ -164,7 +164,17 @@ def print_score(customer_id: Any, score: dict, reasons_by_task: dict | None = No
     """One customer's score on one line, then its reasons (per task when given) with their contributions."""
     parts = [f"[bold]{customer_id}[/]"]
     if "churn_probability" in score:
-        parts.append(f"churn {score['churn_probability']:.1%} ({score.get('risk')} risk)")
+        band = score.get("risk")
+        parts.append(f"churn {score['churn_probability']:.1%} " + ("(new: no purchase yet)" if band == "new" else
+                                                                   f"({band} risk)"))
+    if score.get("first_purchase_probability") is not None:
+        parts.append(f"first purchase {score['first_purchase_probability']:.1%}")
+    if score.get("p_alive") is not None:
+        parts.append(f"P(alive) {score['p_alive']:.0%}")
+    if score.get("expected_purchases") is not None:
+        parts.append(f"expected purchases {score['expected_purchases']:.1f}")
+    if score.get("clv_12m") is not None:
+        parts.append(f"CLV 12m {score['clv_12m']:,.0f}")
     if "satisfaction" in score:
         parts.append(f"satisfaction {score['satisfaction']:.1f}/10")
     if "segment_name" in score:

@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,8 @@ class BacktestResult:
     winner: str
     figure: Path | None = None
     notes: list[str] = field(default_factory=list)
+    fitted: Any = None  # train.Fitted at T1 (for score_as_of)
+    train_data: Any = None  # the T1 churn TaskData
 
 
 def default_dates(first_event: dt.datetime, last_event: dt.datetime,
@@ -227,4 +230,5 @@ def run_backtest(store: Store, settings: Settings, train_cutoff: dt.datetime | N
              f"purchase in the next {horizon_days} days (training churn rate {base:.1%})"]
     log.info("backtest %s -> %s: winner ROC-AUC %.4f, BG/NBD %.4f, recency %.4f", pd.Timestamp(t1).date(),
              pd.Timestamp(t2).date(), rows[0]["roc_auc"], rows[1]["roc_auc"], rows[2]["roc_auc"])
-    return BacktestResult(t1, t2, horizon_days, table, len(y), float(y.mean()), fitted.best.name, figure, notes)
+    return BacktestResult(t1, t2, horizon_days, table, len(y), float(y.mean()), fitted.best.name, figure, notes,
+                          fitted, data)

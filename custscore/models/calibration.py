@@ -82,7 +82,7 @@ class Calibrator:
     def to_dict(self) -> dict:
         """The fitted map as plain JSON numbers (stored in the model manifest)."""
         if self.method == "isotonic":
-            return {"method": "isotonic", "x": self.x_.round(8).tolist(), "y": self.y_.round(8).tolist()}
+            return {"method": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
         return {"method": "sigmoid", "a": self.a_, "b": self.b_}
 
     @classmethod

@@ -34,6 +34,7 @@ PRIMARY_METRIC = {"regression": "mae", "classification": "roc_auc"}
 _LOWER_IS_BETTER = {"mae", "rmse", "brier"}
 SCORING = {"mae": "neg_mean_absolute_error", "roc_auc": "roc_auc"}
 _BALANCE_LABEL = {"weights": "class weights", "smote": "SMOTE"}
+SMOTE_MIN_MINORITY = 60
 
 
 def openmp_single_thread():
@@ -262,6 +263,13 @@ def compare_balance(numeric, categorical, X_train, y_train, X_val, y_val, log_co
     """
     from custscore.models.zoo import make_candidates  # zoo imports heavy estimators; keep this module light
 
+    minority = int(np.bincount(np.asarray(y_train).astype(int), minlength=2).min())
+    if minority < SMOTE_MIN_MINORITY:  # SMOTE needs 6 neighbours of its own class inside every CV training fold
+        summary = (f"kept class weights: only {minority} training rows in the smaller class, too few for SMOTE "
+                   f"(needs {SMOTE_MIN_MINORITY})")
+        logger.info(summary)
+        return {"choice": "weights", "metric": "pr_auc", "weights": float("nan"), "smote": float("nan"),
+                "per_family": {}, "summary": summary}
     per_family = {name: {} for name in families}
     for balance in ("weights", "smote"):
         cands = make_candidates("classification", numeric, categorical, log_cols, seed=seed, balance=balance,
