@@ -40,7 +40,24 @@ from custscore.store.schema import MONITORING, PREDICTIONS
 log = logging.getLogger(__name__)
 
 MIN_RECENT = 100
-REPORT_COLUMNS = ["kind", "name", "psi", "band", "bucket", "ref_share", "now_share"]
+REPORT_COLUMNS = ["kind", "name", "psi", "band", "bucket", "ref_share", "now_share", "noise_floor"]
+NOISE_QUANTILE = 0.99
+SEVERITY = ("stable", "moderate", "shift")
+
+
+def noise_floor(profile: Mapping, n_reference: int | None, n_recent: int) -> float:
+    """The PSI two samples of these sizes reach by chance alone in 1% of draws, with no drift at all.
+
+    Under no drift, PSI * n*m/(n+m) is approximately chi-square with (buckets - 1) degrees of freedom, so small
+    references or samples give large PSIs from noise (10 buckets, 120 vs 140 rows: 0.33). A PSI at or below
+    this floor is reported as stable whatever its size.
+    """
+    if not n_reference or not n_recent:
+        return 0.0
+    from scipy.stats import chi2
+
+    buckets = len(profile.get("fractions", [])) + (2 if profile.get("kind") == "cat" else 1)
+    return float(chi2.ppf(NOISE_QUANTILE, max(buckets - 1, 1)) * (1.0 / n_reference + 1.0 / n_recent))
 
 
 def recent_predictions(store: Store, since: Any = None, limit: int = 5000, as_of: Any = None) -> list[dict]:
@@ -57,15 +74,19 @@ def recent_predictions(store: Store, since: Any = None, limit: int = 5000, as_of
 def _report(records: list[dict], reference: Mapping) -> pd.DataFrame:
     features = pd.DataFrame.from_records([r.get("features") or {} for r in records], index=range(len(records)))
     rows = []
+    n_ref = reference.get("n")
     for name, profile in reference.get("features", {}).items():
         values = features[name] if name in features.columns else pd.Series([None] * len(records), dtype=object)
-        rows.append(psi_row("feature", name, profile, values))
+        rows.append({**psi_row("feature", name, profile, values),
+                     "noise_floor": noise_floor(profile, n_ref, len(records))})
     for name, profile in reference.get("predictions", {}).items():
         values = pd.Series([r.get(name, r.get(f"{name}_probability")) for r in records], dtype=object)
         if values.isna().all():  # the scorer does not write this prediction: nothing to compare, not a shift
             continue
-        rows.append(psi_row("prediction", name, profile, values))
+        rows.append({**psi_row("prediction", name, profile, values),
+                     "noise_floor": noise_floor(profile, n_ref, len(records))})
     frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    frame.loc[frame["psi"] <= frame["noise_floor"], "band"] = "stable"  # within what sampling noise gives
     return frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -155,9 +176,10 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
         features = frame["kind"] == "feature"
         frame = pd.concat([frame[features].drop_duplicates("name"), frame[~features]])
         frame = frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
-        worst = band(float(frame["psi"].max())) if len(frame) else "stable"
-        message = (f"worst: {frame.loc[0, 'name']} PSI {frame.loc[0, 'psi']:.3f} ({worst}) over {n} recent customers"
-                   if len(frame) else f"nothing to compare over {n} recent customers")
+        worst = max(frame["band"], key=SEVERITY.index) if len(frame) else "stable"
+        top = frame.loc[frame["band"] == worst].iloc[0] if len(frame) else None
+        message = (f"worst: {top['name']} PSI {top['psi']:.3f} ({worst}) over {n} recent customers"
+                   if top is not None else f"nothing to compare over {n} recent customers")
         message += "".join(f"; {note}" for note in skipped)
     summary = _store_summary(store, frame, worst, n, since, message)
     log.info("monitor: %s", message)

@@ -109,7 +109,7 @@ def test_reference_profile_bins_numbers_by_quantile_and_keeps_missing_apart():
 def test_same_distribution_is_stable(store, reference):
     write_predictions(store, recent(1500, seed=1))
     report = drift_report(store, reference)
-    assert list(report.columns) == ["kind", "name", "psi", "band", "bucket", "ref_share", "now_share"]
+    assert list(report.columns) == ["kind", "name", "psi", "band", "bucket", "ref_share", "now_share", "noise_floor"]
     assert set(report["name"]) == {"age", "support_tickets", "region", "churn_probability"}
     assert (report["psi"] < 0.05).all() and set(report["band"]) == {"stable"}
     assert report.attrs["n_recent"] == 1500
