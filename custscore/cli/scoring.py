@@ -141,7 +141,7 @@ def score(
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    console.print(f"stopped after {stats.scored:,} scores; resume token saved")
+    console.print(f"stopped after {stats.scored:,} {'score' if stats.scored == 1 else 'scores'}; resume token saved")
 
 
 @app.command()

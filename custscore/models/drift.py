@@ -88,7 +88,8 @@ def _shares(profile: Mapping, values: pd.Series) -> np.ndarray:
 def _labels(profile: Mapping) -> list[str]:
     if profile["kind"] == "cat":
         return [*profile["categories"], "other", "missing"]
-    edges = [f"{e:.4g}" for e in profile["edges"]]
+    # 24,500 rather than 2.45e+04: thousands separators past 1,000, four significant figures below
+    edges = [f"{e:,.0f}" if abs(e) >= 1000 else f"{e:.4g}" for e in profile["edges"]]
     if not edges:
         return ["all values", "missing"]
     inner = [f"{lo} .. {hi}" for lo, hi in zip(edges, edges[1:], strict=False)]

@@ -331,6 +331,26 @@ _UNITS = {
 }
 
 
+# counts read "1 order", "2 orders": (singular, plural) templates
+_COUNTS = {
+    "orders_total": ("1 order in all", "{n} orders in all"),
+    "orders_30d": ("1 order in the last 30 days", "{n} orders in the last 30 days"),
+    "orders_90d": ("1 order in the last 90 days", "{n} orders in the last 90 days"),
+    "orders_365d": ("1 order in the last year", "{n} orders in the last year"),
+    "support_tickets": ("1 support ticket", "{n} support tickets"),
+    "category_count": ("bought from 1 category", "bought from {n} categories"),
+    "tenure_days": ("customer for 1 day", "customer for {n} days"),
+    "recency_days": ("last purchase 1 day ago", "last purchase {n} days ago"),
+    "gap_mean_days": ("usually 1 day between orders", "usually {n} days between orders"),
+}
+
+
+def _counted(name: str, value: float) -> str:
+    n = round(value)
+    one, many = _COUNTS[name]
+    return one if n == 1 else many.format(n=f"{n:,}")
+
+
 def describe(name: str, value) -> str:
     """A feature value in plain words, e.g. ``describe("recency_days", 120) == "last purchase 120 days ago"``."""
     missing = value is None or (isinstance(value, float) and math.isnan(value))
@@ -344,8 +364,13 @@ def describe(name: str, value) -> str:
         window = name[6:8]
         ratio = math.exp(float(value))
         return f"buying {ratio:.1f}x as often in the last {window} days as before"
+    if name in _COUNTS:
+        return _counted(name, float(value))
+    if name == "overdue_ratio" and float(value) < 0.1:
+        return "last order well within the usual gap"  # not "0.0x the usual gap"
     if name in _UNITS:
         return _UNITS[name].format(v=float(value))
     if name.startswith(SHARE_PREFIX):
-        return f"{float(value):.0%} of orders in {name[len(SHARE_PREFIX):]}"
+        share, category = float(value), name[len(SHARE_PREFIX):]
+        return f"no orders in {category}" if share < 0.005 else f"{share:.0%} of orders in {category}"
     return f"{name} = {value}"

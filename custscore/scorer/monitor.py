@@ -178,8 +178,8 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
         frame = frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
         worst = max(frame["band"], key=SEVERITY.index) if len(frame) else "stable"
         top = frame.loc[frame["band"] == worst].iloc[0] if len(frame) else None
-        message = (f"worst: {top['name']} PSI {top['psi']:.3f} ({worst}) over {n} recent customers"
-                   if top is not None else f"nothing to compare over {n} recent customers")
+        message = (f"worst: {top['name']} PSI {top['psi']:.3f} ({worst}) over {n:,} recent customers"
+                   if top is not None else f"nothing to compare over {n:,} recent customers")
         message += "".join(f"; {note}" for note in skipped)
     summary = _store_summary(store, frame, worst, n, since, message)
     log.info("monitor: %s", message)
