@@ -77,13 +77,20 @@ def _date_parser(date_format: str | None) -> Callable:
     return parse
 
 
-def read_records(path: Path, kind: str, mapping: dict[str, str], date_format: str | None = None) -> Iterator[dict]:
-    """Records of a file with columns renamed, checked for the required fields up front."""
+def check_file(path: Path) -> str:
+    """The format of an input file ("csv", "parquet", "jsonl"); InputError if it is missing or of unknown type."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"file {str(path)!r} does not exist; give the path of a CSV, Parquet or JSON-lines file")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"cannot tell the format of {path.name!r}; use a .csv, .parquet or .jsonl file")
+    return fmt
+
+
+def read_records(path: Path, kind: str, mapping: dict[str, str], date_format: str | None = None) -> Iterator[dict]:
+    """Records of a file with columns renamed, checked for the required fields up front."""
+    fmt = check_file(path)
     schema = KINDS[kind][0]
     parse_date = _date_parser(date_format)
     checked = False

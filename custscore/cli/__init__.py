@@ -14,6 +14,7 @@ from custscore.cli import (  # noqa: F401 - register their commands
     recommend,
     scoring,
     serving,
+    usage,
 )
 from custscore.cli.common import app
 

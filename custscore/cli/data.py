@@ -132,12 +132,13 @@ def ingest(
 
     Example: custscore ingest customers crm.csv --map cust_no=customer_id --map joined=signup_date
     """
-    from custscore.ingest import ingest_file, parse_mapping
+    from custscore.ingest import check_file, ingest_file, parse_mapping
 
     if kind not in ("customers", "events"):
         raise _fail(f"cannot ingest {kind!r}; choose customers or events")
     with _user_errors(), _open(ctx) as store:
         mapping = parse_mapping(map_)
+        check_file(file)  # a missing file is one red line, not an empty progress bar first
         with _progress() as progress:
             task = progress.add_task(f"ingesting {kind}", total=None)
             report = ingest_file(
