@@ -259,10 +259,14 @@ def sql(
     example: Annotated[str | None, typer.Option(help="Run a named example query instead (see --list-examples).")] = None,
     list_examples: Annotated[bool, typer.Option("--list-examples", help="Show the example queries.")] = False,
     limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 1000,
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop the statement after this many seconds (0 = no limit).")] = 30.0,
     csv: CsvOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run read-only SQL on the SQLite mirror (run `custscore mirror` first). Writes are refused.
+
+    Limits: 30 s per statement (--timeout), 256 MB of SQLite memory, and only SQLite's core, date,
+    math, JSON and window functions.
 
     Tables: customers (nested fields flattened with __, e.g. purchase_history__total_spent, score__risk),
     events, predictions, stats_<pipeline>.
@@ -291,7 +295,7 @@ def sql(
     if not query:
         raise _fail('give a query, e.g. custscore sql "SELECT count(*) FROM customers", or --example NAME')
     with _user_errors():
-        frame = run_sql(settings.home / "mirror.sqlite", query, limit=limit)
+        frame = run_sql(settings.home / "mirror.sqlite", query, limit=limit, timeout=timeout)
     note = f"showing the first {limit:,} rows" if frame.attrs.get("truncated") else None
     _render_frame(frame, _output(csv, json_), note=note)
 

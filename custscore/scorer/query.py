@@ -5,13 +5,16 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import pandas as pd
 from pymongo.errors import PyMongoError
 
-from custscore.errors import InputError, StoreError
+from custscore.errors import InputError, LimitExceeded, StoreError
+from custscore.store import limits, regex_guard
 from custscore.store.base import Store, check_no_javascript
 from custscore.store.schema import CUSTOMERS
 
@@ -31,6 +34,10 @@ DEFAULT_FIELDS = (
 )
 HIDDEN_PREFIX = "_truth"  # ground truth of simulated data: shown only when asked for by name
 DIRECTIONS = {"1": 1, "-1": -1, "asc": 1, "desc": -1}
+DEFAULT_TIMEOUT_S = limits.DEFAULT_QUERY_TIMEOUT_S
+MAX_LIMIT = 10_000_000
+MAX_FILTER_NESTING = limits.MAX_NESTING
+MAX_FILTER_CHARS = 1_000_000
 
 
 def parse_filter(text: str | None) -> dict:
@@ -54,16 +61,41 @@ def parse_filter(text: str | None) -> dict:
     """
     if text is None or not text.strip():
         return {}
+    if len(text) > MAX_FILTER_CHARS:
+        raise LimitExceeded(f"filter is {len(text):,} characters long; filters may have at most {MAX_FILTER_CHARS:,}")
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"filter is not valid JSON at character {exc.pos + 1} ({exc.msg}); write it like {EXAMPLE}"
         ) from exc
+    except RecursionError:
+        raise LimitExceeded(_too_deep()) from None
+    except ValueError as exc:  # an integer past Python's 4300-digit conversion limit
+        raise InputError(f"filter holds a number too long to read ({str(exc).split(':', 1)[0]})") from None
     if not isinstance(spec, dict):
         raise InputError(f"filter must be a JSON object, got {type(spec).__name__}; write it like {EXAMPLE}")
-    check_no_javascript(spec)
+    check_filter(spec)
     return spec
+
+
+def _too_deep() -> str:
+    return (f"filter is nested more than {MAX_FILTER_NESTING} levels deep; flatten it "
+            "(one $and or $or can hold many conditions)")
+
+
+def check_filter(spec: Any) -> None:
+    """Refuse a filter nested past :data:`MAX_FILTER_NESTING` levels or using server-side JavaScript."""
+    if limits.nesting_depth(spec, MAX_FILTER_NESTING + 1) > MAX_FILTER_NESTING:
+        raise LimitExceeded(_too_deep())
+    check_no_javascript(spec)
+
+
+def check_limit(limit: Any, name: str = "--limit") -> int:
+    """A row limit between 0 (all) and :data:`MAX_LIMIT`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIMIT:
+        raise LimitExceeded(f"{name} must be 0 (all) up to {MAX_LIMIT:,}, got {limit}")
+    return limit
 
 
 def parse_sort(text: str | None) -> list[tuple[str, int]]:
@@ -118,6 +150,7 @@ def query_customers(
     sort: str | Sequence[tuple[str, int]] | None = None,
     limit: int = 20,
     fields: str | Sequence[str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """Run a Mongo query on customers and return the matches as a flat table.
 
@@ -134,6 +167,8 @@ def query_customers(
     fields : str or list of str, optional
         Dotted paths to show (``_id`` always); by default the score columns plus
         the fields the filter and sort use. ``_truth`` is shown only when named here.
+    timeout : float, optional
+        Stop with QueryTimeout after this many seconds (default 30; 0 or None: no limit).
 
     Returns
     -------
@@ -141,26 +176,77 @@ def query_customers(
         One row per customer, dotted column names (a sub-document named in
         ``fields`` is spread over its leaves, e.g. ``purchase_history.orders``).
     """
+    columns, docs = _run(store, filter, sort, limit, fields, timeout)
+    rows = list(docs)
+    log.debug("query matched %d customers (limit %d)", len(rows), limit)
+    return _table(rows, columns)
+
+
+def iter_customer_frames(
+    store: Store,
+    filter: dict | str | None,
+    sort: str | Sequence[tuple[str, int]] | None = None,
+    limit: int = 0,
+    fields: str | Sequence[str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
+    chunk_rows: int = 1000,
+) -> Iterator[pd.DataFrame]:
+    """:func:`query_customers` in tables of ``chunk_rows`` rows, for exports (CSV, JSON lines).
+
+    Every table has the columns of the first one, so they can be written one after another.
+    The time budget covers the whole export (``timeout=0`` for none).
+    """
+    columns, docs = _run(store, filter, sort, limit, fields, timeout)
+    names: list[str] | None = None
+    while chunk := list(islice(docs, max(int(chunk_rows), 1))):
+        frame = _table(chunk, columns)
+        names = list(frame.columns) if names is None else names
+        yield frame.reindex(columns=names)
+    if names is None:
+        yield _table([], columns)
+
+
+def _run(
+    store: Store, filter: Any, sort: Any, limit: int, fields: Any, timeout: float | None,
+) -> tuple[list[str], Iterator[dict]]:
+    """Check everything the user gave, then the columns and a lazy iterator over the matching documents."""
     spec = parse_filter(filter) if isinstance(filter, str) or filter is None else filter
     if not isinstance(spec, dict):
         raise InputError(f"filter must be a JSON object, got {type(spec).__name__}; write it like {EXAMPLE}")
-    check_no_javascript(spec)
+    check_filter(spec)
+    check_limit(limit)
+    budget = limits.check_timeout(timeout)
     order = parse_sort(sort) if isinstance(sort, str) or sort is None else [(str(f), int(d)) for f, d in sort]
-    if limit < 0:
-        raise InputError(f"--limit must be 0 (all) or more, got {limit}")
     check_sort_fields(store, order)
     columns = _columns(_as_list(fields), spec, order)
     # a path under another requested path would be a projection path collision on MongoDB
     kept = [c for c in columns if c != "_id" and not any(c.startswith(p + ".") for p in columns)]
     projection = dict.fromkeys(kept, 1) or None
-    try:
-        docs = list(store.collection(CUSTOMERS).find(spec, projection, sort=order or None, limit=limit))
-    except (PyMongoError, StoreError, NotImplementedError) as exc:
-        # the embedded engine raises pymongo's errors for a bad operator; MongoDB's arrive as StoreError
-        reason = str(exc).split(": ", 1)[-1] if isinstance(exc, StoreError) else str(exc)
-        raise InputError(f"the filter was refused ({reason}); use query operators such as $gt, $in, $regex") from exc
-    log.debug("query %s matched %d customers (limit %d)", spec, len(docs), limit)
-    return _table(docs, columns)
+    # patterns are checked on every backend; the embedded store evaluates them with a timeout
+    guarded = regex_guard.guard_filter(spec, evaluate_here=store.backend != "mongodb")
+    return columns, _documents(store, guarded, projection, order, limit, budget)
+
+
+def _documents(
+    store: Store, spec: dict, projection: dict | None, order: list, limit: int, budget: float | None,
+) -> Iterator[dict]:
+    started = time.monotonic()
+    cursor: Iterator[dict] | None = None
+    while True:
+        try:
+            with limits.time_budget(budget, started):
+                if cursor is None:
+                    cursor = iter(store.collection(CUSTOMERS).find(spec, projection, sort=order or None, limit=limit))
+                doc = next(cursor, None)
+        except (PyMongoError, StoreError, NotImplementedError, TypeError, ValueError) as exc:
+            # the embedded engine raises pymongo's errors for a bad operator; MongoDB's arrive as StoreError
+            reason = str(exc).split(": ", 1)[-1] if isinstance(exc, StoreError) else str(exc)
+            raise InputError(f"the filter was refused ({reason}); use query operators such as $gt, $in, $regex") from exc
+        except RecursionError:
+            raise LimitExceeded(_too_deep()) from None
+        if doc is None:
+            return
+        yield doc
 
 
 def _paths(doc: Any, prefix: str = "") -> list[str]:

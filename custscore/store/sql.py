@@ -10,14 +10,18 @@ SQLite, and only one statement runs per call.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from custscore.errors import InputError
+from custscore.errors import InputError, LimitExceeded, QueryTimeout
+from custscore.store import limits
 
 _AGE_GROUP = (
     "CASE WHEN age < 25 THEN '18-24' WHEN age < 35 THEN '25-34' WHEN age < 45 THEN '35-44' "
@@ -86,7 +90,21 @@ _READ_PRAGMAS = {
     "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
     "foreign_key_list", "database_list", "collation_list", "function_list", "pragma_list", "module_list",
 }
-_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
+# Only these functions may run: SQLite's core, date/time, math, JSON and window functions. Left out on
+# purpose: fts3_tokenizer (returns/registers process pointers), load_extension, sqlite_log, randomblob and
+# zeroblob (memory bombs) and the full-text/r-tree internals.
+ALLOWED_FUNCTIONS = frozenset("""
+abs acos acosh asin asinh atan atan2 atanh avg ceil ceiling char coalesce cos cosh count cume_dist
+current_date current_time current_timestamp date datetime degrees dense_rank exp first_value floor format
+glob group_concat hex ifnull iif instr json json_array json_array_length json_extract json_group_array
+json_group_object json_object json_quote json_type json_valid julianday lag last_value lead length like
+likelihood likely ln log log10 log2 lower ltrim max min mod nth_value ntile nullif percent_rank pi pow power
+printf quote radians rank replace round row_number rtrim sign sin sinh sqrt strftime substr substring sum tan
+tanh time total trim trunc typeof unicode unixepoch unlikely upper -> ->>
+""".split())  # noqa: SIM905 - a word list reads better than 100 quoted names
+DEFAULT_TIMEOUT_S = 30.0
+MEMORY_LIMIT_BYTES = 256 * 1024 * 1024  # PRAGMA hard_heap_limit while a user's statement runs
 _COMMENT = re.compile(r"\s*(--[^\n]*(\n|$)|/\*.*?(\*/|$))", re.S)
 _READ_ONLY_HINT = "change data with custscore commands, then run `custscore mirror` again"
 
@@ -105,10 +123,16 @@ class _Guard:
 
     def __init__(self) -> None:
         self.refused: str | None = None
+        self.function: str | None = None  # a function outside ALLOWED_FUNCTIONS
 
     def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
         if action in _ALLOWED_ACTIONS:
             return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:
+            if (arg2 or "").lower() in ALLOWED_FUNCTIONS:
+                return sqlite3.SQLITE_OK
+            self.function = self.function or arg2
+            return sqlite3.SQLITE_DENY
         if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
             return sqlite3.SQLITE_OK
         # table-valued pragma functions (pragma_table_info(...)) declare their schema this way
@@ -127,11 +151,48 @@ _ACTION_NAMES = {
 }
 
 
+MAX_ROWS = 10_000_000
+
+
+@functools.cache
+def _heap_limit_function() -> Any:
+    """``sqlite3_hard_heap_limit64`` of the SQLite this Python uses, or None if it cannot be reached."""
+    try:
+        import _sqlite3
+
+        function = ctypes.CDLL(_sqlite3.__file__).sqlite3_hard_heap_limit64
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.restype, function.argtypes = ctypes.c_int64, [ctypes.c_int64]
+    return function
+
+
+def _set_heap_limit(limit: int, conn: sqlite3.Connection) -> int | None:
+    """Set SQLite's process-wide hard heap limit; return the previous one (None when it cannot be restored).
+
+    ``PRAGMA hard_heap_limit`` can only lower the limit, so the C function is called when it can be
+    found: a long-running process gets its old limit back after each statement.
+    """
+    function = _heap_limit_function()
+    if function is None:
+        conn.execute(f"PRAGMA hard_heap_limit={limit}")
+        return None
+    return int(function(limit))
+
+
+def _out_of_memory(memory_limit: int) -> LimitExceeded:
+    return LimitExceeded(f"the SQL query needed more than {memory_limit / 2**20:g} MB of memory and was stopped; "
+                         "aggregate less (e.g. count(*) instead of group_concat) or add LIMIT")
+
+
 def _refuse(what: str) -> InputError:
     return InputError(f"the SQL mirror is read-only: {what} refused; {_READ_ONLY_HINT}")
 
 
-def run_sql(path: Path, query: str, limit: int | None = None, timeout: float | None = None) -> pd.DataFrame:
+def run_sql(
+    path: Path, query: str, limit: int | None = None, timeout: float | None = DEFAULT_TIMEOUT_S,
+    memory_limit: int = MEMORY_LIMIT_BYTES,
+) -> pd.DataFrame:
     """Run one read-only SQL statement on the mirror and return the rows.
 
     Parameters
@@ -145,7 +206,10 @@ def run_sql(path: Path, query: str, limit: int | None = None, timeout: float | N
         Return at most this many rows; ``df.attrs["truncated"]`` says whether
         there were more.
     timeout : float, optional
-        Stop the query after this many seconds.
+        Stop the query after this many seconds (default 30; None or 0: no limit).
+    memory_limit : int
+        SQLite's heap may grow to this many bytes while the statement runs
+        (``PRAGMA hard_heap_limit``; process-wide, restored afterwards).
 
     Returns
     -------
@@ -156,11 +220,16 @@ def run_sql(path: Path, query: str, limit: int | None = None, timeout: float | N
     ------
     InputError
         The mirror does not exist, the statement writes or is not valid SQL,
-        there is more than one statement, or the timeout passed.
+        there is more than one statement, or calls a function not allowed.
+    QueryTimeout
+        The timeout passed.
+    LimitExceeded
+        The statement needed more memory than ``memory_limit``.
     """
     path = Path(path)
-    if limit is not None and limit < 0:
-        raise InputError(f"--limit must be >= 0, got {limit}")
+    if limit is not None and (isinstance(limit, bool) or not 0 <= limit <= MAX_ROWS):
+        raise LimitExceeded(f"--limit must be 0 up to {MAX_ROWS:,}, got {limit}")
+    timeout = limits.check_timeout(timeout)
     if not isinstance(query, str) or not first_keyword(query):
         raise InputError("the SQL query is empty; give one statement such as SELECT count(*) FROM customers")
     if not path.is_file():
@@ -173,9 +242,11 @@ def run_sql(path: Path, query: str, limit: int | None = None, timeout: float | N
     except sqlite3.DatabaseError as exc:
         raise InputError(f"cannot open the SQL mirror at {path}: {exc}; run `custscore mirror --full`") from exc
     guard = _Guard()
+    heap_before = None
     try:
         conn.execute("PRAGMA query_only=ON")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # load the schema before the guard
+        heap_before = _set_heap_limit(int(memory_limit), conn)
         conn.set_authorizer(guard)
         if timeout is not None:
             deadline = time.monotonic() + timeout
@@ -183,20 +254,33 @@ def run_sql(path: Path, query: str, limit: int | None = None, timeout: float | N
         cursor = conn.execute(query)
         columns = [d[0] for d in cursor.description or []]
         rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit + 1)
+    except MemoryError as exc:
+        raise _out_of_memory(memory_limit) from exc
+    except OverflowError as exc:
+        raise InputError(f"SQL error: {exc}; use numbers of at most 8 bytes") from exc
     except (sqlite3.Warning, sqlite3.ProgrammingError) as exc:  # Python < 3.11 raised Warning for several statements
         if "one statement" in str(exc):
             raise InputError("only one SQL statement per call; remove everything after the first ';'") from exc
         raise InputError(f"SQL error: {exc}") from exc
     except sqlite3.DatabaseError as exc:
+        if guard.function is not None:
+            raise InputError(f"the SQL function {guard.function}() is not allowed; use SQLite's core, date, math, "
+                             "JSON and window functions (e.g. count, round, strftime, json_extract)") from exc
         if guard.refused is not None:
             raise _refuse(f"{guard.refused} is") from exc
         message = str(exc)
         if "readonly" in message or "read-only" in message:
             raise _refuse(f"{keyword} statements are") from exc
         if message == "interrupted" and timeout is not None:
-            raise InputError(f"the SQL query ran longer than {timeout:g}s and was stopped; narrow it or add LIMIT") from exc
+            raise QueryTimeout(f"the SQL query ran longer than {timeout:g} s and was stopped; narrow it, add LIMIT "
+                               "or raise --timeout") from exc
+        if "out of memory" in message:
+            raise _out_of_memory(memory_limit) from exc
         raise InputError(f"SQL error: {message}") from exc
     finally:
+        conn.set_authorizer(None)
+        if heap_before is not None:
+            _set_heap_limit(heap_before, conn)
         conn.close()
     truncated = limit is not None and len(rows) > limit
     frame = pd.DataFrame(rows[:limit] if truncated else rows, columns=columns)

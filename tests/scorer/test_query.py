@@ -68,7 +68,7 @@ def test_limit_and_empty_results(store):
     assert len(query_customers(store, {}, limit=0)) == 5
     empty = query_customers(store, {"score.risk": "none"})
     assert len(empty) == 0 and list(empty.columns) == list(DEFAULT_FIELDS)
-    with pytest.raises(InputError, match=r"^--limit must be 0 \(all\) or more, got -1$"):
+    with pytest.raises(InputError, match=r"^--limit must be 0 \(all\) up to 10,000,000, got -1$"):
         query_customers(store, {}, limit=-1)
 
 
