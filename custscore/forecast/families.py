@@ -221,9 +221,9 @@ def _calendar(periods: pd.DatetimeIndex, freq: str) -> np.ndarray:
     for j, (a, b) in enumerate(zip(periods, end, strict=True)):
         if nov[j]:
             first = pd.Timestamp(a.year, 11, 1)
-            bf = first + pd.Timedelta(days=(4 - first.dayofweek) % 7 + 21)
+            bf = first + pd.Timedelta(days=(4 - first.day_of_week) % 7 + 21)
             friday_in_window[j] = (a <= bf + pd.Timedelta(days=2)) and (b >= bf)
-    return np.column_stack([periods.dayofweek, periods.month, periods.isocalendar().week.to_numpy(),
+    return np.column_stack([periods.day_of_week, periods.month, periods.isocalendar().week.to_numpy(),
                             periods.day, to_xmas, friday_in_window, (periods.month == 1) & (periods.day == 1)]).astype(float)
 
 
@@ -302,6 +302,8 @@ class GlobalBoosted:
             X.append(feats[ok])
             target.append((y[ii, tt] / level[ii])[ok])
         X, target = np.vstack(X), np.concatenate(target)
+        dead = np.isnan(X).all(axis=0)  # e.g. last year's lag on a history shorter than a year
+        X[:, dead] = 0.0
         model = HistGradientBoostingRegressor(max_iter=self.max_iter, learning_rate=self.learning_rate,
                                               max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
                                               random_state=self.seed)
@@ -309,6 +311,7 @@ class GlobalBoosted:
         with threadpool_limits(1):  # OpenMP threads on a busy machine cost far more than they save
             model.fit(X, target)
         level, feats = _origin_rows(y, promo_all, cal, T, h, freq, season)
+        feats[:, dead] = 0.0
         with threadpool_limits(1):
             pred = model.predict(feats)
         return np.maximum(pred.reshape(n, h) * level[:, None], 0.0)

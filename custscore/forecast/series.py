@@ -67,7 +67,7 @@ def period_start(ts: pd.Series | pd.DatetimeIndex, freq: str) -> pd.DatetimeInde
     if freq == "D":
         return days
     if freq == "W":
-        return days - pd.to_timedelta(days.dayofweek, unit="D")
+        return days - pd.to_timedelta(days.day_of_week, unit="D")
     return days - pd.to_timedelta(days.day - 1, unit="D")
 
 

@@ -119,7 +119,7 @@ def _holiday_factor(days: pd.DatetimeIndex) -> np.ndarray:
     factor[(month == 12) & (day >= 10) & (day <= 24)] *= 1.4
     factor[(month == 1) & (day == 1)] *= 0.4
     # Black Friday: the fourth Friday of November, and the weekend after it
-    friday = (month == 11) & (days.dayofweek.to_numpy() == 4) & (day >= 22) & (day <= 28)
+    friday = (month == 11) & (days.day_of_week.to_numpy() == 4) & (day >= 22) & (day <= 28)
     for i in np.flatnonzero(friday):
         factor[i:i + 3] *= 1.8
     return factor
@@ -170,7 +170,7 @@ def simulate_demand(config: DemandConfig | None = None) -> DemandData:
     trend = rng.normal(0.03, 0.08, n_p)
     uplift = rng.uniform(0.4, 1.0, n_p)
     t_years = (np.arange(n_t) - n_t + 1) / 365.0
-    season = (_WEEKLY[days.dayofweek.to_numpy()] * (1.0 + 0.25 * np.cos(2 * np.pi * (days.dayofyear.to_numpy() - 350) / 365.25))
+    season = (_WEEKLY[days.day_of_week.to_numpy()] * (1.0 + 0.25 * np.cos(2 * np.pi * (days.day_of_year.to_numpy() - 350) / 365.25))
               * _holiday_factor(days))
     promo = _promotions(rng, n_p, n_s, n_t)
     lam = (base[:, None, None] * stores["size"].to_numpy()[None, :, None] * season[None, None, :]
