@@ -52,7 +52,8 @@ def stats_panel(stats: Any) -> Table:
         return "-" if v is None else f"{v:,.0f} ms"
 
     max_age = getattr(stats, "max_age", None)
-    stale = (f"{stats.stale:,} older than {_age(max_age)} ({stats.swept:,} re-scored)" if max_age
+    more = "+" if getattr(stats, "stale_at_least", False) else ""
+    stale = (f"{stats.stale:,}{more} older than {_age(max_age)} ({stats.swept:,} re-scored)" if max_age
              else "sweep off (--max-age 0)")
     rows = [("scored", f"{stats.scored:,} ({stats.replayed:,} unchanged, {stats.echoes:,} echoes skipped)"),
             ("throughput", f"{stats.throughput:,.1f} customers/s"),

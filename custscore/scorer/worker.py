@@ -71,6 +71,7 @@ class WorkerStats:
     batch_latencies_ms: list[float] = field(default_factory=list)  # arrival -> write of the last batch's feed customers
     backlog: int = 0  # customers waiting: pending feed changes plus the scan and sweep queue
     stale: int = 0  # scores older than max_age at the start of the sweep pass, less those re-scored since
+    stale_at_least: bool = False  # ``stale`` is a lower bound (the count stops at freshness.STALE_COUNT_CAP)
     swept: int = 0  # scores the freshness sweep re-wrote
     clock: str = "wall clock"  # what the as-of clock is ("wall clock", "as of 2025-06-30")
     max_age: dt.timedelta | None = None  # None: the sweep is off
@@ -283,7 +284,7 @@ class Worker:
         if self._queue.queued_count or not self.sweep.due():
             return False
         added = self._queue.add_queued(self.sweep.next_page(self._queue.ids()))
-        self.stats.stale = self.sweep.stale
+        self.stats.stale, self.stats.stale_at_least = self.sweep.stale, self.sweep.stale_capped
         self.stats.backlog = len(self._queue)
         return added > 0
 
@@ -322,7 +323,7 @@ class Worker:
         stats.latency_p50_ms = _percentile(latencies, 0.50)
         stats.latency_p99_ms = _percentile(latencies, 0.99)
         stats.backlog = len(self._queue)
-        stats.stale = self.sweep.stale
+        stats.stale, stats.stale_at_least = self.sweep.stale, self.sweep.stale_capped
         stats.swept = self.sweep.rescored
 
     # -- hot reload ---------------------------------------------------------------
