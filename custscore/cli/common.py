@@ -119,6 +119,13 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple):  # aliases: "production", not "['production']"
+        return ", ".join(map(str, value)) or "-"
+    if isinstance(value, str) and len(value) > 16 and value[4:5] == "-" and value[10:11] == "T":
+        try:  # an ISO timestamp string from a manifest: to the minute, like datetimes
+            return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return value
     return str(value)
 
 

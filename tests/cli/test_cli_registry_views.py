@@ -102,3 +102,13 @@ def test_one_number_style():
     assert number("predict_ms_1k", 350.869) == "351" and number("fit_s", 0.234) == "0.23"
     assert number("k", 4) == "4" and number("rows", 12919) == "12,919"
     assert number("test_f1", None) == "-" and number("test_f1", float("nan")) == "-"
+
+
+def test_status_shows_aliases_and_times_as_words_not_python(home):
+    path, versions = home
+    result = cli(path, "status")
+    assert result.exit_code == 0, result.output
+    row = next(ln for ln in result.output.splitlines() if versions[1] in ln)
+    assert "['production']" not in result.output and "production" in row
+    created = row.split("│")[4].strip()
+    assert len(created) == len("2026-12-02 04:13") and "." not in created
