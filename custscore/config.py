@@ -9,6 +9,7 @@ from pathlib import Path
 
 from custscore.clock import Clock, as_of_from_env, clock_for
 from custscore.errors import ConfigError
+from custscore.redact import redact
 
 ENV_URI = "CUSTSCORE_MONGO_URI"
 ENV_HOME = "CUSTSCORE_HOME"
@@ -53,9 +54,11 @@ class Settings:
         uri = mongo_uri or env.get(ENV_URI) or f"embedded:{home_path / 'store.sqlite'}"
         if not uri.startswith(URI_SCHEMES):
             raise ConfigError(
-                f"mongo URI {uri!r} is not understood; use mongodb://HOST:PORT, "
+                f"mongo URI {redact(uri)!r} is not understood; use mongodb://HOST:PORT, "
                 "embedded:PATH or memory: (flag --mongo-uri or CUSTSCORE_MONGO_URI)"
             )
+        if uri.startswith("mongodb"):
+            check_mongo_hosts(uri)
         name = db_name or env.get(ENV_DB) or DEFAULT_DB
         if not name or any(c in name for c in '/\\. "$'):
             raise ConfigError(
@@ -74,3 +77,32 @@ class Settings:
         if self.mongo_uri.startswith("mongodb"):
             return "mongodb"
         return self.mongo_uri.split(":", 1)[0]
+
+
+def check_mongo_hosts(uri: str) -> list[tuple[str, int | None]]:
+    """The (host, port) pairs of a ``mongodb://`` URI, one per host of a replica set; a bad port is a ConfigError.
+
+    ``mongodb://admin:pw@h1:1,h2:2/?replicaSet=rs0`` gives ``[("h1", 1), ("h2", 2)]``;
+    the password never appears in a message.
+    """
+    rest = uri.split("://", 1)[1]
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    hosts = authority.rsplit("@", 1)[-1]
+    found: list[tuple[str, int | None]] = []
+    for item in hosts.split(","):
+        host, port = item, None
+        if item.startswith("["):  # [::1]:27017
+            host, _, tail = item[1:].partition("]")
+            text = tail[1:] if tail.startswith(":") else None
+        else:
+            host, _, text = item.rpartition(":") if ":" in item else (item, "", None)
+        if text is not None and text != "":
+            if not text.isdigit() or not 1 <= int(text) <= 65535:
+                raise ConfigError(f"mongo URI {redact(uri)!r}: port {text!r} of host {host!r} is not a port "
+                                  "(use 1-65535, e.g. mongodb://HOST:27017); fix --mongo-uri or CUSTSCORE_MONGO_URI")
+            port = int(text)
+        if not host and not uri.startswith("mongodb+srv"):
+            raise ConfigError(f"mongo URI {redact(uri)!r} names no host; use mongodb://HOST:PORT "
+                              "(flag --mongo-uri or CUSTSCORE_MONGO_URI)")
+        found.append((host, port))
+    return found

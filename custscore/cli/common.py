@@ -22,6 +22,7 @@ from rich.table import Table
 from custscore import __version__
 from custscore.config import Settings
 from custscore.errors import CustscoreError
+from custscore.redact import RedactingFilter, redact
 from custscore.store.base import Store
 
 app = typer.Typer(
@@ -39,7 +40,7 @@ MAX_PROBLEMS_SHOWN = 10
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {redact(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -110,6 +111,8 @@ def main(
         handlers=[RichHandler(console=err_console, show_path=False)],
         force=True,
     )
+    for handler in logging.getLogger().handlers:  # no password of any URI in any log line
+        handler.addFilter(RedactingFilter())
     with _user_errors():
         ctx.obj = Settings.build(mongo_uri=mongo_uri, home=home, db_name=db)
 

@@ -16,13 +16,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import bson
 import pymongo
 from pymongo import errors as pm_errors
 
 from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError, StoreUnavailable
+from custscore.redact import redact as redact_text
 from custscore.store import limits
 from custscore.store.base import (
     Change,
@@ -47,15 +47,8 @@ POLL_FIELDS = {"customers": "updated_at", "events": "ingested_at"}
 
 
 def redact(uri: str) -> str:
-    """The URI without its password, safe to print."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URI without its password, safe to print (multi-host URIs too; see custscore.redact)."""
+    return redact_text(uri)
 
 
 @contextmanager
@@ -199,7 +192,7 @@ class MongoStore(Store):
             self.client = client or pymongo.MongoClient(uri, **options)
             hello = self.client.admin.command("hello")
         except (pm_errors.PyMongoError, ValueError) as exc:
-            reason = re.split(r" \(configured timeouts|, Timeout: |\n", str(exc))[0]
+            reason = redact_text(re.split(r" \(configured timeouts|, Timeout: |\n", str(exc))[0])
             raise StoreUnavailable(
                 f"cannot reach MongoDB at {self.location}: {reason}; start one with "
                 "`docker compose up -d mongo` or drop --mongo-uri to use the embedded store"
