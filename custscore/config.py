@@ -14,6 +14,7 @@ from custscore.redact import redact
 ENV_URI = "CUSTSCORE_MONGO_URI"
 ENV_HOME = "CUSTSCORE_HOME"
 ENV_DB = "CUSTSCORE_DB"
+ENV_CURRENCY = "CUSTSCORE_CURRENCY"
 DEFAULT_HOME = ".custscore"
 DEFAULT_DB = "custscore"
 URI_SCHEMES = ("mongodb://", "mongodb+srv://", "embedded:", "memory:")
@@ -33,12 +34,16 @@ class Settings:
         Database name on MongoDB (ignored by the embedded store).
     as_of : datetime, optional
         Pinned as-of time for scoring (``CUSTSCORE_AS_OF``); None means the wall clock.
+    currency : str
+        How money reads in reasons (``CUSTSCORE_CURRENCY``): a symbol such as ``$`` or ``€`` goes before the
+        amount, a code such as ``USD`` after it; empty (the default) leaves amounts bare.
     """
 
     home: Path
     mongo_uri: str
     db_name: str = DEFAULT_DB
     as_of: dt.datetime | None = None
+    currency: str = ""
 
     @classmethod
     def build(
@@ -65,7 +70,11 @@ class Settings:
                 f"database name {name!r} is not allowed; use letters, digits, '_' or '-' "
                 "(flag --db or CUSTSCORE_DB)"
             )
-        return cls(home=home_path, mongo_uri=uri, db_name=name, as_of=as_of_from_env(env))
+        currency = (env.get(ENV_CURRENCY) or "").strip()
+        if len(currency) > 8:
+            raise ConfigError(f"currency {currency!r} is too long; use a symbol such as $ or a code such as USD "
+                              "(CUSTSCORE_CURRENCY)")
+        return cls(home=home_path, mongo_uri=uri, db_name=name, as_of=as_of_from_env(env), currency=currency)
 
     def clock(self, as_of: str | dt.date | None = None) -> Clock:
         """The as-of clock: ``as_of`` (the ``--as-of`` flag) over ``CUSTSCORE_AS_OF`` over the wall clock."""

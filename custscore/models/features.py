@@ -351,8 +351,24 @@ def _counted(name: str, value: float) -> str:
     return one if n == 1 else many.format(n=f"{n:,}")
 
 
-def describe(name: str, value) -> str:
-    """A feature value in plain words, e.g. ``describe("recency_days", 120) == "last purchase 120 days ago"``."""
+MONEY = {"income": "income {m}", "spend_total": "spent {m} in all", "spend_mean": "average order {m}",
+         "spend_std": "order values vary by {m}", "spend_per_month": "spends {m} a month"}
+
+
+def money(amount: float, currency: str = "", decimals: int = 0) -> str:
+    """An amount with the currency: a symbol before it (``$91``), a code after it (``91 USD``), else bare."""
+    text = f"{amount:,.{decimals}f}"
+    if not currency:
+        return text
+    return f"{currency}{text}" if len(currency) == 1 else f"{text} {currency}"
+
+
+def describe(name: str, value, currency: str = "") -> str:
+    """A feature value in plain words, e.g. ``describe("recency_days", 120) == "last purchase 120 days ago"``.
+
+    ``currency`` (``Settings.currency``) is put on money: ``describe("spend_per_month", 91, "$") == "spends $91 a
+    month"``.
+    """
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if name == "recency_days" and missing:
         return "no purchase yet"
@@ -366,6 +382,8 @@ def describe(name: str, value) -> str:
         return f"buying {ratio:.1f}x as often in the last {window} days as before"
     if name in _COUNTS:
         return _counted(name, float(value))
+    if name in MONEY:
+        return MONEY[name].format(m=money(float(value), currency, 2 if name == "spend_mean" else 0))
     if name == "overdue_ratio" and float(value) < 0.1:
         return "last order well within the usual gap"  # not "0.0x the usual gap"
     if name in _UNITS:

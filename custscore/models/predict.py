@@ -9,6 +9,7 @@ the probability is at least ``t``, ``medium`` from ``t / 2``, else ``low``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -63,10 +64,11 @@ def production_versions(store: Store) -> dict[str, str]:
 class ProductionModels:
     """Loaded, verified production models (churn, satisfaction, segment - whichever are promoted)."""
 
-    def __init__(self, loaded: dict[str, registry.LoadedModel], seed: int = 0):
+    def __init__(self, loaded: dict[str, registry.LoadedModel], seed: int = 0, currency: str = ""):
         if not loaded:
             raise ModelError("no production model is registered; train one with `custscore train --task all`")
         self.loaded = loaded
+        self.currency = currency  # how money reads in reasons (Settings.currency)
         self.explainers = {}
         for task, model in loaded.items():
             extra = model.manifest.get("extra") or {}
@@ -133,7 +135,7 @@ class ProductionModels:
         out = {}
         for task, e in explanations.items():
             cols = e.feature_names
-            out[task] = XP.top_reasons(e, X[cols], k=k, describe=F.describe, target_phrase=PHRASES.get(task, task))
+            out[task] = XP.top_reasons(e, X[cols], k=k, describe=functools.partial(F.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
         return out
 
     def score_documents(self, customers: list[dict], events: pd.DataFrame, now: dt.datetime,
@@ -202,4 +204,4 @@ def load_production(store: Store, settings: Settings, tasks: tuple[str, ...] = T
     """
     versions = production_versions(store)
     loaded = {t: registry.load_model(store, settings, t) for t in tasks if t in versions}
-    return ProductionModels(loaded)
+    return ProductionModels(loaded, currency=settings.currency)

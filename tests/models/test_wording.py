@@ -36,3 +36,20 @@ def test_drift_buckets_use_thousands_separators_not_exponents():
     profile = reference_profile(frame)["features"]["income"]
     row = psi_row("feature", "income", profile, frame["income"].head(50))
     assert "e+0" not in row["bucket"] and "," in row["bucket"]
+
+
+@pytest.mark.parametrize(("currency", "text"), [("", "spends 91 a month"), ("$", "spends $91 a month"),
+                                                ("EUR", "spends 91 EUR a month")])
+def test_money_carries_the_currency_setting(currency, text):
+    assert describe("spend_per_month", 91.3, currency) == text
+
+
+def test_the_currency_is_a_setting(tmp_path):
+    from custscore.config import Settings
+    from custscore.errors import ConfigError
+
+    assert Settings.build(home=tmp_path, environ={}).currency == ""
+    assert Settings.build(home=tmp_path, environ={"CUSTSCORE_CURRENCY": " € "}).currency == "€"
+    assert describe("spend_mean", 12.5, "€") == "average order €12.50"
+    with pytest.raises(ConfigError, match="currency 'dollars and cents' is too long"):
+        Settings.build(home=tmp_path, environ={"CUSTSCORE_CURRENCY": "dollars and cents"})
