@@ -290,10 +290,38 @@ def _record(store: Store, task: str, version: str) -> dict:
     return doc
 
 
+def _version_dir(settings: Settings, record: dict) -> Path:
+    """The version directory a registry record names, refused unless it resolves inside the models root.
+
+    Every value comes from the database, which another program may have written: the task and
+    version must match their patterns, and the resolved path (symlinks followed) must stay under
+    ``home/models/<task>/``, so a record can never make custscore read or deserialise a file elsewhere.
+    """
+    task, version = str(record.get("task")), str(record.get("version"))
+    if not VERSION_RE.match(version):
+        raise ArtifactIntegrityError(f"registry record {record.get('_id')!r} has an unsafe version {version[:80]!r}; "
+                                     "it is not loaded (versions look like 20240531-140300-0a1b2c)")
+    root = _task_dir(settings, task).resolve()
+    directory = (root / version).resolve()
+    if directory.parent != root:
+        raise ArtifactIntegrityError(f"model {task} {version}: its folder resolves to {directory}, outside {root} "
+                                     "(a symlink?); it is not loaded")
+    return directory
+
+
+def _inside(directory: Path, name: str, where: str) -> Path:
+    """``directory / name``, refused unless it resolves (symlinks followed) to a file directly inside ``directory``."""
+    file = (directory / str(name)).resolve()
+    if file.parent != directory:
+        raise ArtifactIntegrityError(f"{where}: artifact {str(name)[:80]!r} resolves outside {directory}; "
+                                     "it is not loaded")
+    return file
+
+
 def _verify(settings: Settings, record: dict) -> dict:
     """Check manifest and artifacts of a version against its record; return the manifest."""
     task, version = record["task"], record["version"]
-    directory = _task_dir(settings, task) / version
+    directory = _version_dir(settings, record)
     where = f"model {task} {version}"
     path = directory / MANIFEST
     if not path.is_file():
@@ -307,7 +335,7 @@ def _verify(settings: Settings, record: dict) -> dict:
     if manifest.get("task") != task or manifest.get("version") != version or manifest.get("artifacts") != recorded:
         raise ArtifactIntegrityError(f"{where}: {path} disagrees with the registry record; {_fix(task)}")
     for name, entry in manifest["artifacts"].items():
-        file = directory / name
+        file = _inside(directory, name, where)
         if not file.is_file():
             raise ArtifactIntegrityError(f"{where}: artifact {file} is missing; {_fix(task)}")
         if file.stat().st_size != entry["bytes"] or artifacts.sha256_file(file) != entry["sha256"]:
@@ -355,7 +383,10 @@ def load_model(store: Store, settings: Settings, task: str, version: str = PRODU
         saved = manifest.get("libraries", {}).get(name)
         if saved and current.get(name) and saved != current[name]:
             log.warning("model %s %s was saved with %s %s, running %s", task, version, name, saved, current[name])
-    directory = _task_dir(settings, task) / version
+    directory = _version_dir(settings, record)
+    for name in artifacts.LAYOUT_FILES.values():  # what the layout opens, symlinks included
+        if (directory / name).exists():
+            _inside(directory, name, f"model {task} {version}")
     try:
         pipeline = artifacts.load(directory, manifest["layout"])
     except ModelError:
