@@ -217,3 +217,29 @@ def test_the_live_panel_shows_the_stale_scores_and_the_clock(store):
             if line.count("│") == 3}
     assert rows["stale scores"] == "0 older than 1d (3 re-scored)"
     assert rows["clock"] == "as of 2025-03-04 09:00"
+
+
+def test_a_running_worker_rescores_quiet_customers_between_feed_batches(store):
+    import threading
+
+    ids = customers(store, 3)
+    clock, models = FakeClock(START), RecencyModels()
+    worker(store, models, clock).run_once()
+    before = score_of(store, ids[0])["churn_probability"]
+    clock.advance(days=120)
+    w = worker(store, models, clock, max_age="1d", sweep_interval_s=0.0)
+    stop, swept = threading.Event(), threading.Event()
+
+    def on_batch(stats):
+        if stats.swept >= 3:
+            swept.set()
+
+    thread = threading.Thread(target=w.run, args=(stop, on_batch))
+    thread.start()
+    try:
+        assert swept.wait(30), w.stats
+    finally:
+        stop.set()
+        thread.join(30)
+    assert score_of(store, ids[0])["churn_probability"] > before
+    assert w.stats.swept == 3 and w.stats.stale == 0
