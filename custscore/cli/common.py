@@ -39,6 +39,17 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 MAX_PROBLEMS_SHOWN = 10
 
 
+def wait_for_locks(store: Store) -> None:
+    """Long-running commands: wait for a write lock another process holds, saying so, instead of failing."""
+    from custscore.store.locking import wait_for_write_lock
+
+    def say(waited: float) -> None:
+        err_console.print(f"[yellow]waiting for the store's write lock, held by another process "
+                          f"({waited:.0f} s so far)[/]", highlight=False)
+
+    wait_for_write_lock(store, say)
+
+
 def _fail(message: str) -> typer.Exit:
     err_console.print(f"[bold red]Error:[/] {redact(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)

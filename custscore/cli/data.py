@@ -25,6 +25,7 @@ from custscore.cli.common import (
     app,
     console,
     err_console,
+    wait_for_locks,
     warn_if_stale,
 )
 from custscore.clock import now as clock_now
@@ -66,6 +67,8 @@ def simulate(
     if customers == 0 and not stream:
         raise _fail("--customers 0 writes nothing; give a positive count or add --stream")
     with _user_errors(), _open(ctx) as store:
+        if stream:
+            wait_for_locks(store)  # a held write lock pauses the stream; it does not stop it
         if customers:
             config = SimulationConfig(
                 customers, seed=seed, end=_parse_end(end), days=days,

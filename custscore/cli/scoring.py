@@ -29,6 +29,7 @@ from custscore.cli.common import (
     console,
     err_console,
     print_score,
+    wait_for_locks,
     warn_if_stale,
 )
 from custscore.config import Settings
@@ -103,6 +104,8 @@ def score(
         raise _fail("choose one of --watch and --once")
     settings: Settings = ctx.obj
     with _user_errors(), _open(ctx) as store:
+        if watch:
+            wait_for_locks(store)  # a held write lock pauses the worker; it does not stop it
         clock = _clock(ctx, as_of)
         worker = make_worker(store, settings, batch_size=batch_size, max_wait_ms=max_wait_ms, workers=workers,
                              worker_index=worker_index, clock=clock, max_age=parse_age(max_age))

@@ -17,17 +17,18 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from custscore.errors import InputError, StoreError, StoreUnavailable
+from custscore.errors import InputError, StoreBusy, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,120}$")
-BUSY_TIMEOUT_S = 60.0
+BUSY_TIMEOUT_S = 60.0  # how long a one-shot command waits for another process's write lock
+WAIT_FIRST_S, WAIT_LONGEST_S = 1.0, 30.0  # long-running processes: first and longest wait between reports
 
 
 def table_name(collection: str) -> str:
@@ -62,6 +63,8 @@ class SQLiteEngine:
         self._depth = 0
         self._indexes: dict[str, dict[str, str]] = {}
         self._schema_version = -1
+        # set by store.locking.wait_for_write_lock: long-running processes wait for a held lock instead of failing
+        self.lock_wait: Callable[[float], None] | None = None
         try:
             self.conn = sqlite3.connect(
                 target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -91,7 +94,7 @@ class SQLiteEngine:
         """A write transaction; nested calls join the outermost one."""
         with self._lock:
             if self._depth == 0:
-                self._execute_mapped("BEGIN IMMEDIATE")
+                self._begin()
             self._depth += 1
             try:
                 yield self.conn
@@ -122,6 +125,28 @@ class SQLiteEngine:
                 yield self.conn
             finally:
                 self.conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``: wait for another process's write lock, up to BUSY_TIMEOUT_S, or for
+        good with growing waits (each reported to ``lock_wait``) when ``lock_wait`` is set."""
+        waited, attempt = 0.0, WAIT_FIRST_S
+        while True:
+            if self.lock_wait is not None:
+                self.conn.execute(f"PRAGMA busy_timeout={int(attempt * 1000)}")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"embedded store refused a write ({exc})") from exc
+                if self.lock_wait is None:
+                    raise StoreBusy(
+                        f"the embedded store {self.path} is locked by another process that is writing to it "
+                        f"(waited {BUSY_TIMEOUT_S:g} s); try again when it has finished"
+                    ) from exc
+            waited += attempt
+            self.lock_wait(waited)
+            attempt = min(attempt * 2, WAIT_LONGEST_S)
 
     def _execute_mapped(self, sql: str) -> None:
         try:
