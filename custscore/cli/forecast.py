@@ -32,11 +32,10 @@ def render_demand_leaderboard(result: Any) -> None:
 def run_demand(ctx: typer.Context, by: str, freq: str, horizon: int | None, windows: int = 3,
                families: str | None = None, select: str = "global") -> Any:
     """Train demand forecasts for ``train --task demand`` and print the leaderboard."""
-    from custscore.forecast.families import DEFAULT_FAMILIES
     from custscore.forecast.production import DemandOptions, train_demand
 
     options = DemandOptions(by=by, freq=freq, horizon=horizon, windows=windows, select=select,
-                            families=tuple(f.strip() for f in families.split(",")) if families else DEFAULT_FAMILIES)
+                            families=tuple(f.strip() for f in families.split(",")) if families else None)
     with _user_errors(), _open(ctx) as store:
         result = train_demand(store, options)
     render_demand_leaderboard(result)

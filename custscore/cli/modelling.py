@@ -81,13 +81,14 @@ def train(
     horizon: Annotated[int | None, typer.Option("--horizon", help="Churn: days after the cutoff without a purchase "
                                                                    "(default 90). Demand: periods to forecast "
                                                                    "(default 28 D, 8 W, 3 M).")] = None,
-    by: Annotated[str, typer.Option("--by", help="Demand: series per product, category, store or a crossing "
-                                                 "such as product,store.")] = "product",
+    by: Annotated[str, typer.Option("--by", help="Demand: series per product, category, store, total or a "
+                                                 "crossing such as product,store.")] = "category",
     freq: Annotated[str, typer.Option("--freq", help="Demand: D (days), W (weeks) or M (months).")] = "D",
     seed: Annotated[int, typer.Option("--seed", help="Random seed for splits and models.")] = 0,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Register winners without promoting them.")] = False,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated families to try (default: all): "
-                                                                 "linear,tree,forest,gboost,xgboost,mlp,voting,stacking.")] = None,
+                                                                 "linear,tree,forest,gboost,xgboost,mlp,voting,stacking; "
+                                                                 "demand: seasonal_naive,ets,arima,tsb,sarimax,global_gbm.")] = None,
 ) -> None:
     """Train and compare every model family per task, explain the winner with SHAP and register it.
 
@@ -136,7 +137,7 @@ def train(
         from custscore.cli.forecast import run_demand
 
         try:
-            run_demand(ctx, by, freq, horizon if task == "demand" else None)
+            run_demand(ctx, by, freq, horizon if task == "demand" else None, families=models if task == "demand" else None)
         except typer.Exit:
             if task == "demand":
                 raise

@@ -24,7 +24,7 @@ import pandas as pd
 
 from custscore.errors import InputError
 from custscore.forecast import metrics
-from custscore.forecast.families import DEFAULT_FAMILIES, FAMILIES, Context, Forecast, Oracle, make_family
+from custscore.forecast.families import FAMILIES, Context, Forecast, Oracle, default_families, make_family
 from custscore.forecast.series import Panel, clip_outliers, period_range
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _aggregate(per: pd.DataFrame) -> dict:
             "cov80": per["in80"].sum() / per["n"].sum(), "cov95": per["in95"].sum() / per["n"].sum()}
 
 
-def run_backtest(panel: Panel, families: Sequence[str] = DEFAULT_FAMILIES, horizon: int = 28, windows: int = 3,
+def run_backtest(panel: Panel, families: Sequence[str] | None = None, horizon: int = 28, windows: int = 3,
                  select: str = "global", clip: bool = True, oracle: bool | None = None,
                  on_family: Callable[[str], None] | None = None) -> BacktestResult:
     """Backtest ``families`` on ``panel`` over rolling origins and choose by MASE.
@@ -110,6 +110,7 @@ def run_backtest(panel: Panel, families: Sequence[str] = DEFAULT_FAMILIES, horiz
     -------
     BacktestResult
     """
+    families = tuple(families or default_families())
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise InputError(f"--families {unknown[0]!r} is not known; use some of {', '.join(FAMILIES)}")

@@ -355,9 +355,29 @@ FAMILIES = {
     "sarimax": Sarimax,
     "global_gbm": GlobalBoosted,
 }
+STATSFORECAST = ("ets", "arima", "tsb")
+
+
+def statsforecast_available() -> bool:
+    """Whether the optional statsforecast package (``pip install custscore[forecast]``) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("statsforecast") is not None
+
+
+def default_families() -> tuple[str, ...]:
+    """Seasonal naive, ETS and TSB (when statsforecast is installed) and the global boosted model."""
+    local = ("ets", "tsb") if statsforecast_available() else ()
+    return ("seasonal_naive", *local, "global_gbm")
+
+
 DEFAULT_FAMILIES = ("seasonal_naive", "ets", "tsb", "global_gbm")
 
 
 def make_family(name: str):
     """A fresh forecaster by family name."""
+    if name in STATSFORECAST and not statsforecast_available():
+        from custscore.errors import InputError
+
+        raise InputError(f"family {name!r} needs statsforecast; install it with: pip install 'custscore[forecast]'")
     return FAMILIES[name]()

@@ -21,7 +21,7 @@ import pandas as pd
 
 from custscore.errors import InputError
 from custscore.forecast.backtest import BacktestResult, context_at, run_backtest
-from custscore.forecast.families import DEFAULT_FAMILIES, Forecast, make_family
+from custscore.forecast.families import Forecast, default_families, make_family
 from custscore.forecast.series import KEY_SEP, Panel, check_freq, load_panel, parse_by
 from custscore.store.base import Store
 from custscore.store.schema import FORECASTS
@@ -35,11 +35,11 @@ DEFAULT_HORIZON = {"D": 28, "W": 8, "M": 3}
 class DemandOptions:
     """What ``train --task demand`` does."""
 
-    by: str = "product"
+    by: str = "category"
     freq: str = "D"
     horizon: int | None = None  # default per frequency: 28 days, 8 weeks, 3 months
     windows: int = 3
-    families: Sequence[str] = DEFAULT_FAMILIES
+    families: Sequence[str] | None = None  # default: families.default_families()
     select: str = "global"
     as_of: dt.datetime | None = None
     clip: bool = True
@@ -126,7 +126,7 @@ def train_demand(store: Store, options: DemandOptions | None = None,
     by, freq = parse_by(options.by), check_freq(options.freq)
     horizon = horizon_for(freq, options.horizon)
     panel = load_panel(store, by, freq, as_of=options.as_of)
-    result = run_backtest(panel, options.families, horizon, options.windows, options.select, options.clip,
+    result = run_backtest(panel, options.families or default_families(), horizon, options.windows, options.select, options.clip,
                           oracle=False, on_family=on_family)
     as_of = options.as_of or (panel.periods[-1] + pd.tseries.frequencies.to_offset(
         {"D": "D", "W": "W-MON", "M": "MS"}[freq]) - pd.Timedelta(seconds=1)).to_pydatetime()

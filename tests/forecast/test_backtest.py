@@ -7,11 +7,11 @@ import pytest
 
 from custscore.errors import InputError
 from custscore.forecast.backtest import context_at, run_backtest
-from custscore.forecast.families import GlobalBoosted, SeasonalNaive
+from custscore.forecast.families import GlobalBoosted, SeasonalNaive, statsforecast_available
 from custscore.forecast.series import Panel, from_frame
 from custscore.simulator.stores import DemandConfig, simulate_demand
 
-FAMILIES = ("seasonal_naive", "tsb", "global_gbm")
+FAMILIES = ("seasonal_naive", *(("tsb",) if statsforecast_available() else ()), "global_gbm")
 
 
 @pytest.fixture(scope="module")
