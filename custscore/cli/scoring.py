@@ -296,7 +296,8 @@ def dead_letters(
 
     Example: custscore dead-letters --retry
     """
-    from custscore.scorer.deadletters import list_dead_letters, retry_dead_letters
+    from custscore.scorer.deadletters import list_dead_letters
+    from custscore.scorer.retry import retry_dead_letters
 
     settings: Settings = ctx.obj
     with _user_errors(), _open(ctx) as store:

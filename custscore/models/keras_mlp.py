@@ -15,19 +15,23 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-
-# Set before TensorFlow is first imported, or its C++ start-up chatter reaches the user's terminal.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 logger = logging.getLogger(__name__)
 
 _PREDICT_CHUNK = 16384
 
 
-def _keras():
-    """Import Keras (TensorFlow backend) on first use and make its ops deterministic."""
+def import_keras():
+    """Import Keras (TensorFlow backend) on first use and make its ops deterministic.
+
+    The environment is set here, at first use and not when this module is imported, and only where the user
+    has not set it: TensorFlow reads it once, when it is first imported, and would otherwise print its C++
+    start-up chatter to the user's terminal.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
     try:
@@ -39,7 +43,7 @@ def _keras():
     return keras
 
 
-def build_network(n_features, hidden, dropout, learning_rate, task):
+def build_network(n_features, hidden, dropout, learning_rate, task, seed=None):
     """Build and compile the dense network shared by the wrappers and the tuner.
 
     Parameters
@@ -54,24 +58,34 @@ def build_network(n_features, hidden, dropout, learning_rate, task):
         Adam learning rate.
     task : {"regression", "classification"}
         Regression gets one linear output and MSE; classification one sigmoid output and binary cross-entropy.
+    seed : int, optional
+        Seeds the initial weights and the dropout masks of this network only (Keras' global generators are
+        left alone); None draws them from Keras' global generator.
 
     Returns
     -------
     keras.Model
     """
-    keras = _keras()
+    keras = import_keras()
+    seeds = iter(range(int(seed) * 1000, int(seed) * 1000 + 1000)) if seed is not None else None
+
+    def dense(units, **kwargs):
+        if seeds is not None:
+            kwargs["kernel_initializer"] = keras.initializers.GlorotUniform(seed=next(seeds))
+        return keras.layers.Dense(units, **kwargs)
+
     layers = [keras.Input(shape=(int(n_features),))]
     for units in hidden:
         if int(units) <= 0:
             continue
-        layers.append(keras.layers.Dense(int(units), activation="relu"))
+        layers.append(dense(int(units), activation="relu"))
         if dropout:
-            layers.append(keras.layers.Dropout(float(dropout)))
+            layers.append(keras.layers.Dropout(float(dropout), seed=None if seeds is None else next(seeds)))
     if task == "classification":
-        layers.append(keras.layers.Dense(1, activation="sigmoid"))
+        layers.append(dense(1, activation="sigmoid"))
         loss = "binary_crossentropy"
     else:
-        layers.append(keras.layers.Dense(1))
+        layers.append(dense(1))
         loss = "mse"
     model = keras.Sequential(layers)
     # Several batches per graph call: for a network this small, per-step Python overhead dominates training time.
@@ -125,22 +139,42 @@ class _KerasMLPBase(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def _sample_weight(self, sample_weight, n):
+        """``sample_weight`` as float64 of shape (n,), or None; ValueError when it cannot weigh anything."""
+        if sample_weight is None:
+            return None
+        sw = np.asarray(sample_weight, dtype=np.float64)
+        if sw.ndim == 0:
+            sw = np.full(n, float(sw))
+        if sw.shape != (n,):
+            raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)")
+        if not np.any(sw > 0):
+            raise ValueError("sample_weight is all zero (or negative); there is nothing to fit")
+        return sw
+
     def _fit_network(self, X, target, sample_weight, stratify_on):
-        keras = _keras()
-        keras.utils.set_random_seed(int(self.random_state))
-        train_idx, val_idx = validation_split(stratify_on, self.validation_fraction, self.random_state,
+        # Seeded locally (weights, dropout, the per-epoch shuffle): fitting never reseeds the process's generators.
+        keras = import_keras()
+        import tensorflow as tf
+
+        seed = int(self.random_state)
+        train_idx, val_idx = validation_split(stratify_on, self.validation_fraction, seed,
                                               stratify=self._task == "classification")
-        self.model_ = build_network(X.shape[1], self.hidden, self.dropout, self.learning_rate, self._task)
+        self.model_ = build_network(X.shape[1], self.hidden, self.dropout, self.learning_rate, self._task, seed=seed)
         monitor = "val_loss" if val_idx is not None else "loss"
         stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=int(self.patience), restore_best_weights=True)
         sw = None if sample_weight is None else sample_weight.astype("float32")
-        val_data = None
-        if val_idx is not None:
-            val_data = (X[val_idx], target[val_idx]) if sw is None else (X[val_idx], target[val_idx], sw[val_idx])
+
+        def batches(idx, shuffle):
+            parts = (X[idx], target[idx]) if sw is None else (X[idx], target[idx], sw[idx])
+            data = tf.data.Dataset.from_tensor_slices(parts)
+            if shuffle:
+                data = data.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
+            return data.batch(int(self.batch_size))
+
         history = self.model_.fit(
-            X[train_idx], target[train_idx], sample_weight=None if sw is None else sw[train_idx],
-            validation_data=val_data, epochs=int(self.epochs), batch_size=int(self.batch_size),
-            shuffle=True, callbacks=[stop], verbose=self.verbose,
+            batches(train_idx, shuffle=True), validation_data=None if val_idx is None else batches(val_idx, False),
+            epochs=int(self.epochs), callbacks=[stop], verbose=self.verbose,
         )
         self.n_epochs_ = len(history.history["loss"])
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -167,7 +201,7 @@ class _KerasMLPBase(BaseEstimator):
         blob = state.pop("_model_keras_bytes", None)
         super().__setstate__(state)
         if blob is not None:
-            keras = _keras()
+            keras = import_keras()
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "model.keras"
                 path.write_bytes(blob)
@@ -189,7 +223,7 @@ class KerasMLPRegressor(RegressorMixin, _KerasMLPBase):
         self.y_mean_ = float(y.mean())
         self.y_scale_ = float(y.std()) or 1.0
         target = ((y - self.y_mean_) / self.y_scale_).astype(np.float32)
-        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        sw = self._sample_weight(sample_weight, len(y))
         self._fit_network(X, target, sw, stratify_on=target)
         return self
 
@@ -227,14 +261,16 @@ class KerasMLPClassifier(ClassifierMixin, _KerasMLPBase):
     def fit(self, X, y, sample_weight=None):
         """Fit on preprocessed numeric ``X`` and binary ``y``; returns self."""
         X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:
-            raise ValueError(f"KerasMLPClassifier is binary; y has {len(self.classes_)} classes {list(self.classes_)}")
+            raise ValueError(f"Only binary classification is supported. KerasMLPClassifier got {len(self.classes_)} "
+                             f"classes {list(self.classes_)}")
         weights = None
         if self.class_weight is not None:
             weights = compute_sample_weight(self.class_weight, y)
-        if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+        sw = self._sample_weight(sample_weight, len(y))
+        if sw is not None:
             weights = sw if weights is None else weights * sw
         self._fit_network(X, encoded.astype(np.float32), weights, stratify_on=encoded)
         return self
@@ -246,4 +282,10 @@ class KerasMLPClassifier(ClassifierMixin, _KerasMLPBase):
 
     def predict(self, X):
         """Most likely class label (probability of ``classes_[1]`` >= 0.5)."""
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        positive = self.predict_proba(X)[:, 1] >= 0.5  # first: it raises NotFittedError before fit
+        return self.classes_[positive.astype(int)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags

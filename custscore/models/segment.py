@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from custscore.errors import InputError
 from custscore.models import features as feats
+from custscore.models.log_transform import ClippedLog1p
 from custscore.models.segment_names import name_segments, segment_percentiles
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,6 @@ CAT_WEIGHT = 2.0
 SILHOUETTE_SAMPLE = 5000
 N_INIT = 5
 MIN_LEAF = 20
-
-
-def _log1p_masked(X, mask=()):
-    """log1p (clipped at 0) of the columns flagged in ``mask``; others unchanged."""
-    X = np.array(X, dtype=float, copy=True)
-    cols = np.asarray(mask, dtype=bool)
-    if cols.any():
-        X[:, cols] = np.log1p(np.clip(X[:, cols], 0.0, None))
-    return X
 
 
 def _weight(X, w=1.0):
@@ -97,8 +89,12 @@ class SegmentModel(BaseEstimator):
         Columns used, split by kind; numeric columns log1p-transformed before scaling.
     k_ : int
         Number of segments chosen (best silhouette in ``k_range`` unless ``k`` is given).
+    k_rule_ : str
+        How ``k_`` was chosen: "best silhouette" or "forced by k".
     kmeans_ : Pipeline
-        "prep" (impute, log1p, scale, one-hot) + "model" (KMeans); segment ids are ordered by size, 0 = largest.
+        "prep" (impute, log1p, scale, one-hot) + "model" (KMeans, in its own cluster numbering).
+    segment_of_cluster_ : ndarray of int
+        Segment id of each KMeans cluster; segment ids are ordered by size, 0 = largest.
     labels_ : ndarray
         K-Means segment of each training row.
     tree_ : Pipeline
@@ -169,17 +165,18 @@ class SegmentModel(BaseEstimator):
             fitted[k] = km
             log.debug("k=%d inertia=%.0f silhouette=%.3f", k, km.inertia_, sil)
         self.k_table_ = pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "davies_bouldin"])
-        self.k_ = int(self.k) if self.k is not None else int(
-            self.k_table_.loc[self.k_table_["silhouette"].idxmax(), "k"])
+        if self.k is not None:
+            self.k_, self.k_rule_ = int(self.k), "forced by k"
+        else:
+            self.k_ = int(self.k_table_.loc[self.k_table_["silhouette"].idxmax(), "k"])
+            self.k_rule_ = "best silhouette"
         km = fitted[self.k_]
-        # Renumber by size so segment ids are stable and meaningful (0 = largest).
+        # Renumber by size so segment ids are stable and meaningful (0 = largest); KMeans keeps its own numbering.
         order = np.argsort(-np.bincount(km.labels_, minlength=self.k_), kind="stable")
-        remap = np.empty_like(order)
-        remap[order] = np.arange(self.k_)
-        km.cluster_centers_ = km.cluster_centers_[order]
-        km.labels_ = remap[km.labels_]
+        self.segment_of_cluster_ = np.empty_like(order)
+        self.segment_of_cluster_[order] = np.arange(self.k_)
         self.kmeans_ = Pipeline([("prep", prep), ("model", km)])
-        self.labels_ = km.labels_.copy()
+        self.labels_ = self.segment_of_cluster_[km.labels_]
         self.tree_ = Pipeline([("prep", self._tree_prep()),
                                ("model", DecisionTreeClassifier(max_depth=self.tree_max_depth,
                                                                 min_samples_leaf=MIN_LEAF, random_state=self.seed))])
@@ -235,7 +232,7 @@ class SegmentModel(BaseEstimator):
         if self.numeric_:
             parts.append(("num", Pipeline([
                 ("impute", SimpleImputer(strategy="median")),
-                ("log", FunctionTransformer(_log1p_masked, kw_args={"mask": mask}, feature_names_out="one-to-one")),
+                ("log", ClippedLog1p(columns=mask)),
                 ("scale", StandardScaler())]), self.numeric_))
         if self.categorical_:
             parts.append(("cat", Pipeline([
@@ -290,8 +287,10 @@ class SegmentModel(BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Segment id of each row through the decision tree (the path for new customers; NaNs are imputed)."""
-        return self.tree_.predict(self._select(X))
+        X = self._select(X)  # first: it raises NotFittedError before fit
+        return self.tree_.predict(X)
 
     def predict_kmeans(self, X: pd.DataFrame) -> np.ndarray:
         """Segment id of each row by nearest K-Means centroid."""
-        return self.kmeans_.predict(self._select(X))
+        X = self._select(X)
+        return self.segment_of_cluster_[self.kmeans_.predict(X)]

@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from custscore.errors import ConfigError
 from custscore.models.evaluate import PRIMARY_METRIC, SCORING, openmp_single_thread
-from custscore.models.keras_mlp import build_network, validation_split
+from custscore.models.keras_mlp import build_network, import_keras, validation_split
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _prepare(pipeline, X_tr, y_tr, X_val):
 
 
 def _tune_mlp(pipeline, X, y, kind, budget_seconds, seed, start):
-    import keras
+    keras = import_keras()  # before keras_tuner, which imports Keras itself
     import keras_tuner as kt
 
     model = pipeline.named_steps["model"]

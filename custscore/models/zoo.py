@@ -25,13 +25,14 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
 from custscore.errors import ConfigError
 from custscore.models import customer_base_family as CBF
 from custscore.models.keras_mlp import KerasMLPClassifier, KerasMLPRegressor
+from custscore.models.log_transform import ClippedLog1p
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +54,6 @@ FAMILY_NOTES = {
     "stacking": "learns how to weigh its members; best accuracy at the highest fit cost, least transparent",
     "bgnbd": CBF.NOTE,
 }
-
-
-def _log1p_columns(X, idx=()):
-    """log1p on the given column positions after clipping them at 0 (negative amounts are refunds, not sizes)."""
-    X = np.array(X, dtype=np.float64, copy=True)
-    if len(idx):
-        X[:, idx] = np.log1p(np.clip(X[:, idx], 0.0, None))
-    return X
 
 
 def make_preprocessor(numeric, categorical, log_cols=(), customer_base_horizon=None):
@@ -90,8 +83,7 @@ def make_preprocessor(numeric, categorical, log_cols=(), customer_base_horizon=N
     num_steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
     if log_cols:
         idx = [numeric.index(c) for c in log_cols]
-        num_steps.append(("log", FunctionTransformer(_log1p_columns, kw_args={"idx": idx},
-                                                     feature_names_out="one-to-one")))
+        num_steps.append(("log", ClippedLog1p(columns=idx)))
     num_steps.append(("scale", StandardScaler()))
     cat = Pipeline([
         ("impute", SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True)),

@@ -1,6 +1,6 @@
 """Score a set of customers end to end: read, check, predict and explain, write once.
 
-Used by the worker for every micro-batch, by ``retry_dead_letters`` and by
+Used by the worker for every micro-batch, by ``retry.retry_dead_letters`` and by
 ``insert --wait`` when it scores inline.
 """
 

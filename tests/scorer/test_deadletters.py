@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custscore.config import Settings
-from custscore.scorer.deadletters import list_dead_letters, retry_dead_letters
+from custscore.scorer.deadletters import list_dead_letters
+from custscore.scorer.retry import retry_dead_letters
 from custscore.scorer.worker import Worker
 from custscore.store import open_store
 from custscore.store.schema import CUSTOMERS, DEAD_LETTERS
