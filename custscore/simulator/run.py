@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from custscore.errors import InputError
+from custscore.errors import InputError, LimitExceeded
 from custscore.simulator.generate import SimulationConfig, simulate, simulate_stream_tick
 from custscore.store.base import Store
 from custscore.store.loading import load_events, load_simulated, now
 from custscore.store.schema import COLLECTIONS, CUSTOMERS, ensure_schema
 
 log = logging.getLogger(__name__)
+MAX_CUSTOMERS = 2_000_000  # profiles are drawn up front: ~250 MB here; 100M would need 12 GB before any write
 EVENTS_PER_NEW_CUSTOMER = 3.0  # stream mix: purchases by existing customers per new signup
 
 
@@ -49,6 +50,12 @@ def run_simulation(
     interrupted run leaves whole batches only. ``replace=True`` empties the
     store first.
     """
+    if isinstance(config.n_customers, int) and config.n_customers > MAX_CUSTOMERS:
+        raise LimitExceeded(
+            f"--customers {config.n_customers:,} is more than the {MAX_CUSTOMERS:,} one simulate run may make "
+            "(every profile is drawn in memory first, about 125 bytes each, before batches are written); "
+            f"simulate at most {MAX_CUSTOMERS:,}, or load your own data with custscore ingest"
+        )
     try:
         config.validate()
         batches = simulate(config, batch_size)

@@ -137,3 +137,11 @@ def test_a_one_line_array_is_streamed_and_its_error_column_is_exact(monkeypatch)
     assert docs == [{"customer_id": f"C{i}"} for i in range(30)]
     column = broken.index('{"customer_id" 1}') + len('{"customer_id" ') + 1
     assert problem.field == f"input line 1 column {column}"
+
+
+def test_simulate_refuses_more_customers_than_it_can_hold_before_writing_anything(tmp_path):
+    from tests.security.cli_helpers import assert_one_red_line
+
+    result = cli(tmp_path, "simulate", "--customers", "100000000")
+    assert_one_red_line(result, "--customers 100,000,000 is more than the 2,000,000 one simulate run may make")
+    assert _stored(tmp_path) == []
