@@ -279,7 +279,9 @@ def _shap(models: list[dict], models_dir: Path | None, figs: _Figures) -> Sectio
             title = f"Global SHAP importance: {doc.get('task')} v{doc.get('version')}"
             s.add(figs.img(f"shap_{doc.get('task')}_v{doc.get('version')}", figs.lib.importance_bars(imp, title), title))
     pngs = sorted(Path(models_dir).rglob("*shap*.png"))[-6:] if models_dir and Path(models_dir).is_dir() else []
-    for png in pngs:
+    # calibration: the newest reliability diagram (before/after, test split) of each churn-like task
+    newest = {png.name: png for png in sorted(Path(models_dir).rglob("*_reliability.png"))} if pngs else {}
+    for png in [*pngs, *newest.values()]:
         uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
         s.add(f"<h3>{html.escape(png.name)}</h3><img src=\"{uri}\" alt=\"{html.escape(png.stem)}\">")
     if not s.parts:
