@@ -53,13 +53,27 @@ _FAST_OPS = {"$eq": lambda a, b: a == b, "$gt": lambda a, b: a > b, "$gte": lamb
              "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b}
 
 
-def _fast_condition(cond: Any) -> tuple[type, Callable[[Any], bool]] | None:
-    """A Python test for a condition whose operands are all str or all datetime, or None if there is none.
+_NUMBER = (int, float)
 
-    Only the unambiguous cases: when the stored value has the operands' type too, Mongo's comparison
-    is Python's. Other operators, operand types, arrays and missing fields go to mongomock.
+
+def _kind(value: Any) -> Any:
+    """The fast-path class of a value: str, datetime, number (int/float, not bool, not NaN), else None."""
+    t = type(value)
+    if t is str or t is dt.datetime:
+        return t
+    if (t is int or t is float) and value == value:
+        return _NUMBER
+    return None
+
+
+def _fast_condition(cond: Any) -> tuple[Any, Callable[[Any], bool]] | None:
+    """A Python test for a condition whose operands are all str, all datetime or all numbers, or None.
+
+    Only the unambiguous cases: when the stored value is of the operands' class too (a number that is
+    not NaN for numbers), Mongo's comparison is Python's. Other operators, operand types, arrays and
+    missing fields go to mongomock.
     """
-    kind = str if isinstance(cond, str) else dt.datetime if isinstance(cond, dt.datetime) else None
+    kind = _kind(cond)
     if kind is not None:
         return kind, lambda v: v == cond
     if not isinstance(cond, dict) or not cond:
@@ -68,24 +82,25 @@ def _fast_condition(cond: Any) -> tuple[type, Callable[[Any], bool]] | None:
     kinds = set()
     for op, arg in cond.items():
         if op == "$in" and isinstance(arg, list | tuple) and arg:
-            kinds.update(type(a) for a in arg)
-            if not kinds <= {str, dt.datetime}:
+            kinds.update(_kind(a) for a in arg)
+            if None in kinds:
                 return None
             members = frozenset(arg)
             tests.append(lambda v, m=members: v in m)
-        elif op in _FAST_OPS and isinstance(arg, str | dt.datetime):
-            kinds.add(type(arg))
+        elif op in _FAST_OPS and _kind(arg) is not None:
+            kinds.add(_kind(arg))
             tests.append(lambda v, f=_FAST_OPS[op], a=arg: f(v, a))
         else:
             return None
-    if len(kinds) != 1 or next(iter(kinds)) not in (str, dt.datetime):
+    if len(kinds) != 1 or None in kinds:
         return None
     return next(iter(kinds)), lambda v: all(t(v) for t in tests)
 
 
 def _matcher(spec: dict | None) -> Callable[[dict], bool]:
     """``doc -> bool`` for a filter, compiled once per query (the scorer's ``customer_id $in`` / ``ts $lte``
-    filters run per event document, where mongomock's engine cost more than reading the rows)."""
+    filters run per event document, and numeric filters on every row of a scan, where mongomock's engine
+    cost more than reading the rows)."""
     if not spec:
         return lambda doc: True
     fast = []
@@ -98,13 +113,32 @@ def _matcher(spec: dict | None) -> Callable[[dict], bool]:
     def match(doc: dict) -> bool:
         for key, kind, test in fast:
             value = doc.get(key)
-            if type(value) is not kind:
+            if _kind(value) is not kind:
                 return filtering.filter_applies(spec, doc)
             if not test(value):
                 return False
         return True
 
     return match
+
+
+def _by_id_updates(ops: Sequence[WriteOp]) -> list | None:
+    """The ``_id`` of each op when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct), else None."""
+    ids: list = []
+    for op in ops:
+        if type(op) is not UpdateOne or not isinstance(op.filter, dict) or len(op.filter) != 1:
+            return None
+        value = op.filter.get("_id", _MISSING)
+        if isinstance(value, dict) and set(value) == {"$eq"}:
+            value = value["$eq"]
+        if value is _MISSING or isinstance(value, dict | list | dt.datetime):
+            return None
+        ids.append(value)
+    keys = {planner.encode_id(i) for i in ids}
+    return ids if len(keys) == len(ids) else None
+
+
+_MISSING = object()
 
 
 def _matches(spec: dict | None, doc: dict) -> bool:
@@ -320,8 +354,52 @@ class EmbeddedCollection(Collection):
         self._engine.ensure_table(self.name)
         with self._engine.write() as conn:
             columns = self._engine.indexes(self.name)
+            by_id = _by_id_updates(ops)
+            if by_id is not None:
+                return self._bulk_by_id(conn, ops, by_id, columns)
             for op in ops:
                 result.add(self._apply(conn, op, columns))
+        return result
+
+    def _bulk_by_id(self, conn: sqlite3.Connection, ops: Sequence[WriteOp], ids: list, columns: dict[str, str]
+                    ) -> WriteResult:
+        """Updates/upserts of distinct ``_id`` values: one SELECT, apply in memory, one ``executemany``
+        per kind of write and one sequence bump (same effect as applying them one by one)."""
+        keys = [planner.encode_id(i) for i in ids]
+        stored: dict[bytes, bytes] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            stored.update(conn.execute(f'SELECT id, doc FROM "{self._table}" WHERE id IN ({",".join("?" * len(chunk))})',
+                                       chunk).fetchall())
+        result = WriteResult()
+        changed: list[tuple[bytes, dict | None, dict]] = []  # (key, current or None for an insert, new)
+        for op, key in zip(ops, keys, strict=True):
+            blob = stored.get(key)
+            if blob is None:
+                if op.upsert:
+                    changed.append((key, None, mql.apply_update(mql.upsert_seed(op.filter), op.update, is_insert=True)))
+                continue
+            current = bson.decode(blob)
+            new = mql.apply_update(current, op.update)
+            result.matched += 1
+            if new != current:
+                changed.append((key, current, new))
+        if not changed:
+            return result
+        first = self._engine.next_seq(len(changed))
+        updates, inserts = [], []
+        for n, (key, current, new) in enumerate(changed):
+            if current is None:
+                inserts.append(self._row(new, first + n, columns))
+                result.upserted_ids.append(inserts[-1][0])
+            else:
+                updates.append([first + n, _encode(new), *self._index_values(new, columns), key])
+                result.modified += 1
+        if updates:
+            sets = ", ".join(["seq = ?", "version = version + 1", "doc = ?", *(f"{c} = ?" for c in columns.values())])
+            conn.executemany(f'UPDATE "{self._table}" SET {sets} WHERE id = ?', updates)
+        if inserts:
+            self._insert_rows(conn, inserts, columns)
         return result
 
     def _apply(self, conn: sqlite3.Connection, op: WriteOp, columns: dict[str, str]) -> WriteResult:

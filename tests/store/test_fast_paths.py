@@ -1,0 +1,78 @@
+"""The embedded engine's fast paths (compiled numeric filters, batched writes by ``_id``) answer like mongomock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import mongomock
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from custscore.store.base import InsertOne, UpdateOne
+from custscore.store.embedded import EmbeddedStore
+
+numbers = st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.just(math.nan), st.booleans(),
+                    st.none(), st.just("2"), st.lists(st.integers(-2, 2), max_size=2))
+number_conditions = st.one_of(
+    st.integers(-3, 3), st.floats(-3, 3, allow_nan=False),
+    st.dictionaries(st.sampled_from(["$gt", "$gte", "$lt", "$lte", "$eq"]),
+                    st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False)), min_size=1, max_size=2),
+    st.builds(lambda vs: {"$in": vs}, st.lists(st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False)),
+                                               min_size=1, max_size=3)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(numbers, max_size=10), cond=number_conditions)
+def test_a_numeric_filter_on_a_field_without_index_matches_like_mongomock(values, cond):
+    coll = EmbeddedStore(None)["t"]
+    reference = mongomock.MongoClient().db.t
+    for i, value in enumerate(values):
+        coll.insert_one({"_id": i, "n": value})
+        reference.insert_one({"_id": i, "n": value})
+    query = {"n": cond}
+    assert sorted(d["_id"] for d in coll.find(query)) == sorted(d["_id"] for d in reference.find(query))
+
+
+def test_a_batch_of_updates_by_id_has_the_effect_of_applying_them_one_by_one():
+    one_by_one, batched = EmbeddedStore(None)["t"], EmbeddedStore(None)["t"]
+    for coll in (one_by_one, batched):
+        coll.create_index("k")
+        coll.insert_many([{"_id": i, "k": i, "v": 0} for i in range(5)])
+    ops = [UpdateOne({"_id": 1}, {"$set": {"v": 1, "k": 10}}),
+           UpdateOne({"_id": 2}, {"$set": {"v": 0}}),  # no change
+           UpdateOne({"_id": 9}, {"$set": {"v": 9}}),  # no match, no upsert
+           UpdateOne({"_id": 8}, {"$setOnInsert": {"v": 8}}, upsert=True),
+           UpdateOne({"_id": 3}, {"$setOnInsert": {"v": 3}}, upsert=True)]  # exists: nothing set
+    expected = [one_by_one.bulk_write([op]) for op in ops]
+    result = batched.bulk_write(ops)
+
+    assert (result.matched, result.modified, result.upserted_ids) == (
+        sum(r.matched for r in expected), sum(r.modified for r in expected), [8])
+    assert list(batched.find({}, sort=[("_id", 1)])) == list(one_by_one.find({}, sort=[("_id", 1)]))
+    assert [d["_id"] for d in batched.find({"k": 10})] == [1]  # the index column follows the update
+
+
+def test_a_batch_of_updates_moves_each_changed_document_once_in_the_change_feed():
+    store = EmbeddedStore(None)
+    coll = store["t"]
+    coll.insert_many([{"_id": i, "v": 0} for i in range(3)])
+    token = store.feed_position("t")
+    coll.bulk_write([UpdateOne({"_id": 2}, {"$set": {"v": 2}}), UpdateOne({"_id": 0}, {"$set": {"v": 0}}),
+                     UpdateOne({"_id": 1}, {"$set": {"v": 1}})])
+    changes = store.changes("t", after=token).changes
+    assert [(c.doc_id, c.operation, c.document["v"]) for c in changes] == [(2, "update", 2), (1, "update", 1)]
+
+
+@pytest.mark.parametrize("ops", [
+    [UpdateOne({"_id": 1}, {"$set": {"v": 1}}), UpdateOne({"_id": 1}, {"$inc": {"v": 1}})],  # same _id twice
+    [UpdateOne({"_id": 1}, {"$set": {"v": 1}}), InsertOne({"_id": 7, "v": 7})],  # mixed kinds
+])
+def test_batches_the_fast_path_cannot_take_still_apply_in_order(ops):
+    coll = EmbeddedStore(None)["t"]
+    coll.insert_many([{"_id": 1, "v": 0, "at": dt.datetime(2025, 1, 1)}])
+    coll.bulk_write(ops)
+    assert coll.find_one({"_id": 1})["v"] in (1, 2)
+    assert coll.find_one({"_id": 1})["v"] == (2 if len({type(o) for o in ops}) == 1 else 1)
