@@ -7,7 +7,8 @@ candidate is recalibrated on the validation split, after it was fitted on the tr
 - isotonic regression on the predicted probability, or Platt's sigmoid (a logistic regression on its log-odds);
 - the method is chosen by Brier score in 5-fold cross-validation *within* the validation split (fitting and scoring
   a calibrator on the same rows would always prefer isotonic, which can fit them exactly), then the chosen one is
-  refitted on the whole validation split;
+  refitted on the whole validation split; when neither beats the uncalibrated probabilities on those held-out
+  folds (a validation split of a few dozen rows, say), the map is the identity (``"none"``) and says so;
 - the test split is never used to fit or choose anything; it reports Brier and expected calibration error (ECE)
   before and after;
 - the decision threshold is then chosen again on the calibrated scale.
@@ -39,6 +40,7 @@ from custscore.errors import ConfigError
 log = logging.getLogger(__name__)
 
 METHODS = ("isotonic", "sigmoid")
+IDENTITY = "none"  # chosen only when neither method beats the raw probabilities in cross-validation
 _EPS = 1e-6
 
 
@@ -61,6 +63,8 @@ class Calibrator:
 
     def fit(self, proba, y) -> Calibrator:
         """Learn the map from uncalibrated positive-class probabilities ``proba`` to outcomes ``y`` (0/1)."""
+        if self.method == IDENTITY:
+            return self
         if self.method not in METHODS:
             raise ConfigError(f"calibration method {self.method!r} is unknown; use one of {', '.join(METHODS)}")
         p, y = np.asarray(proba, dtype=float), np.asarray(y).astype(int)
@@ -75,12 +79,16 @@ class Calibrator:
     def transform(self, proba) -> np.ndarray:
         """Calibrated probabilities for uncalibrated ones."""
         p = np.asarray(proba, dtype=float)
+        if self.method == IDENTITY:
+            return p
         if self.method == "isotonic":
             return np.interp(p, self.x_, self.y_)
         return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(p) + self.b_)))
 
     def to_dict(self) -> dict:
         """The fitted map as plain JSON numbers (stored in the model manifest)."""
+        if self.method == IDENTITY:
+            return {"method": IDENTITY}
         if self.method == "isotonic":
             return {"method": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
         return {"method": "sigmoid", "a": self.a_, "b": self.b_}
@@ -93,6 +101,8 @@ class Calibrator:
             cal.x_, cal.y_ = np.asarray(state["x"], float), np.asarray(state["y"], float)
         elif cal.method == "sigmoid":
             cal.a_, cal.b_ = float(state["a"]), float(state["b"])
+        elif cal.method == IDENTITY:
+            pass
         else:
             raise ConfigError(f"calibration method {cal.method!r} in the manifest is unknown; retrain the model")
         return cal
@@ -166,7 +176,9 @@ class Choice:
     @property
     def summary(self) -> str:
         scores = ", ".join(f"{m} {v:.4f}" for m, v in self.cv_brier.items())
-        return (f"{self.calibrator.method} (validation Brier in 5-fold CV: {scores}; "
+        name = "left uncalibrated, neither method helped" if self.calibrator.method == IDENTITY else \
+            self.calibrator.method
+        return (f"{name} (validation Brier in 5-fold CV: {scores}; "
                 f"uncalibrated {self.uncalibrated_brier:.4f})")
 
 
@@ -195,9 +207,12 @@ def choose(proba_val, y_val, folds: int = 5, seed: int = 0) -> Choice:
         for fit_idx, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(p, y):
             out[held] = Calibrator(method).fit(p[fit_idx], y[fit_idx]).transform(p[held])
         cv_brier[method] = float(brier_score_loss(y, out))
+    raw = float(brier_score_loss(y, p))
     finite = {m: v for m, v in cv_brier.items() if np.isfinite(v)}
-    method = min(finite, key=finite.get) if finite else "sigmoid"
-    return Choice(Calibrator(method).fit(p, y), cv_brier, float(brier_score_loss(y, p)))
+    method = min(finite, key=finite.get) if finite else IDENTITY
+    if method != IDENTITY and finite[method] >= raw:
+        method = IDENTITY
+    return Choice(Calibrator(method).fit(p, y), cv_brier, raw)
 
 
 def before_after(y, raw, calibrated) -> dict:

@@ -191,8 +191,10 @@ def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress |
         calibration = CAL.calibrate_results(results, X_va, y_va, X_te, y_te, options.threshold_rule,
                                             options.min_precision, seed)
         m = calibration[best.name]
-        notes.append(f"calibrated on validation data with {m['method']}: test Brier {m['brier_raw']:.4f} -> "
-                     f"{m['brier']:.4f}, ECE {m['ece_raw']:.4f} -> {m['ece']:.4f}")
+        how = (f"calibrated on validation data with {m['method']}" if m["method"] != CAL.IDENTITY else
+               "left uncalibrated (neither isotonic nor sigmoid beat it on held-out validation folds)")
+        notes.append(f"{how}: test Brier {m['brier_raw']:.4f} -> {m['brier']:.4f}, "
+                     f"ECE {m['ece_raw']:.4f} -> {m['ece']:.4f}")
     return Fitted(best, results, notes, (tr, va, te), calibration)
 
 

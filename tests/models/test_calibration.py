@@ -48,6 +48,16 @@ def test_choice_is_made_on_validation_and_lowers_brier_on_new_rows():
     assert choice.summary.startswith(f"{choice.calibrator.method} (validation Brier in 5-fold CV: isotonic ")
 
 
+def test_calibrated_probabilities_are_left_alone():
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.6, 60)
+    y = (rng.random(60) < p).astype(int)
+    choice = CAL.choose(p, y)
+    assert choice.calibrator.method == "none"
+    assert choice.summary.startswith("left uncalibrated, neither method helped (validation Brier in 5-fold CV: ")
+    np.testing.assert_allclose(CAL.Calibrator.from_dict(choice.calibrator.to_dict()).transform(p), p)
+
+
 def test_expected_calibration_error():
     assert CAL.expected_calibration_error([0, 1], [0.5, 0.5]) == pytest.approx(0.0)
     assert CAL.expected_calibration_error([0, 0], [0.9, 0.9]) == pytest.approx(0.9)
