@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from custscore.cli.common import _fail, _open, _user_errors, app, console
+from custscore.cli.common import app, console, fail, opened_store, user_errors
 
 
 def render_demand_leaderboard(result: Any) -> None:
@@ -36,7 +36,7 @@ def run_demand(ctx: typer.Context, by: str, freq: str, horizon: int | None, wind
 
     options = DemandOptions(by=by, freq=freq, horizon=horizon, windows=windows, select=select,
                             families=tuple(f.strip() for f in families.split(",")) if families else None)
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         result = train_demand(store, options)
     render_demand_leaderboard(result)
     return result
@@ -58,8 +58,8 @@ def forecast(
     from custscore.forecast.production import history_of, read_forecasts
 
     if history < 1:
-        raise _fail(f"--history must be >= 1 period, got {history}")
-    with _user_errors(), _open(ctx) as store:
+        raise fail(f"--history must be >= 1 period, got {history}")
+    with user_errors(), opened_store(ctx) as store:
         frame = read_forecasts(store, version, key)
         if not key:
             first = list(dict.fromkeys(frame["key"]))[:3]
@@ -76,7 +76,7 @@ def forecast(
     if plot is not None:
         from custscore.forecast.plot import plot_forecasts
 
-        with _user_errors():
+        with user_errors():
             console.print(f"figure: {plot_forecasts(past, frame, plot)}", highlight=False)
 
 
@@ -98,10 +98,10 @@ def stockouts(
     from custscore.forecast.stock import read_stock, stock_cover
 
     if lead_time <= 0:
-        raise _fail(f"--lead-time must be > 0 days, got {lead_time}")
+        raise fail(f"--lead-time must be > 0 days, got {lead_time}")
     if not 0 < threshold <= 1:
-        raise _fail(f"--threshold must be in (0, 1], got {threshold}")
-    with _user_errors(), _open(ctx) as store:
+        raise fail(f"--threshold must be in (0, 1], got {threshold}")
+    with user_errors(), opened_store(ctx) as store:
         cover = stock_cover(read_forecasts(store, version), read_stock(stock), lead_time, threshold)
     table = Table(title=f"stock cover ({int(cover['reorder'].sum())} of {len(cover)} series to reorder at "
                         f"P(stockout) >= {threshold:.0%})")
