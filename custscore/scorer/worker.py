@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Worker", "WorkerStats", "worker_alive"]
 
 THROUGHPUT_WINDOW_S = 10.0
+MIN_POLL_S = 0.005  # the first idle pause after a poll that found changes
 
 ModelsLoader = Callable[[Store], Any]  # store -> ProductionModels
 VersionsProbe = Callable[[Store], dict]  # store -> {task: version}
@@ -97,11 +98,13 @@ class Worker:
     batch_size : int
         Most customers per batch.
     max_wait_ms : int
-        Longest wait from the first pending change to its batch.
+        Longest wait from the first pending change to its batch; a batch is flushed sooner, as soon as
+        the feeds hold nothing more (adaptive micro-batch).
     workers, worker_index : int
         This worker's share of the customers (stable hash of the id).
     poll_interval_s : float
-        Pause between polls when the feeds are idle.
+        Longest pause between polls when the feeds are idle (the pause starts at 5 ms after a change
+        and doubles up to this).
     heartbeat_s : float
         How often an idle worker refreshes its heartbeat in ``scorer_state``.
     latency_window : int
@@ -157,6 +160,7 @@ class Worker:
         self._recent: deque[tuple[float, int]] = deque()
         self._queue = PendingSet()
         self._pending_since = 0.0
+        self._idle_pause = poll_interval_s
         self._follower: FeedFollower | None = None
         self._failed_probe: dict | None = None
         self._started = 0.0
@@ -260,6 +264,8 @@ class Worker:
             self._enqueue_scan(rescan_items(self.store, watermark, self.models.versions, self.partition))
         if read.items and not self._queue.feed_count:
             self._pending_since = time.monotonic()
+        if read.items:
+            self._idle_pause = min(MIN_POLL_S, self.poll_interval_s)  # the feed is busy: poll again soon
         for item in read.items:
             self._queue.add_feed(item)  # replaces a scan or sweep entry of the same customer
         self.stats.caught_up = read.caught_up
@@ -267,14 +273,22 @@ class Worker:
         return read
 
     def _flush_due(self, read: FeedRead) -> bool:
+        """Adaptive micro-batch: flush as soon as the feeds are drained (a quiet feed gives batches of one or
+        two, scored at once; under load the changes that arrived while the last batch was scored make the
+        next, larger batch), when the batch is full, or after ``max_wait`` at the latest."""
         if self._queue.queued_count or self._queue.feed_count >= self.batch_size:
             return True
-        return bool(self._queue.feed_count) and time.monotonic() - self._pending_since >= self.max_wait_s
+        if not self._queue.feed_count:
+            return False
+        return read.caught_up or time.monotonic() - self._pending_since >= self.max_wait_s
 
     def _pause(self) -> float:
+        """Idle pause between polls: short right after changes, doubling up to ``poll_interval_s`` when quiet."""
+        pause = self._idle_pause
+        self._idle_pause = min(self.poll_interval_s, max(pause * 2, MIN_POLL_S))
         if not self._queue.feed_count:
-            return self.poll_interval_s
-        return max(0.0, min(self.poll_interval_s, self._pending_since + self.max_wait_s - time.monotonic()))
+            return pause
+        return max(0.0, min(pause, self._pending_since + self.max_wait_s - time.monotonic()))
 
     def _enqueue_scan(self, items: list[Item]) -> None:
         self._queue.add_queued(items)
