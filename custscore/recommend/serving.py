@@ -139,19 +139,26 @@ class Recommender:
     def _reasons(self, H: sp.csr_matrix, cols: np.ndarray) -> list[list[int]]:
         """Per recommended column the history product contributing most through item-item similarity (-1: none)."""
         S = self.neighbours.similarity_
-        out = []
-        for r in range(H.shape[0]):
-            a, b = H.indptr[r], H.indptr[r + 1]
-            hist, w = H.indices[a:b], H.data[a:b]
-            wanted = np.maximum(cols[r], 0)
-            if not len(hist):
-                out.append([-1] * len(wanted))
-                continue
-            contrib = S[hist][:, wanted].toarray() * w[:, None]  # history x recommended
-            best = contrib.argmax(axis=0)
-            row = np.where((contrib.max(axis=0) > 0) & (cols[r] >= 0), hist[best], -1)
-            out.append(row.tolist())
-        return out
+        n, k = cols.shape
+        lengths = np.diff(H.indptr)
+        # every (row, history product, recommended slot) triple, looked up in one vectorised sparse read
+        row_of = np.repeat(np.arange(n), lengths * k)
+        hist = np.repeat(H.indices, np.repeat(k, len(H.indices)))
+        weight = np.repeat(H.data, np.repeat(k, len(H.indices)))
+        slot = np.concatenate([np.tile(np.arange(k), m) for m in lengths.tolist()]) if len(row_of) else \
+            np.zeros(0, dtype=np.int64)
+        target = cols[row_of, slot]
+        contrib = np.asarray(S[hist, np.maximum(target, 0)]).ravel() * weight if len(row_of) else np.zeros(0)
+        contrib[target < 0] = 0.0
+        best = np.full((n, k), -1, dtype=np.int64)
+        value = np.zeros((n, k))
+        order = np.lexsort((contrib, slot, row_of))  # per (row, slot), the largest contribution last
+        r_s, s_s = row_of[order], slot[order]
+        last = np.r_[(r_s[1:] != r_s[:-1]) | (s_s[1:] != s_s[:-1]), True] if len(order) else np.zeros(0, bool)
+        pick = order[last]
+        best[row_of[pick], slot[pick]] = hist[pick]
+        value[row_of[pick], slot[pick]] = contrib[pick]
+        return np.where(value > 0, best, -1).tolist()
 
     def similar(self, product_id: str, n: int = DEFAULT_N) -> list[dict]:
         """The ``n`` most similar products (item-item cosine) to ``product_id``.

@@ -87,10 +87,8 @@ def load_scoring_models(store: Store, settings: Settings) -> Any:
         Neither a supervised model nor a recommender is promoted.
     """
     version = registry.production_version(store, TASK)
-    if version is not None and not production_versions(store):
-        models = None  # recommendations only
-    else:
-        models = load_production(store, settings)
+    only_recommend = version is not None and not production_versions(store)
+    models = None if only_recommend else load_production(store, settings)
     if version is None:
         return models
     recommender = registry.load_model(store, settings, TASK, version).pipeline
