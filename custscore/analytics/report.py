@@ -187,13 +187,9 @@ def _event_stats(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _groups(store: Store, ds: eda.Dataset, figs: _Figures) -> Section:
+    from custscore.analytics.pipelines import run_pipeline
+
     s = Section("groups", "Group statistics")
-    try:
-        from custscore.analytics.pipelines import run_pipeline
-    except ImportError as exc:
-        s.status = DEGRADED
-        s.add(_p(f"group statistics are unavailable: the pipelines module could not be imported ({exc})", "note"))
-        return s
     runs = [("satisfaction_by_group", "region"), ("satisfaction_by_group", "channel"),
             ("satisfaction_by_income", None), ("satisfaction_by_age", None)]
     if ds.has_truth:
@@ -234,7 +230,9 @@ def _groups(store: Store, ds: eda.Dataset, figs: _Figures) -> Section:
 
 
 def _models(store: Store) -> list[dict]:
-    return list(store.collection(MODELS).find({}))
+    """Registry records as :func:`custscore.models.registry.save_model` writes them, with the manifest's
+    ``extra`` (winner, leaderboard, shap_importance) read from where it is kept."""
+    return [{**(doc.get("extra") or {}), **doc} for doc in store.collection(MODELS).find({})]
 
 
 def _leaderboard(models: list[dict]) -> Section:
@@ -259,15 +257,10 @@ def _leaderboard(models: list[dict]) -> Section:
 
 
 def _importance(doc: dict) -> pd.Series | None:
-    for key in ("shap_global", "shap_importance", "shap", "global_importance", "feature_importance"):
-        value = doc.get(key)
-        if isinstance(value, dict) and value and all(isinstance(v, int | float) for v in value.values()):
-            return pd.Series(value, dtype=float)
-        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            frame = pd.DataFrame(value)
-            num = [c for c in frame.columns if c != "feature" and pd.api.types.is_numeric_dtype(frame[c])]
-            if "feature" in frame and num:
-                return frame.set_index("feature")[num[0]].astype(float)
+    """Global SHAP importance (feature -> mean |SHAP|) as the trainer stores it in ``extra.shap_importance``."""
+    value = doc.get("shap_importance")
+    if isinstance(value, dict) and value and all(isinstance(v, int | float) for v in value.values()):
+        return pd.Series(value, dtype=float)
     return None
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from custscore.cli.common import _open, _progress, _user_errors, app, console
+from custscore.cli.common import app, console, opened_store, progress_bar, user_errors
 from custscore.clock import parse_date
 from custscore.config import Settings
 
@@ -42,13 +42,13 @@ def backtest(
     from custscore.models.train import TrainOptions
 
     settings: Settings = ctx.obj
-    with _user_errors():
+    with user_errors():
         t1 = parse_date(train_cutoff, "--train-cutoff")
         t2 = parse_date(as_of, "--as-of")
         options = TrainOptions(tasks=("churn",), cv=cv, seed=seed,
                                families=tuple(m.strip() for m in models.split(",")) if models else None)
         options.validate()
-    with _user_errors(), _open(ctx) as store, _progress() as bar:
+    with user_errors(), opened_store(ctx) as store, progress_bar() as bar:
         bars: dict[str, Any] = {}
 
         def progress(what: str, done: int, total: int) -> None:

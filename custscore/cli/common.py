@@ -33,6 +33,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
+# The `custscore models` group: modelling.py registers it on app, leaderboards.py and serving.py add commands.
+models_app = typer.Typer(no_args_is_help=False, help="The model registry: list (the default), export, import.")
 # Piped output (CI logs, files, `| less`) gets room for the leaderboards instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
@@ -50,24 +52,24 @@ def wait_for_locks(store: Store) -> None:
     wait_for_write_lock(store, say)
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
     err_console.print(f"[bold red]Error:[/] {redact(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     try:
         yield
     except CustscoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]; whole batches written so far are kept")
         raise typer.Exit(130) from None
 
 
 @contextmanager
-def _open(ctx: typer.Context) -> Iterator[Store]:
+def opened_store(ctx: typer.Context) -> Iterator[Store]:
     from custscore.store import open_store
 
     settings: Settings = ctx.obj
@@ -78,7 +80,7 @@ def _open(ctx: typer.Context) -> Iterator[Store]:
         store.close()
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -124,11 +126,11 @@ def main(
     )
     for handler in logging.getLogger().handlers:  # no password of any URI in any log line
         handler.addFilter(RedactingFilter())
-    with _user_errors():
+    with user_errors():
         ctx.obj = Settings.build(mongo_uri=mongo_uri, home=home, db_name=db)
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float | dt.datetime) and value != value):  # None, NaN, NaT
         return "-"
     if isinstance(value, dt.datetime):
@@ -143,7 +145,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None) -> None:
+def render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None) -> None:
     """Show a DataFrame as a rich table, CSV or JSON lines (for scripts)."""
     import pandas as pd
 
@@ -159,21 +161,21 @@ def _render_frame(frame: Any, output: str, title: str | None = None, note: str |
         numeric = pd.api.types.is_numeric_dtype(frame[column])
         table.add_column(str(column), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     console.print(table)
     if note:
         console.print(note)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if isinstance(value, float):
         return "-" if value != value else f"{value:,.3f}".rstrip("0").rstrip(".")
-    return _fmt(value)
+    return fmt(value)
 
 
-def _output(csv: bool, json_: bool) -> str:
+def output_format(csv: bool, json_: bool) -> str:
     if csv and json_:
-        raise _fail("choose one of --csv and --json")
+        raise fail("choose one of --csv and --json")
     return "csv" if csv else "json" if json_ else "table"
 
 
@@ -216,7 +218,7 @@ AsOfOpt = Annotated[str | None, typer.Option(
                     "it. Default: $CUSTSCORE_AS_OF, else now.")]
 
 
-def _clock(ctx: typer.Context, as_of: str | None) -> Any:
+def command_clock(ctx: typer.Context, as_of: str | None) -> Any:
     """The as-of clock of a command: --as-of over CUSTSCORE_AS_OF over the wall clock."""
     settings: Settings = ctx.obj
     return settings.clock(as_of)

@@ -14,17 +14,17 @@ from custscore.cli.common import (
     AsOfOpt,
     CsvOpt,
     JsonOpt,
-    _clock,
-    _fail,
-    _fmt,
-    _open,
-    _output,
-    _progress,
-    _render_frame,
-    _user_errors,
     app,
+    command_clock,
     console,
     err_console,
+    fail,
+    fmt,
+    opened_store,
+    output_format,
+    progress_bar,
+    render_frame,
+    user_errors,
     wait_for_locks,
     warn_if_stale,
 )
@@ -34,7 +34,7 @@ from custscore.config import Settings
 
 
 def _parse_end(value: str | None) -> dt.datetime | None:
-    with _user_errors():  # clock.parse_date is the one date parser; its ConfigError becomes the red line
+    with user_errors():  # clock.parse_date is the one date parser; its ConfigError becomes the red line
         return parse_date(value, "--end")
 
 
@@ -63,10 +63,10 @@ def simulate(
     from custscore.simulator.run import run_simulation, run_stream
 
     if customers < 0:
-        raise _fail(f"--customers must be >= 0, got {customers}")
+        raise fail(f"--customers must be >= 0, got {customers}")
     if customers == 0 and not stream:
-        raise _fail("--customers 0 writes nothing; give a positive count or add --stream")
-    with _user_errors(), _open(ctx) as store:
+        raise fail("--customers 0 writes nothing; give a positive count or add --stream")
+    with user_errors(), opened_store(ctx) as store:
         if stream:
             wait_for_locks(store)  # a held write lock pauses the stream; it does not stop it
         if customers:
@@ -74,7 +74,7 @@ def simulate(
                 customers, seed=seed, end=_parse_end(end), days=days,
                 missing_rate=missing_rate, outlier_rate=outlier_rate,
             )
-            with _progress() as progress:
+            with progress_bar() as progress:
                 task = progress.add_task("simulating customers", total=customers)
                 summary = run_simulation(
                     store, config, batch_size=batch_size, replace=reset,
@@ -85,7 +85,7 @@ def simulate(
                 f"in {summary.seconds:.1f}s ({store.backend}: {store.location})"
             )
         if stream:
-            with _progress() as progress:
+            with progress_bar() as progress:
                 task = progress.add_task("streaming", total=None)
 
                 def tick(step: Any) -> None:
@@ -111,7 +111,7 @@ def _print_report(report: Any, kind: str) -> None:
         more = len(report.problems) - MAX_PROBLEMS_SHOWN
         if more > 0:
             err_console.print(f"  ... and {more} more problems")
-        raise _fail(f"{report.rejected:,} {kind} rejected (nothing of them stored); fix the rows above and ingest again")
+        raise fail(f"{report.rejected:,} {kind} rejected (nothing of them stored); fix the rows above and ingest again")
 
 
 @app.command()
@@ -138,11 +138,11 @@ def ingest(
     from custscore.ingest import check_file, ingest_file, parse_mapping
 
     if kind not in ("customers", "events"):
-        raise _fail(f"cannot ingest {kind!r}; choose customers or events")
-    with _user_errors(), _open(ctx) as store:
+        raise fail(f"cannot ingest {kind!r}; choose customers or events")
+    with user_errors(), opened_store(ctx) as store:
         mapping = parse_mapping(map_)
         check_file(file)  # a missing file is one red line, not an empty progress bar first
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(f"ingesting {kind}", total=None)
             report = ingest_file(
                 store, kind, file, mapping, date_format=date_format, batch_size=batch_size,
@@ -159,7 +159,7 @@ def status(ctx: typer.Context) -> None:
     """
     from custscore.status import store_status
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         st = store_status(store)
     table = Table(title=f"custscore store ({st.backend}: {st.location})")
     table.add_column("collection")
@@ -170,13 +170,13 @@ def status(ctx: typer.Context) -> None:
     if st.counts.get("customers"):
         console.print(f"customers with simulated ground truth: {st.simulated_customers:,}")
     if st.first_event is not None:
-        console.print(f"events from {_fmt(st.first_event)} to {_fmt(st.last_event)}")
+        console.print(f"events from {fmt(st.first_event)} to {fmt(st.last_event)}")
     if st.models:
         models = Table(title="registered models")
         for col in ("task", "version", "aliases", "created_at"):
             models.add_column(col)
         for m in st.models:
-            models.add_row(*(_fmt(m.get(c)) for c in ("task", "version", "aliases", "created_at")))
+            models.add_row(*(fmt(m.get(c)) for c in ("task", "version", "aliases", "created_at")))
         console.print(models)
     else:
         console.print("no models registered yet")
@@ -199,7 +199,7 @@ def stats(
     """
     from custscore.analytics.pipelines import list_pipelines, run_pipeline
 
-    output = _output(csv, json_)
+    output = output_format(csv, json_)
     if name is None:
         table = Table(title="pipelines (custscore stats NAME)")
         for column in ("name", "collection", "--by", "what it answers"):
@@ -208,9 +208,9 @@ def stats(
             table.add_row(info.name, info.collection, ", ".join(info.by) or "-", info.description)
         console.print(table)
         return
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         frame = run_pipeline(store, name, by=by)
-    _render_frame(frame, output, title=name + (f" by {by}" if by else ""),
+    render_frame(frame, output, title=name + (f" by {by}" if by else ""),
                   note=None if len(frame) else "no rows: the store has no data for this pipeline yet")
 
 
@@ -229,18 +229,18 @@ def mirror(
     from custscore.store.mirror import mirror as run_mirror
 
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         frames = {}
         if with_stats:
             from custscore.analytics.pipelines import list_pipelines, run_pipeline
 
-            with _progress() as progress:
+            with progress_bar() as progress:
                 infos = list_pipelines()
                 task = progress.add_task("pipelines", total=len(infos))
                 for info in infos:
                     frames[info.name] = run_pipeline(store, info.name)
                     progress.advance(task)
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("mirroring", total=None)
             report = run_mirror(
                 store, settings.home / "mirror.sqlite", pipeline_frames=frames, full=full,
@@ -293,14 +293,14 @@ def sql(
         return
     if example is not None:
         if example not in EXAMPLE_QUERIES:
-            raise _fail(f"no example query {example!r}; choose one of {', '.join(EXAMPLE_QUERIES)}")
+            raise fail(f"no example query {example!r}; choose one of {', '.join(EXAMPLE_QUERIES)}")
         query = EXAMPLE_QUERIES[example]
     if not query:
-        raise _fail('give a query, e.g. custscore sql "SELECT count(*) FROM customers", or --example NAME')
-    with _user_errors():
+        raise fail('give a query, e.g. custscore sql "SELECT count(*) FROM customers", or --example NAME')
+    with user_errors():
         frame = run_sql(settings.home / "mirror.sqlite", query, limit=limit, timeout=timeout)
     note = f"showing the first {limit:,} rows" if frame.attrs.get("truncated") else None
-    _render_frame(frame, _output(csv, json_), note=note)
+    render_frame(frame, output_format(csv, json_), note=note)
 
 
 @app.command()
@@ -317,8 +317,8 @@ def report(ctx: typer.Context, as_of: AsOfOpt = None) -> None:
     settings: Settings = ctx.obj
     started = clock_now()
     out_dir = settings.home / "reports" / started.strftime("%Y%m%dT%H%M%S")
-    with _user_errors(), _open(ctx) as store:
-        clock = _clock(ctx, as_of)
+    with user_errors(), opened_store(ctx) as store:
+        clock = command_clock(ctx, as_of)
         if clock.fixed:  # without --as-of the report measures at the data's own last event
             warn_if_stale(store, clock)
         with err_console.status("building the report"):

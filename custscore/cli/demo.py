@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.rule import Rule
 
-from custscore.cli.common import _open, _render_frame, _user_errors, app, console
+from custscore.cli.common import opened_store, render_frame, user_errors, app, console
 from custscore.config import Settings
 
 
@@ -21,7 +21,7 @@ class RichDemoUI:
         console.print(Rule(f"[bold]{title}"))
 
     def frame(self, frame: Any, title: str) -> None:
-        _render_frame(frame, "table", title=title)
+        render_frame(frame, "table", title=title)
 
     def training(self, results: list) -> None:
         from custscore.cli.modelling import render_leaderboard
@@ -40,16 +40,16 @@ class RichDemoUI:
             self._last_worker = now
 
     def scored(self, docs: list[dict], title: str) -> None:
-        from custscore.cli.scoring import _print_scored
+        from custscore.cli.scoring import print_scored
 
         console.print(f"[bold]{title}[/]")
-        _print_scored(docs)
+        print_scored(docs)
 
     def monitor(self, result: Any) -> None:
         if result.frame.empty:
             console.print(result.message)
             return
-        _render_frame(result.frame.head(10)[[c for c in ("task", "kind", "name", "psi", "band")
+        render_frame(result.frame.head(10)[[c for c in ("task", "kind", "name", "psi", "band")
                                               if c in result.frame.columns]], "table",
                       title=f"drift (worst 10 of {len(result.frame)}), {result.n_recent:,} recent customers",
                       note=f"worst band: {result.worst_band}. {result.message}")
@@ -74,7 +74,7 @@ def demo(
     from custscore.demo import DemoOptions, run_demo
 
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         run_demo(store, settings, DemoOptions(customers, seed, stream_seconds, rate, cv), RichDemoUI())
     console.print(Rule("[bold]try next"))
     for line in ("custscore query '{\"score.risk\": \"high\"}' --sort score.churn_probability:-1",

@@ -16,8 +16,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from custscore.cli.common import CsvOpt, _fmt, _open, _user_errors, app, console
-from custscore.cli.modelling import HEADERS, LEADERBOARD_COLUMNS, models_app
+from custscore.cli.common import CsvOpt, app, console, fmt, models_app, opened_store, user_errors
 
 WINNER = " (winner)"
 COUNTS = {"k", "n", "rows", "customers"}
@@ -27,6 +26,19 @@ LOWER_IS_BETTER = {"regression": "MAE, lower is better", "classification": "ROC-
 CELL_PAD = 3  # rich's padding and border per column
 METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "mae": "MAE", "rmse": "RMSE", "r2": "R²",
                 "silhouette": "silhouette (all data)", "ndcg@10": "NDCG@10"}
+LEADERBOARD_COLUMNS = {
+    "regression": ["model", "cv_mean", "cv_std", "val_mae", "test_mae", "test_r2", "fit_s", "predict_ms_1k", "size_kb"],
+    "classification": ["model", "cv_mean", "cv_std", "val_roc_auc", "test_roc_auc", "val_pr_auc", "test_f1",
+                       "test_brier_raw", "test_brier", "test_ece_raw", "test_ece", "fit_s", "predict_ms_1k", "size_kb"],
+    "segment": ["model", "silhouette", "davies_bouldin", "ari_vs_personas", "agreement_with_kmeans", "fit_s",
+                "predict_ms_1k"],
+}
+HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test_mae": "test MAE",
+           "test_r2": "test R²", "val_roc_auc": "val AUC", "test_roc_auc": "test AUC", "val_pr_auc": "val PR-AUC",
+           "test_f1": "test F1", "test_brier": "Brier (cal.)", "test_brier_raw": "Brier (raw)",
+           "test_ece_raw": "ECE (raw)", "test_ece": "ECE (cal.)", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
+           "size_kb": "size KB", "davies_bouldin": "Davies-Bouldin", "ari_vs_personas": "ARI vs personas",
+           "agreement_with_kmeans": "agrees w/ K-Means"}
 
 
 def number(column: str, value: Any) -> str:
@@ -124,7 +136,7 @@ def leaderboard(
     """
     from custscore.models.registry import PRODUCTION, list_models, resolve_version
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         if version is not None and task is None:
             raise typer.BadParameter("--version needs --task", param_hint="--version")
         rows = list_models(store, task)
@@ -182,12 +194,12 @@ def show(
     from custscore.models.transfer import find_record
 
     settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         doc = find_record(store, version, task)
     extra = doc.get("extra") or {}
     facts = [("task", doc["task"]), ("version", doc["version"]), ("kind", doc.get("kind")),
              ("family", extra.get("winner")), ("aliases", ", ".join(doc.get("aliases") or []) or "-"),
-             ("created", _fmt(_when(doc.get("created_at")))), ("trained as of", extra.get("as_of")),
+             ("created", fmt(_when(doc.get("created_at")))), ("trained as of", extra.get("as_of")),
              ("threshold", number("metric", doc.get("threshold")))]
     head = Table(title=f"{doc['task']} {doc['version']}", show_header=False)
     head.add_column("", style="bold")

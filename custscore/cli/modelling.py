@@ -12,15 +12,16 @@ import typer
 
 from custscore.cli.common import (
     AsOfOpt,
-    _clock,
-    _fail,
-    _open,
-    _progress,
-    _user_errors,
     app,
+    command_clock,
     console,
     err_console,
+    fail,
+    models_app,
+    opened_store,
     print_score,
+    progress_bar,
+    user_errors,
     warn_if_stale,
 )
 from custscore.clock import parse_date
@@ -28,24 +29,9 @@ from custscore.config import Settings
 from custscore.errors import CustscoreError
 
 TASK_CHOICES = ("satisfaction", "churn", "segment", "recommend", "demand", "all")
-LEADERBOARD_COLUMNS = {
-    "regression": ["model", "cv_mean", "cv_std", "val_mae", "test_mae", "test_r2", "fit_s", "predict_ms_1k", "size_kb"],
-    "classification": ["model", "cv_mean", "cv_std", "val_roc_auc", "test_roc_auc", "val_pr_auc", "test_f1",
-                       "test_brier_raw", "test_brier", "test_ece_raw", "test_ece", "fit_s", "predict_ms_1k", "size_kb"],
-    "segment": ["model", "silhouette", "davies_bouldin", "ari_vs_personas", "agreement_with_kmeans", "fit_s",
-                "predict_ms_1k"],
-}
-HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test_mae": "test MAE",
-           "test_r2": "test R²", "val_roc_auc": "val AUC", "test_roc_auc": "test AUC", "val_pr_auc": "val PR-AUC",
-           "test_f1": "test F1", "test_brier": "Brier (cal.)", "test_brier_raw": "Brier (raw)",
-           "test_ece_raw": "ECE (raw)", "test_ece": "ECE (cal.)", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
-           "size_kb": "size KB", "davies_bouldin": "Davies-Bouldin", "ari_vs_personas": "ARI vs personas",
-           "agreement_with_kmeans": "agrees w/ K-Means"}
-
-
 def render_leaderboard(result: Any) -> None:
     """One task's leaderboard as a rich table, then its trade-offs and notes."""
-    from custscore.cli.leaderboards import print_leaderboard  # imports this module: load it on first use
+    from custscore.cli.leaderboards import print_leaderboard
 
     board = result.leaderboard
     print_leaderboard(board, result.task, result.kind, result.winner)
@@ -62,7 +48,7 @@ def render_leaderboard(result: Any) -> None:
 
 
 def _parse_date(value: str | None, option: str) -> dt.datetime | None:
-    with _user_errors():  # clock.parse_date is the one date parser; its ConfigError becomes the red line
+    with user_errors():  # clock.parse_date is the one date parser; its ConfigError becomes the red line
         return parse_date(value, option)
 
 
@@ -98,14 +84,14 @@ def train(
     from custscore.models.train import train as run_train
 
     if task not in TASK_CHOICES:
-        raise _fail(f"--task {task!r} is not known; use one of {', '.join(TASK_CHOICES)}")
+        raise fail(f"--task {task!r} is not known; use one of {', '.join(TASK_CHOICES)}")
     settings: Settings = ctx.obj
     options = TrainOptions(tasks=("satisfaction", "churn", "segment") if task == "all" else (task,), target=target,
                            kind=kind, cv=cv, tune=tune, tune_budget_s=tune_budget,
                            cutoff=_parse_date(cutoff, "--cutoff"), horizon_days=90 if horizon is None else horizon, seed=seed,
                            promote=not no_promote,
                            families=tuple(m.strip() for m in models.split(",")) if models else None)
-    with _user_errors(), _open(ctx) as store, _progress() as bar:
+    with user_errors(), opened_store(ctx) as store, progress_bar() as bar:
         bars: dict[str, Any] = {}
 
         def progress(what: str, done: int, total: int) -> None:
@@ -144,7 +130,6 @@ def train(
     console.print("next: custscore models | custscore explain CUSTOMER_ID | custscore score --once")
 
 
-models_app = typer.Typer(no_args_is_help=False, help="The model registry: list (the default), export, import.")
 app.add_typer(models_app, name="models")
 
 
@@ -158,7 +143,7 @@ def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task
         return
     from custscore.models.registry import list_models
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         rows = list_models(store, task)
     if not rows:
         console.print("no models registered yet; train some with: custscore train --task all")
@@ -178,7 +163,7 @@ def promote(ctx: typer.Context, task: Annotated[str, typer.Argument(help="satisf
     """
     from custscore.models.registry import promote as run_promote
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         version = run_promote(store, ctx.obj, task, version)
     console.print(f"{task}: production is now {version}")
 
@@ -216,8 +201,8 @@ def predict(
     from custscore.models.predict import load_production
     from custscore.scorer.oneoff import score_given, validated_customers
 
-    with _user_errors(), _open(ctx) as store:
-        clock = _clock(ctx, as_of)
+    with user_errors(), opened_store(ctx) as store:
+        clock = command_clock(ctx, as_of)
         now = clock.now()
         if file is not None:
             docs = _read_documents(file)
@@ -249,12 +234,12 @@ def explain(
     from custscore.scorer.oneoff import score_stored
     from custscore.store.schema import CUSTOMERS
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         if store[CUSTOMERS].find_one({"_id": customer_id}, projection={"_id": 1}) is None:
-            raise _fail(f"customer {customer_id!r} is not in the store; check the id with: custscore query "
+            raise fail(f"customer {customer_id!r} is not in the store; check the id with: custscore query "
                         f"'{{\"_id\": \"{customer_id}\"}}'")
         models = load_production(store, ctx.obj)
-        clock = _clock(ctx, as_of)
+        clock = command_clock(ctx, as_of)
         warn_if_stale(store, clock)
         # the same function as POST /v1/explain with {"customer_id": ...}
         scores = score_stored(store, models, [customer_id], as_of=clock.now(), k=top)

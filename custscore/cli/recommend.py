@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from custscore.cli.common import _cell, _open, _user_errors, app, console
+from custscore.cli.common import app, cell, console, opened_store, user_errors
 from custscore.config import Settings
 
 BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
@@ -36,14 +36,14 @@ def render_recommend_leaderboard(result: Any) -> None:
                          no_wrap=c == "model")
     for row in board.to_dict("records"):
         style = "bold green" if row["model"] == result.winner else ("dim" if row["model"] == "oracle" else None)
-        table.add_row(*(_cell(row.get(c)) for c in cols), style=style)
+        table.add_row(*(cell(row.get(c)) for c in cols), style=style)
     console.print(table)
     if result.ratings is not None:
         rt = Table(title=f"rating models ({int(result.ratings['ratings'].iloc[0]):,} ratings, K-fold CV)")
         for c in ("model", "rmse", "mae", "rmse_std", "fit_s"):
             rt.add_column(c, justify="left" if c == "model" else "right")
         for row in result.ratings.to_dict("records"):
-            rt.add_row(*(_cell(row[c]) for c in ("model", "rmse", "mae", "rmse_std", "fit_s")))
+            rt.add_row(*(cell(row[c]) for c in ("model", "rmse", "mae", "rmse_std", "fit_s")))
         console.print(rt)
     for row in board.to_dict("records"):
         if row.get("tradeoff"):
@@ -72,7 +72,7 @@ def recommend(
     from custscore.store.schema import CUSTOMERS
 
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         doc = store[CUSTOMERS].find_one({"_id": customer_id}, {"age": 1, "channel": 1})
         if doc is None:
             raise InputError(f"customer_id={customer_id!r} is not in the store; check the id "
@@ -102,7 +102,7 @@ def similar(
     from custscore.recommend.train import load_recommender
 
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         rows = load_recommender(store, settings).similar(product_id, n)
     table = Table(title=f"products similar to {product_id}")
     for c in ("#", "product", "category", "similarity"):

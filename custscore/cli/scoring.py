@@ -17,18 +17,18 @@ from custscore.cli.common import (
     AsOfOpt,
     CsvOpt,
     JsonOpt,
-    _cell,
-    _clock,
-    _fail,
-    _fmt,
-    _open,
-    _output,
-    _render_frame,
-    _user_errors,
     app,
+    cell,
+    command_clock,
     console,
     err_console,
+    fail,
+    fmt,
+    opened_store,
+    output_format,
     print_score,
+    render_frame,
+    user_errors,
     wait_for_locks,
     warn_if_stale,
 )
@@ -101,12 +101,12 @@ def score(
     from custscore.clock import parse_age
 
     if watch and once:
-        raise _fail("choose one of --watch and --once")
+        raise fail("choose one of --watch and --once")
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         if watch:
             wait_for_locks(store)  # a held write lock pauses the worker; it does not stop it
-        clock = _clock(ctx, as_of)
+        clock = command_clock(ctx, as_of)
         worker = make_worker(store, settings, batch_size=batch_size, max_wait_ms=max_wait_ms, workers=workers,
                              worker_index=worker_index, clock=clock, max_age=parse_age(max_age))
         warn_if_stale(store, clock)
@@ -119,12 +119,12 @@ def score(
             from custscore.api.metrics import WorkerMetrics
 
             if not 0 < metrics_port < 65536:
-                raise _fail(f"--metrics-port {metrics_port} is not a TCP port; use 1-65535, e.g. --metrics-port 9108")
+                raise fail(f"--metrics-port {metrics_port} is not a TCP port; use 1-65535, e.g. --metrics-port 9108")
             meter = WorkerMetrics()
             try:
                 meter.serve(metrics_port, metrics_host)
             except OSError as exc:
-                raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}; choose a free port") from None
+                raise fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}; choose a free port") from None
             err_console.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics", highlight=False)
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -164,8 +164,8 @@ def insert(
     from custscore.scorer.inserting import insert_customers, summary_line, wait_for_scores
 
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
-        clock = _clock(ctx, as_of)
+    with user_errors(), opened_store(ctx) as store:
+        clock = command_clock(ctx, as_of)
         # streamed: documents are read, validated and stored in batches, never the whole file at once
         report = insert_customers(store, iter_documents(sys.stdin if file == "-" else Path(file)), collect_ids=wait)
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
@@ -190,12 +190,12 @@ def insert(
         if clock.fixed:  # a running worker scores on its own clock: a pinned date is scored here
             inline(stored)
         scored = wait_for_scores(store, stored, timeout_s=timeout, inline=inline)
-    _print_scored(scored)
+    print_scored(scored)
     if refused:
         raise typer.Exit(1)
 
 
-def _print_scored(docs: list[dict]) -> None:
+def print_scored(docs: list[dict]) -> None:
     for doc in docs:
         print_score(doc["_id"], doc.get("score") or {})
 
@@ -219,9 +219,9 @@ def query(
     """
     from custscore.scorer.query import check_limit, iter_customer_frames, parse_filter, query_customers
 
-    output = _output(csv, json_)
+    output = output_format(csv, json_)
     columns = [f.strip() for f in fields.split(",")] if fields else None
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         spec = parse_filter(filter_json)
         check_limit(limit)
         if output != "table":  # streamed in bounded tables: an export of any size
@@ -242,7 +242,7 @@ def query(
         frame = frame.iloc[:shown]
         note = (f"showing the first {shown:,} rows; export them all with --csv or --json, "
                 f"e.g. custscore query '{filter_json}' --limit {limit} --csv > customers.csv")
-    _render_frame(frame, output, title=f"customers matching {filter_json}", note=note)
+    render_frame(frame, output, title=f"customers matching {filter_json}", note=note)
 
 
 TABLE_MAX_ROWS = 1000  # a terminal table past this is unreadable and costs memory; exports stream instead
@@ -262,11 +262,11 @@ def monitor(
     from custscore.scorer.monitor import exit_code, production_references
     from custscore.scorer.monitor import monitor as run_monitor
 
-    with _user_errors(), _open(ctx) as store:
-        clock = _clock(ctx, as_of)
+    with user_errors(), opened_store(ctx) as store:
+        clock = command_clock(ctx, as_of)
         references = production_references(store)
         if not references:
-            raise _fail("no production model with a training reference; train first: custscore train --task all")
+            raise fail("no production model with a training reference; train first: custscore train --task all")
         warn_if_stale(store, clock)
         result = run_monitor(store, references, limit=limit, as_of=clock.now() if clock.fixed else None)
     if result.frame.empty:
@@ -279,7 +279,7 @@ def monitor(
     for c in cols:
         table.add_column(c, justify="right" if c in ("psi", "ref_share", "now_share") else "left")
     for row in result.frame.to_dict("records"):
-        table.add_row(*(f"[{colour.get(row[c], 'white')}]{row[c]}[/]" if c == "band" else _cell(row.get(c))
+        table.add_row(*(f"[{colour.get(row[c], 'white')}]{row[c]}[/]" if c == "band" else cell(row.get(c))
                         for c in cols))
     console.print(table)
     console.print(f"worst band: [{colour.get(result.worst_band, 'white')}]{result.worst_band}[/]. {result.message}")
@@ -300,7 +300,7 @@ def dead_letters(
     from custscore.scorer.retry import retry_dead_letters
 
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         if retry:
             from custscore.scorer.recommending import load_scoring_models
 
@@ -317,5 +317,5 @@ def dead_letters(
         table.add_column(c)
     for r in rows:
         table.add_row(str(r.get("customer_id")), str(r.get("reason")), str(r.get("attempts", 0)),
-                      _fmt(r.get("created_at")))
+                      fmt(r.get("created_at")))
     console.print(table)

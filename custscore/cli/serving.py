@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from custscore.cli.common import _fail, _fmt, _open, _user_errors, app, console, err_console
-from custscore.cli.modelling import models_app
+from custscore.cli.common import app, console, err_console, fail, fmt, models_app, opened_store, user_errors
 from custscore.config import Settings
 
 ENV_METRICS_TOKEN = "CUSTSCORE_METRICS_TOKEN"
@@ -39,9 +38,9 @@ def serve(
     from custscore.api.service import ScoringService
 
     if not 0 < port < 65536:
-        raise _fail(f"--port {port} is not a TCP port; use 1-65535, e.g. --port 8000")
+        raise fail(f"--port {port} is not a TCP port; use 1-65535, e.g. --port 8000")
     settings: Settings = ctx.obj
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         service = ScoringService(store, settings)
         if service.models is None:
             err_console.print(f"[yellow]warning:[/] {service.load_error}; /v1/score answers 503 until then")
@@ -61,7 +60,7 @@ def apikey_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     """
     from custscore.api.keys import create_key
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         key = create_key(store, name)
     console.print(key, highlight=False, markup=False)
     err_console.print(f"API key {name!r} created; store it now, it cannot be shown again. "
@@ -76,7 +75,7 @@ def apikey_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     """
     from custscore.api.keys import revoke_key
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         revoke_key(store, name)
     console.print(f"API key {name!r} revoked")
 
@@ -86,7 +85,7 @@ def apikey_list(ctx: typer.Context) -> None:
     """List API keys (names and prefixes only)."""
     from custscore.api.keys import list_keys
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         keys = list_keys(store)
     if not keys:
         console.print("no API keys yet; create one with: custscore apikey create NAME")
@@ -95,7 +94,7 @@ def apikey_list(ctx: typer.Context) -> None:
     for column in ("name", "prefix", "created", "state"):
         table.add_column(column)
     for k in keys:
-        table.add_row(k["name"], f"{k['prefix']}…", _fmt(k["created_at"]), "revoked" if k["revoked"] else "active")
+        table.add_row(k["name"], f"{k['prefix']}…", fmt(k["created_at"]), "revoked" if k["revoked"] else "active")
     console.print(table)
 
 
@@ -112,7 +111,7 @@ def models_export(
     """
     from custscore.models.transfer import export_model
 
-    with _user_errors(), _open(ctx) as store:
+    with user_errors(), opened_store(ctx) as store:
         record = export_model(store, version, file, task)
     console.print(f"exported {record['task']} {record['version']} to {file}", highlight=False)
 
@@ -126,8 +125,8 @@ def models_import(ctx: typer.Context, file: Annotated[Path, typer.Argument(help=
     from custscore.models.transfer import import_model
 
     if not file.is_file():
-        raise _fail(f"{file} does not exist; give a zip written by `custscore models export VERSION FILE`")
-    with _user_errors(), _open(ctx) as store:
+        raise fail(f"{file} does not exist; give a zip written by `custscore models export VERSION FILE`")
+    with user_errors(), opened_store(ctx) as store:
         entry = import_model(store, file)
     console.print(f"imported {entry['task']} {entry['version']}; make it production with: "
                   f"custscore promote {entry['task']} {entry['version']}", highlight=False)

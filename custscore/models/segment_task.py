@@ -9,14 +9,12 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from custscore.config import Settings
-from custscore.models import explain as XP
-from custscore.models import features as F
 from custscore.models import registry
 from custscore.models.dataset import TaskData
+from custscore.models.drift import reference_profile
 from custscore.models.segment import SegmentModel
 from custscore.models.segment_report import elbow_silhouette_figure, rules_text
-from custscore.models.shap_figures import save_shap_figures
-from custscore.scorer.monitor import reference_profile
+from custscore.models.task_result import BACKGROUND_ROWS, EXPLAIN_ROWS, TaskResult, explain_sample, register
 from custscore.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -24,8 +22,6 @@ log = logging.getLogger(__name__)
 
 def train_segment(store: Store, settings: Settings, data: TaskData, options, progress=None):
     """Fit the segmentation, register its rule tree as the production segment model."""
-    from custscore.models.train import BACKGROUND_ROWS, EXPLAIN_ROWS, TaskResult, _file_figures
-
     if progress:
         progress("segment: K-Means over k", 0, 2)
     started = time.perf_counter()
@@ -43,7 +39,7 @@ def train_segment(store: Store, settings: Settings, data: TaskData, options, pro
              "tradeoff": "finds the groups; needs scaled features, not readable on its own"},
             {"model": "decision tree (assigns new customers)", "agreement_with_kmeans": model.tree_agreement_,
              "predict_ms_1k": predict_ms, "tradeoff": "printable rules in real units; approximates K-Means"}]
-    notes = [f"k chosen: {model.k_} ({getattr(model, 'k_rule_', 'best silhouette')})"]
+    notes = [f"k chosen: {model.k_} ({model.k_rule_})"]
     if data.truth is not None and "persona" in data.truth:
         personas = data.truth["persona"].reindex(data.X.index)
         ok = personas.notna().to_numpy()
@@ -53,11 +49,10 @@ def train_segment(store: Store, settings: Settings, data: TaskData, options, pro
                      "tradeoff": "simulator truth; not available in real life"})
     board = pd.DataFrame(rows)
     sample = data.X.sample(min(len(data.X), EXPLAIN_ROWS), random_state=options.seed)
-    explainer = XP.make_explainer(model.tree_, sample.head(BACKGROUND_ROWS), "segment", seed=options.seed)
-    explanation = explainer.explain(sample)
+    background = sample.head(BACKGROUND_ROWS)
     out_dir = settings.home / "reports" / "shap"
-    figures = save_shap_figures(explanation, sample, out_dir, "segment")
-    figures.append(elbow_silhouette_figure(model, out_dir / "segment_elbow_silhouette.png"))
+    explained = explain_sample(model.tree_, "segment", "segment", background, sample, out_dir, options.seed)
+    figures = [*explained.figures, elbow_silhouette_figure(model, out_dir / "segment_elbow_silhouette.png")]
     names = {str(k): v for k, v in model.names_.items()}
     profiles = model.profiles_.reset_index().to_dict("records")
     rules = rules_text(model)
@@ -67,16 +62,11 @@ def train_segment(store: Store, settings: Settings, data: TaskData, options, pro
         metrics["ari_vs_personas"] = float(rows[1]["ari_vs_personas"])
     extra = {"winner": "decision tree over K-Means", "leaderboard": board.to_dict("records"), "notes": notes,
              "segment_names": names, "profiles": profiles, "k_table": model.k_table_.to_dict("records"),
-             "rules": rules, "shap_importance": XP.global_importance(explanation).round(6).to_dict(),
-             "shap_units": explainer.units,
-             "background": sample.head(BACKGROUND_ROWS).reset_index().to_dict("records"),
-             "reference": reference_profile(data.X, predictions={"segment": labels_tree.astype(float)}),
-             "as_of": data.as_of.isoformat(), "categories": data.categories}
-    version = registry.save_model(
-        store, settings, "segment", model.tree_, kind="segment", features=F.feature_schema(list(data.X.columns)),
-        metrics=metrics, training_fingerprint=registry.training_fingerprint(data.X), extra=extra,
-        promote=options.promote)
-    figures = _file_figures(settings, "segment", version, figures)
+             "rules": rules}
+    version, figures = register(
+        store, settings, data, model.tree_, explained=explained, background=background,
+        reference=reference_profile(data.X, predictions={"segment": labels_tree.astype(float)}), metrics=metrics,
+        extra=extra, fingerprint=registry.training_fingerprint(data.X), promote=options.promote, figures=figures)
     counts = pd.Series(labels_tree).value_counts().sort_index()
     notes.append("segments: " + ", ".join(f"{names.get(str(k), k)} {n / len(labels_tree):.0%}"
                                           for k, n in counts.items()))

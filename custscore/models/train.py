@@ -14,7 +14,6 @@ import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,25 +23,29 @@ from threadpoolctl import threadpool_limits
 
 from custscore.config import Settings
 from custscore.errors import InputError
-from custscore.models import dataset as D
-from custscore.models import evaluate as EV
-from custscore.models import explain as XP
-from custscore.models import features as F
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
+from custscore.models import dataset as D
+from custscore.models import evaluate as EV
+from custscore.models import features as F
 from custscore.models import registry, zoo
+from custscore.models.drift import NEW, reference_profile
 from custscore.models.feature_filter import drop_uninformative
 from custscore.models.oracle import oracle_rows
+from custscore.models.population import TASK as POP_TASK
 from custscore.models.population import first_purchase_data
 from custscore.models.selection import compare_selection
-from custscore.models.shap_figures import save_shap_figures
-from custscore.scorer.monitor import reference_profile
+from custscore.models.task_result import (  # noqa: F401 - BACKGROUND_ROWS, EXPLAIN_ROWS, TaskResult: importable here too
+    BACKGROUND_ROWS,
+    EXPLAIN_ROWS,
+    TaskResult,
+    explain_sample,
+    register,
+)
 from custscore.store.base import Store
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (what, done, total)
-BACKGROUND_ROWS = 100
-EXPLAIN_ROWS = 2000
 
 
 @dataclass
@@ -72,22 +75,6 @@ class TrainOptions:
             raise InputError(f"task={bad[0]!r} is not known; use one of {', '.join(D.TASKS)} or all")
         if self.threshold_rule == "recall_at_precision" and not self.min_precision:
             raise InputError("threshold rule recall_at_precision needs --min-precision, e.g. 0.5")
-
-
-@dataclass
-class TaskResult:
-    """One task's outcome: the leaderboard, the chosen model and where it went."""
-
-    task: str
-    kind: str
-    leaderboard: pd.DataFrame
-    winner: str
-    version: str | None
-    test_metrics: dict
-    notes: list[str] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-    threshold: float | None = None
-    rules: str | None = None
 
 
 def _split(data: D.TaskData, seed: int):
@@ -127,15 +114,6 @@ def _leaderboard(results, kind, X_te, y_te) -> pd.DataFrame:
                      "fit_s": r.fit_seconds, "predict_ms_1k": r.predict_ms_per_1k, "size_kb": _artifact_kb(r.pipeline),
                      "tradeoff": zoo.FAMILY_NOTES.get(r.name.split(" ")[0], r.notes)})
     return pd.DataFrame(rows)
-
-
-def _explain(pipeline, data: D.TaskData, X_bg: pd.DataFrame, X_ex: pd.DataFrame, out_dir: Path, seed: int):
-    explainer = XP.make_explainer(pipeline, X_bg, data.kind, seed=seed)
-    sample = X_ex.sample(min(len(X_ex), EXPLAIN_ROWS), random_state=seed)
-    explanation = explainer.explain(sample)
-    importance = XP.global_importance(explanation)
-    figures = save_shap_figures(explanation, sample, out_dir, data.task)
-    return importance, figures, explainer.units
 
 
 @dataclass
@@ -226,27 +204,23 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
     else:
         curve = None
     background = X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed)
-    importance, figures, units = _explain(best.pipeline, data, background, X_te, out_dir, seed)
-    if reliability_png is not None:
-        figures = [*figures, reliability_png]
+    sample = X_te.sample(min(len(X_te), EXPLAIN_ROWS), random_state=seed)
+    explained = explain_sample(best.pipeline, kind, data.task, background, sample, out_dir, seed)
+    figures = [*explained.figures, *([reliability_png] if reliability_png is not None else [])]
     predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, X_tr, kind)}
     extra = {"winner": best.name, "leaderboard": board.to_dict("records"), "notes": notes,
-             "shap_importance": importance.round(6).to_dict(), "shap_units": units,
-             "background": background.reset_index().to_dict("records"),
-             "reference": reference_profile(X_tr, predictions=predictions), "as_of": data.as_of.isoformat(),
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
              "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
-             "categories": data.categories,
              "horizon_days": options.horizon_days if data.task == "churn" else None,  # the stale-data warning
              "calibration": best.pipeline.calibrator.to_dict() if isinstance(best.pipeline, CAL.CalibratedPipeline)
              else None}
-    version = registry.save_model(
-        store, settings, data.task, CAL.base_pipeline(best.pipeline), kind=kind, features=F.feature_schema(list(data.X.columns)),
+    version, figures = register(
+        store, settings, data, CAL.base_pipeline(best.pipeline), explained=explained, background=background,
+        reference=reference_profile(X_tr, predictions=predictions, population=NEW if data.task == POP_TASK else None),
         metrics={**{f"val_{k}": v for k, v in best.val_metrics.items()}, **{f"test_{k}": v for k, v in test.items()},
                  "cv_mean": best.cv_mean, "cv_std": best.cv_std},
-        threshold=best.threshold, training_fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
-        promote=options.promote)
-    figures = _file_figures(settings, data.task, version, figures)
+        threshold=best.threshold, fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
+        promote=options.promote, figures=figures)
     log.info("%s: %s won (%s), registered as %s", data.task, best.name, EV.PRIMARY_METRIC[kind], version)
     return TaskResult(data.task, kind, board, best.name, version, test, notes, figures, best.threshold)
 
@@ -294,18 +268,6 @@ def _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step):
                                    min_precision=options.min_precision)
     return sorted([*results, *again], key=lambda r: r.val_metrics[EV.PRIMARY_METRIC[kind]],
                   reverse=EV.higher_is_better(EV.PRIMARY_METRIC[kind]))
-
-
-def _file_figures(settings: Settings, task: str, version: str, figures: list[Path]) -> list[Path]:
-    """Move the SHAP figures next to the registered version (the report looks for them there)."""
-    target = settings.home / "models" / task / version / "figures"
-    target.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for fig in figures:
-        dest = target / Path(fig).name
-        Path(fig).replace(dest)
-        moved.append(dest)
-    return moved
 
 
 def train(store: Store, settings: Settings, options: TrainOptions, progress: Progress | None = None) -> list[TaskResult]:

@@ -12,47 +12,26 @@ feed is recognised as an echo and skipped without scoring.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import hashlib
-import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from custscore.models.features import document_hash
 from custscore.store.base import DeleteOne, Store, UpdateOne, WriteOp
 from custscore.store.schema import CUSTOMERS, DEAD_LETTERS, PREDICTIONS
 
 SCORE_FIELDS = ("churn_probability", "risk", "satisfaction", "segment", "segment_name", "reasons", "recommendations")
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def _local_document_hash(doc: dict) -> str:
-    """Stand-in for models.predict.document_hash: sha256 of canonical JSON without ``score``/``_truth``."""
-    body = {k: v for k, v in doc.items() if k not in ("score", "_truth")}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_canonical)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@functools.cache
-def _hash_function() -> Callable[[dict], str]:
-    try:
-        from custscore.models.predict import document_hash
-    except ImportError:  # the models package may not be installed/written yet
-        return _local_document_hash
-    return document_hash
-
-
 def doc_hash(doc: dict) -> str:
-    """Hash of a customer document ignoring ``score`` (and ``_truth``): what ``score.doc_hash`` holds."""
-    return _hash_function()(doc)
+    """Hash of a customer document ignoring ``score`` and bookkeeping: what ``score.doc_hash`` holds.
+
+    The one document hash (:func:`custscore.models.features.document_hash`): echo detection compares what the
+    scorer wrote with what the features code hashes, so there must never be a second implementation.
+    """
+    return document_hash(doc)
 
 
 def versions_key(versions: dict[str, str]) -> str:

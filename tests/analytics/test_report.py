@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import io
 import re
-import sys
 
 import numpy as np
 import pandas as pd
@@ -121,7 +120,7 @@ def test_zero_customers_is_a_clear_input_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_sections_fill_once_models_and_scores_exist(tmp_path, monkeypatch):
+def test_sections_fill_once_models_and_scores_exist(tmp_path):
     store = _store(tmp_path, 200, seed=5)
     rng = np.random.default_rng(0)
     ids = [d["_id"] for d in store["customers"].find({}, {"_id": 1})]
@@ -130,20 +129,22 @@ def test_sections_fill_once_models_and_scores_exist(tmp_path, monkeypatch):
             "churn_probability": float(rng.random()), "risk": "low", "segment": int(k % 3),
             "segment_name": ["loyal", "new", "at risk"][k % 3], "scored_at": NOW, "model_versions": {"churn": 1}}}})
         for k, i in enumerate(ids)])
-    store["models"].insert_one({"_id": "churn-1", "task": "churn", "version": 1, "aliases": ["production"],
+    # the record's shape as registry.save_model writes it: the trainer's keys live under "extra"
+    store["models"].insert_one({"_id": "churn:1", "task": "churn", "version": 1, "aliases": ["production"],
                                 "created_at": NOW, "metrics": {"roc_auc": 0.81, "note": "text is skipped"},
-                                "shap_global": {"recency_days": 0.4, "orders": 0.2, "age": 0.05}})
+                                "extra": {"winner": "linear", "shap_importance": {"recency_days": 0.4, "orders": 0.2,
+                                                                                  "age": 0.05},
+                                          "leaderboard": [{"model": "linear", "val_roc_auc": 0.81}]}})
     models_dir = tmp_path / "models"
     (models_dir / "churn").mkdir(parents=True)
     (models_dir / "churn" / "shap_beeswarm.png").write_bytes(_tiny_png())
-    monkeypatch.setitem(sys.modules, "custscore.analytics.pipelines", None)  # import fails -> degraded
     result = build_report(store, tmp_path / "out", models_dir=models_dir, now=NOW)
     page = result.path.read_text(encoding="utf-8")
-    assert {result.sections[t] for t in ("Segment profiles", "Model leaderboard", "SHAP summaries", "Scorer health")} == {"ok"}
-    assert result.sections["Group statistics"] == "degraded"
-    assert "group statistics are unavailable" in page
+    assert {result.sections[t] for t in ("Segment profiles", "Model leaderboard", "SHAP summaries", "Scorer health",
+                                         "Group statistics")} == {"ok"}
     assert "roc_auc" in page and "production" in page and "shap_beeswarm.png" in page
     assert "200 of 200 (100.0%)" in page
+    assert "churn v1 candidates" in page and "val_roc_auc" in page  # the leaderboard read from extra
     assert {"segment_profiles", "score_distribution", "shap_churn_v1"} <= {p.stem for p in result.figures}
     assert len(DATA_URI.findall(page)) == len(result.figures) + 1  # + the embedded artifact PNG
 

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from custscore.scorer.writeback import doc_hash as document_hash  # the models' document_hash once it exists
+from custscore.scorer.writeback import doc_hash as document_hash
 from custscore.store.schema import EVENTS
 
 VERSIONS = {"churn": "c1", "satisfaction": "s1", "segment": "g1"}
