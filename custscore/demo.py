@@ -46,7 +46,7 @@ class DemoUI(Protocol):
 
 
 def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> tuple[Any, Any, list]:
-    from custscore.models.predict import load_production, production_versions
+    from custscore.scorer.recommending import load_scoring_models, scoring_versions
     from custscore.scorer.worker import Worker
     from custscore.simulator.run import run_stream
 
@@ -56,7 +56,7 @@ def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> t
 
     def work() -> None:
         with open_store(settings) as wstore:
-            worker = Worker(wstore, lambda s: load_production(s, settings), production_versions, batch_size=256,
+            worker = Worker(wstore, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256,
                             max_wait_ms=250)
 
             def on_batch(stats):
@@ -97,9 +97,11 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     from custscore.analytics.pipelines import run_pipeline
     from custscore.analytics.report import build_report
     from custscore.models.train import TrainOptions, train
+    from custscore.recommend.train import RecommendOptions, train_recommender
     from custscore.scorer.monitor import monitor, production_references
     from custscore.scorer.query import query_customers
     from custscore.simulator.generate import SimulationConfig
+    from custscore.simulator.products import oracle_scores
     from custscore.simulator.run import run_simulation
     from custscore.store.mirror import mirror
 
@@ -118,6 +120,7 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
 
     ui.section("3. train every task")
     results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed))
+    results.append(train_recommender(store, settings, RecommendOptions(seed=options.seed), oracle_scores))
     ui.training(results)
 
     ui.section(f"4. score live: the worker follows the change feed while new customers arrive for "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.rule import Rule
 
-from custscore.cli.common import opened_store, render_frame, user_errors, app, console
+from custscore.cli.common import app, console, opened_store, render_frame, user_errors
 from custscore.config import Settings
 
 
@@ -25,9 +25,10 @@ class RichDemoUI:
 
     def training(self, results: list) -> None:
         from custscore.cli.modelling import render_leaderboard
+        from custscore.cli.recommend import render_recommend_leaderboard
 
         for result in results:
-            render_leaderboard(result)
+            (render_recommend_leaderboard if result.kind == "ranking" else render_leaderboard)(result)
 
     def worker(self, stats: Any) -> None:
         import time
