@@ -77,13 +77,13 @@ def check_dates(t1: dt.datetime, t2: dt.datetime, horizon_days: int, first_event
     if horizon_days < 1:
         raise InputError(f"horizon={horizon_days} must be at least 1 day; pass e.g. --horizon 90")
     T1, T2, H = pd.Timestamp(t1), pd.Timestamp(t2), pd.Timedelta(days=horizon_days)
-    if T1 <= pd.Timestamp(first_event):
+    if pd.Timestamp(first_event) >= T1:
         raise InputError(f"train-cutoff={T1.date()} is not after the first event ({pd.Timestamp(first_event).date()}); "
                          "pass a later --train-cutoff")
     if T2 < T1 + H:
         raise InputError(f"as-of={T2.date()} is before train-cutoff + horizon ({(T1 + H).date()}): the training labels "
                          f"would overlap the scoring period; pass --as-of {(T1 + H).date()} or later")
-    if T2 + H > pd.Timestamp(last_event):
+    if pd.Timestamp(last_event) < T2 + H:
         latest = (pd.Timestamp(last_event) - H).date()
         raise InputError(f"as-of={T2.date()} needs outcomes up to {(T2 + H).date()} but the last event is "
                          f"{pd.Timestamp(last_event).date()}; pass --as-of {latest} or earlier, or a shorter --horizon")

@@ -19,10 +19,10 @@ from threadpoolctl import threadpool_limits
 
 from custscore.config import Settings
 from custscore.errors import ModelError
-from custscore.models import explain as XP
-from custscore.models import features as F
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
+from custscore.models import explain as XP
+from custscore.models import features as F
 from custscore.models import population as POP
 from custscore.models import registry
 from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
