@@ -73,7 +73,8 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Random seed for splits and models.")] = 0,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Register winners without promoting them.")] = False,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated families to try (default: all): "
-                                                                 "linear,tree,forest,gboost,xgboost,mlp,voting,stacking; "
+                                                                 "linear,tree,forest,gboost,xgboost,mlp,voting,stacking "
+                                                                 "(churn also bgnbd); "
                                                                  "demand: seasonal_naive,ets,arima,tsb,sarimax,global_gbm.")] = None,
 ) -> None:
     """Train and compare every model family per task, explain the winner with SHAP and register it.
