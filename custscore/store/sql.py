@@ -52,15 +52,22 @@ FROM customers
 WHERE income IS NOT NULL AND customer_satisfaction IS NOT NULL
 GROUP BY income_bracket
 ORDER BY income_bracket""",
-    # churned = bought before, but nothing in the 90 days before the newest event in the data
+    # Out of time, as models/labels.py defines churn: the cutoff is the newest event minus 90 days; customers who
+    # had bought by the cutoff churned when they bought nothing in the 90 days after it. (Asking "no purchase in
+    # the last 90 days" of today's data instead would label everyone who is merely quiet now.)
     "churn_rate_by_region": """
-SELECT coalesce(region, '(unknown)') AS region,
+WITH cutoff AS (SELECT julianday(max(ts), '-90 days') AS day FROM events),
+buyers AS (
+  SELECT customer_id, max(julianday(ts) > (SELECT day FROM cutoff)) AS bought_after
+  FROM events
+  GROUP BY customer_id
+  HAVING min(julianday(ts)) <= (SELECT day FROM cutoff)
+)
+SELECT coalesce(c.region, '(unknown)') AS region,
        count(*) AS customers,
-       round(avg(julianday(purchase_history__last_purchase)
-                 < julianday((SELECT max(ts) FROM events), '-90 days')), 3) AS churn_rate
-FROM customers
-WHERE purchase_history__last_purchase IS NOT NULL
-GROUP BY region
+       round(avg(1 - b.bought_after), 3) AS churn_rate
+FROM buyers b JOIN customers c ON c.customer_id = b.customer_id
+GROUP BY c.region
 ORDER BY churn_rate DESC""",
     "top_categories_by_revenue": """
 SELECT coalesce(category, '(unknown)') AS category,
