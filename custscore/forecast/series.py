@@ -120,8 +120,12 @@ def from_frame(frame: pd.DataFrame, by: tuple[str, ...], freq: str, date: str = 
     freq = check_freq(freq)
     if frame.empty:
         raise InputError("no sales to build demand series from; ingest events with a quantity (and ts) first")
-    keys = (frame[list(by)].astype(str).agg(KEY_SEP.join, axis=1) if len(by) > 1 else
-            frame[by[0]].astype(str) if by else pd.Series(TOTAL, index=frame.index))
+    if by:
+        keys = frame[by[0]].astype(str)
+        for name in by[1:]:  # vectorised: a row-wise join costs seconds per million rows
+            keys = keys + KEY_SEP + frame[name].astype(str)
+    else:
+        keys = pd.Series(TOTAL, index=frame.index)
     work = pd.DataFrame({"key": keys.to_numpy(),
                          "period": period_start(frame[date], freq),
                          "y": pd.to_numeric(frame[quantity]).astype(float),
