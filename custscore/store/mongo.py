@@ -140,9 +140,11 @@ class MongoCollection(Collection):
                         limits.check_document(value, f"an update of {op.filter.get('_id', 'a document')!r}")
                 requests.append(pymongo.UpdateOne(op.filter, op.update, upsert=op.upsert))
             elif isinstance(op, ReplaceOne):
+                check_no_javascript(op.filter)
                 limits.check_document(op.replacement, f"document {op.replacement.get('_id')!r}")
                 requests.append(pymongo.ReplaceOne(op.filter, op.replacement, upsert=op.upsert))
             elif isinstance(op, DeleteOne):
+                check_no_javascript(op.filter)
                 requests.append(pymongo.DeleteOne(op.filter))
             else:
                 raise InputError(f"unknown bulk operation {op!r}")

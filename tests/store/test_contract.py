@@ -160,6 +160,26 @@ def test_server_side_javascript_is_refused(people, spec):
         people.aggregate([{"$match": spec}])
 
 
+@pytest.mark.parametrize("spec", [{"$where": "this.a == 1"}, {"a": {"$function": {}}}])
+@pytest.mark.parametrize("write", ["update_one", "replace_one", "delete_one", "update_many", "delete_many",
+                                   "bulk UpdateOne", "bulk ReplaceOne", "bulk DeleteOne"])
+def test_server_side_javascript_is_refused_in_write_filters(people, spec, write):
+    before = sorted((d["_id"], d.get("age")) for d in people.find({}))
+    calls = {
+        "update_one": lambda: people.update_one(spec, {"$set": {"age": 1}}),
+        "replace_one": lambda: people.replace_one(spec, {"age": 1}),
+        "delete_one": lambda: people.delete_one(spec),
+        "update_many": lambda: people.update_many(spec, {"$set": {"age": 1}}),
+        "delete_many": lambda: people.delete_many(spec),
+        "bulk UpdateOne": lambda: people.bulk_write([UpdateOne(spec, {"$set": {"age": 1}})]),
+        "bulk ReplaceOne": lambda: people.bulk_write([ReplaceOne(spec, {"age": 1})]),
+        "bulk DeleteOne": lambda: people.bulk_write([DeleteOne(spec)]),
+    }
+    with pytest.raises(InputError, match="JavaScript"):
+        calls[write]()
+    assert sorted((d["_id"], d.get("age")) for d in people.find({})) == before  # nothing was written
+
+
 def test_change_feed_resumes_after_its_token(store):
     coll = store["customers"]
     start = store.feed_position("customers")
