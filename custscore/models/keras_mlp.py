@@ -175,6 +175,7 @@ class _KerasMLPBase(BaseEstimator):
         history = self.model_.fit(
             batches(train_idx, shuffle=True), validation_data=None if val_idx is None else batches(val_idx, False),
             epochs=int(self.epochs), callbacks=[stop], verbose=self.verbose,
+            shuffle=False,  # the dataset shuffles itself; Keras's default True only warns once per fit for a Dataset
         )
         self.n_epochs_ = len(history.history["loss"])
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
