@@ -179,12 +179,17 @@ def check_timeout(seconds: float | None, name: str = "--timeout") -> float | Non
 
 
 @contextmanager
-def time_budget(seconds: float | None) -> Iterator[None]:
-    """Within the block, :func:`check_deadline` raises QueryTimeout once ``seconds`` have passed (None: no budget)."""
+def time_budget(seconds: float | None, started: float | None = None) -> Iterator[None]:
+    """Within the block, :func:`check_deadline` raises QueryTimeout once ``seconds`` have passed (None: no budget).
+
+    ``started`` (a ``time.monotonic()`` value) counts the budget from an earlier moment,
+    for work done in several steps (rows of a streamed query).
+    """
     if not seconds:
         yield
         return
-    token = _deadline.set((time.monotonic() + float(seconds), float(seconds)))
+    start = time.monotonic() if started is None else started
+    token = _deadline.set((start + float(seconds), float(seconds)))
     try:
         yield
     finally:
