@@ -35,6 +35,10 @@ TASKS = ("churn", "satisfaction", "segment", POP.TASK)
 TOP_K = 3
 PHRASES = {"churn": "churn risk", "satisfaction": "predicted satisfaction", "segment": "this segment",
            POP.TASK: POP.PHRASE}
+# The worker's hot path computes no SHAP values for these tasks: satisfaction's exact TreeSHAP cost ~100x its
+# prediction and fed only the prediction records (the reasons shown come from churn / first_purchase). The records
+# keep the features and model versions, so ``predict`` / ``explain`` / the API still compute them exactly on demand.
+HOT_PATH_NO_SHAP = ("satisfaction",)
 OUTPUTS = ("churn_probability", "risk", "first_purchase_probability", *CBF.SCORE_FIELDS, "satisfaction", "segment",
            "segment_name")
 
@@ -89,12 +93,14 @@ class ProductionModels:
         """Risk band of a churn probability against the stored threshold."""
         return "high" if p >= self.threshold else "medium" if p >= self.threshold / 2 else "low"
 
-    def predict_frame(self, X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
-        """Predictions (one column per output) and SHAP explanations per task for a feature frame."""
+    def predict_frame(self, X: pd.DataFrame, skip_shap: tuple[str, ...] = ()
+                      ) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
+        """Predictions (one column per output) and SHAP explanations per task (less ``skip_shap``) for a feature frame."""
         with threadpool_limits(limits=1, user_api="openmp"):  # see train._train: OpenMP spin-waits
-            return self._predict_frame(X)
+            return self._predict_frame(X, skip_shap)
 
-    def _predict_frame(self, X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
+    def _predict_frame(self, X: pd.DataFrame, skip_shap: tuple[str, ...] = ()
+                       ) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
         # Customers who never bought (as of X's date) go to the first_purchase model, buyers to churn: a model never
         # scores or explains a population it was not trained on (models/population.py). Rows outside a task's
         # population get zero contributions, hence no reasons from it.
@@ -127,7 +133,8 @@ class ProductionModels:
                 seg = model.pipeline.predict(Xt).astype(int)
                 out["segment"] = seg
                 out["segment_name"] = [self.segment_names.get(int(s), f"segment {s}") for s in seg]
-            explanations[task] = self.explainers[task].explain(Xt)
+            if task not in skip_shap:
+                explanations[task] = self.explainers[task].explain(Xt)
         return out, explanations
 
     def reasons(self, explanations: dict[str, XP.Explanation], X: pd.DataFrame, k: int = TOP_K) -> dict[str, list]:
@@ -139,13 +146,13 @@ class ProductionModels:
         return out
 
     def score_documents(self, customers: list[dict], events: pd.DataFrame, now: dt.datetime,
-                        k: int = TOP_K) -> list[CustomerScore]:
-        """Score customer documents given their events (no store access)."""
+                        k: int = TOP_K, skip_shap: tuple[str, ...] = ()) -> list[CustomerScore]:
+        """Score customer documents given their events (no store access); no SHAP for the tasks in ``skip_shap``."""
         if not customers:
             return []
         X = F.customer_features(customers, events, now, self.categories)
         versions = F.input_versions(customers, events)
-        preds, explanations = self.predict_frame(X)
+        preds, explanations = self.predict_frame(X, skip_shap)
         reasons = self.reasons(explanations, X, k=k)
         new = POP.never_bought(X).to_numpy()
         out = []
@@ -173,7 +180,7 @@ class ProductionModels:
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
         """Score customer documents, reading their events from the store (the worker's path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
-        return self.score_documents(customers, F.load_events(store, ids, until=now), now)
+        return self.score_documents(customers, F.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
 
 
 def _within(explainer: XP.Explainer, X: pd.DataFrame, rows: np.ndarray) -> XP.Explanation:

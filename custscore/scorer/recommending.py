@@ -22,7 +22,7 @@ from typing import Any
 from custscore.config import Settings
 from custscore.models import features as F
 from custscore.models import registry
-from custscore.models.predict import CustomerScore, load_production, production_versions
+from custscore.models.predict import HOT_PATH_NO_SHAP, CustomerScore, load_production, production_versions
 from custscore.recommend.interactions import EVENT_COLUMNS, events_frame, segment_of
 from custscore.recommend.serving import DEFAULT_N, Recommender
 from custscore.recommend.train import TASK
@@ -54,7 +54,7 @@ class WithRecommendations:
                                       projection={k: 1 for k in fields} | {"_id": 0}))
         frame = F.events_frame(raw)
         if self.models is not None:
-            results = self.models.score_documents(customers, frame, now)
+            results = self.models.score_documents(customers, frame, now, skip_shap=HOT_PATH_NO_SHAP)
         else:
             versions = F.input_versions(customers, frame)
             results = [CustomerScore(cid, versions[cid], {}) for cid in ids]
