@@ -51,7 +51,8 @@ LIBRARIES = {
     "keras": ("keras", ("keras",)), "tensorflow": ("tensorflow", ("tensorflow", "tensorflow-cpu")),
     "shap": ("shap", ("shap",)), "skops": ("skops", ("skops",)), "numpy": ("numpy", ("numpy",)),
     "pandas": ("pandas", ("pandas",)), "imblearn": ("imblearn", ("imbalanced-learn",)),
-    "joblib": ("joblib", ("joblib",)),
+    "joblib": ("joblib", ("joblib",)), "implicit": ("implicit", ("implicit",)),
+    "scipy": ("scipy", ("scipy",)),
 }
 PRIMARY = {"regression": ("mae", "rmse", "r2"), "classification": ("roc_auc", "pr_auc", "f1"),
            "segment": ("silhouette", "davies_bouldin"), "ranking": ("ndcg@10", "recall@10", "coverage")}
