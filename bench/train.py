@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
         models = load_production(store, settings)
         ids = [d["_id"] for d in store["customers"].find({}, projection={"_id": 1}, limit=PREDICT_ROWS)]
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        X = F.customer_features(F.load_customers(store, ids), F.load_events(store, ids), now, models.categories)
+        X = F.customer_features(F.read_customers(store, ids), F.read_events(store, ids), now, models.categories)
         for task, loaded in models.loaded.items():
             cols = [f["name"] for f in loaded.manifest["features"]]
             fn = loaded.pipeline.predict_proba if task == "churn" else loaded.pipeline.predict

@@ -122,7 +122,7 @@ def _customer_row(doc: dict) -> dict:
     return row
 
 
-def load_customers(store: Store) -> pd.DataFrame:
+def read_customers(store: Store) -> pd.DataFrame:
     """All customers as a DataFrame (one ``find`` with a projection), before derived columns.
 
     Raises
@@ -143,7 +143,7 @@ def load_customers(store: Store) -> pd.DataFrame:
     return df
 
 
-def load_events(store: Store, max_events: int = MAX_EVENTS, seed: int = 0) -> tuple[pd.DataFrame, int, bool]:
+def read_events(store: Store, max_events: int = MAX_EVENTS, seed: int = 0) -> tuple[pd.DataFrame, int, bool]:
     """Events as a DataFrame; a fixed-seed Bernoulli sample of about ``max_events`` when there are more.
 
     Returns
@@ -167,8 +167,8 @@ def load_dataset(store: Store, max_events: int = MAX_EVENTS, seed: int = 0, as_o
     ``as_of`` (``report --as-of``) measures recency and tenure at that time instead of the
     last event; it may not lie before the last event (the summaries hold every event).
     """
-    customers = load_customers(store)
-    events, n_events, sampled = load_events(store, max_events, seed)
+    customers = read_customers(store)
+    events, n_events, sampled = read_events(store, max_events, seed)
     first, last = event_time_range(store) if n_events else (None, None)
     if as_of is not None and last is not None and as_of < last:
         raise InputError(f"--as-of {as_of:%Y-%m-%d} is before the newest event ({last:%Y-%m-%d}); the report "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from custscore.cli.common import app, console, opened_store, progress_bar, user_errors
+from custscore.cli.common import TaskBars, app, console, opened_store, progress_bar, user_errors
 from custscore.clock import parse_date
 from custscore.config import Settings
 
@@ -49,17 +49,10 @@ def backtest(
                                families=tuple(m.strip() for m in models.split(",")) if models else None)
         options.validate()
     with user_errors(), opened_store(ctx) as store, progress_bar() as bar:
-        bars: dict[str, Any] = {}
-
-        def progress(what: str, done: int, total: int) -> None:
-            name = what.split(":")[0]
-            if name not in bars:
-                bars[name] = bar.add_task(name, total=total)
-            bar.update(bars[name], completed=done, total=total, description=what)
+        progress = TaskBars(bar)
 
         result = run_backtest(store, settings, t1, t2, horizon, options, progress)
-        for key in bars.values():
-            bar.update(key, completed=bar.tasks[key].total)
+        progress.finish()
     render_backtest(result)
 
 

@@ -92,6 +92,35 @@ def progress_bar() -> Progress:
     )
 
 
+class TaskBars:
+    """A ``progress(what, done, total)`` callback for the core: one bar per task (the text before ':')."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        name = what.split(":")[0]
+        if name not in self.bars:
+            self.bars[name] = self.bar.add_task(name, total=total)
+        self.bar.update(self.bars[name], completed=done, total=total, description=what)
+
+    def finish(self) -> None:
+        """Fill every bar under its task's name: the task is done even where the last step was not reported."""
+        for key in self.bars.values():
+            task = self.bar.tasks[key]
+            self.bar.update(key, completed=task.total, description=task.description.split(":")[0])
+
+
+def print_tradeoffs_and_notes(board: Any, notes: list[str]) -> None:
+    """Under a leaderboard: each candidate's trade-off, then the run's notes."""
+    for row in board.to_dict("records"):
+        if row.get("tradeoff"):
+            console.print(f"  [bold]{row['model']}[/]: {row['tradeoff']}", highlight=False)
+    for note in notes:
+        console.print(f"  - {note}", highlight=False)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"custscore {__version__}")

@@ -12,6 +12,7 @@ import typer
 
 from custscore.cli.common import (
     AsOfOpt,
+    TaskBars,
     app,
     command_clock,
     console,
@@ -20,6 +21,7 @@ from custscore.cli.common import (
     models_app,
     opened_store,
     print_score,
+    print_tradeoffs_and_notes,
     progress_bar,
     user_errors,
     warn_if_stale,
@@ -35,11 +37,7 @@ def render_leaderboard(result: Any) -> None:
 
     board = result.leaderboard
     print_leaderboard(board, result.task, result.kind, result.winner)
-    for row in board.to_dict("records"):
-        if row.get("tradeoff"):
-            console.print(f"  [bold]{row['model']}[/]: {row['tradeoff']}", highlight=False)
-    for note in result.notes:
-        console.print(f"  - {note}", highlight=False)
+    print_tradeoffs_and_notes(board, result.notes)
     if result.version:
         console.print(f"  winner [bold green]{result.winner}[/] registered as {result.task} {result.version}"
                       + (f", threshold {result.threshold:.3f}" if result.threshold is not None else ""))
@@ -93,13 +91,7 @@ def train(
                            promote=not no_promote,
                            families=tuple(m.strip() for m in models.split(",")) if models else None)
     with user_errors(), opened_store(ctx) as store, progress_bar() as bar:
-        bars: dict[str, Any] = {}
-
-        def progress(what: str, done: int, total: int) -> None:
-            name = what.split(":")[0]
-            if name not in bars:
-                bars[name] = bar.add_task(name, total=total)
-            bar.update(bars[name], completed=done, total=total, description=what)
+        progress = TaskBars(bar)
 
         results = run_train(store, settings, options, progress) if task not in ("recommend", "demand") or target else []
         recommended = None
@@ -112,8 +104,7 @@ def train(
                 if task == "recommend":
                     raise
                 err_console.print(f"[yellow]recommendations skipped[/]: {exc}", highlight=False)
-        for key in bars.values():
-            bar.update(key, completed=bar.tasks[key].total, description=bar.tasks[key].description.split(":")[0])
+        progress.finish()
     for result in results:
         render_leaderboard(result)
     if recommended is not None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from custscore.cli.common import app, cell, console, opened_store, user_errors
+from custscore.cli.common import app, cell, console, opened_store, print_tradeoffs_and_notes, user_errors
 from custscore.config import Settings
 
 BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
@@ -45,11 +45,7 @@ def render_recommend_leaderboard(result: Any) -> None:
         for row in result.ratings.to_dict("records"):
             rt.add_row(*(cell(row[c]) for c in ("model", "rmse", "mae", "rmse_std", "fit_s")))
         console.print(rt)
-    for row in board.to_dict("records"):
-        if row.get("tradeoff"):
-            console.print(f"  [bold]{row['model']}[/]: {row['tradeoff']}", highlight=False)
-    for note in result.notes:
-        console.print(f"  - {note}", highlight=False)
+    print_tradeoffs_and_notes(board, result.notes)
     if result.version:
         console.print(f"  winner [bold green]{result.winner}[/] registered as recommend {result.version}")
 

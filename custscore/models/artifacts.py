@@ -258,14 +258,20 @@ def _dump_keras(obj: Any, directory: Path) -> None:
     _write_state(directory, obj, state, other)
 
 
-def _load_keras(directory: Path, state: dict) -> Any:
+def _allowed_class(state: dict, allowed: tuple[str, ...], state_file: Path) -> Any:
+    """The class a state file names, imported only from the ``allowed`` module prefixes (never arbitrary code)."""
     module, _, name = state["class"].partition(":")
-    if not module.startswith(WRAPPER_MODULES):
-        raise ArtifactIntegrityError(f"{STATE_FILE} in {directory} names class {state['class']!r} outside "
-                                     f"{', '.join(WRAPPER_MODULES)}; refusing to import it; retrain the model")
+    if not module.startswith(allowed):
+        raise ArtifactIntegrityError(f"{state_file.name} in {state_file.parent} names class {state['class']!r} outside "
+                                     f"{', '.join(allowed)}; refusing to import it; retrain the model")
     cls = importlib.import_module(module)
     for part in name.split("."):
         cls = getattr(cls, part)
+    return cls
+
+
+def _load_keras(directory: Path, state: dict) -> Any:
+    cls = _allowed_class(state, WRAPPER_MODULES, directory / STATE_FILE)
     est = cls(**state["params"])
     for attr, value in state["attrs"].items():
         setattr(est, attr, value)
@@ -289,13 +295,7 @@ def _dump_arrays(obj: Any, directory: Path) -> None:
 
 def _load_arrays(directory: Path) -> Any:
     state = _from_json(json.loads((directory / ARRAYS_STATE).read_text()))
-    module, _, name = state["class"].partition(":")
-    if not module.startswith(ARRAY_MODULES):
-        raise ArtifactIntegrityError(f"{ARRAYS_STATE} in {directory} names class {state['class']!r} outside "
-                                     f"{', '.join(ARRAY_MODULES)}; refusing to import it; retrain the model")
-    cls = importlib.import_module(module)
-    for part in name.split("."):
-        cls = getattr(cls, part)
+    cls = _allowed_class(state, ARRAY_MODULES, directory / ARRAYS_STATE)
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     return cls.from_arrays(state["params"], arrays)

@@ -55,11 +55,11 @@ class Corpus:
 
 def read_corpus(store: Store) -> Corpus:
     """Read customers (with ``_truth`` when present) and all events from the store."""
-    customers = F.load_customers(store, with_truth=True)
+    customers = F.read_customers(store, with_truth=True)
     if len(customers) < MIN_ROWS:
         raise InputError(f"the store has {len(customers)} customers; training needs at least {MIN_ROWS}. "
                          "Load data first: custscore simulate --customers 20000 (or custscore ingest FILE)")
-    events = F.load_events(store)
+    events = F.read_events(store)
     if events.empty:
         raise InputError("the store has no purchase events; load them with custscore ingest events.csv --kind events")
     return Corpus(customers, F.customers_frame(customers), events, events["ts"].min().to_pydatetime(),

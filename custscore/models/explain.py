@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import ConfigError, CustscoreError, InputError, ModelError
+from custscore.store.plain import plain
 
 log = logging.getLogger(__name__)
 
@@ -322,13 +323,6 @@ def _group_sum(phi: np.ndarray, col_map: np.ndarray, n_raw: int) -> np.ndarray:
     return phi @ G
 
 
-def _plain(value):
-    """A frame cell as a plain python value; None for any missing marker."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _default_describe(name: str, value) -> str:
     """Fallback phrase when no describe function is given."""
     return f"{name} = {value:g}" if isinstance(value, float) else f"{name} = {value}"
@@ -369,7 +363,7 @@ def top_reasons(explanation: Explanation, X_raw: pd.DataFrame, k: int = 3, descr
             c = float(vals[i, j])
             if c == 0.0:
                 continue
-            value = _plain(cells[i, j])
+            value = plain(cells[i, j])
             verb = "raises" if c > 0 else "lowers"
             reasons.append({"feature": names[j], "value": value, "contribution": round(c, 4),
                             "sentence": f"{describe(names[j], value)} {verb} {target_phrase}"})

@@ -255,7 +255,7 @@ def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable
 CUSTOMER_PROJECTION = {"score": 0, "purchase_history": 0}
 
 
-def load_customers(store: Store, ids: Sequence[str] | None = None, with_truth: bool = False) -> list[dict]:
+def read_customers(store: Store, ids: Sequence[str] | None = None, with_truth: bool = False) -> list[dict]:
     """Customer documents (all, or the given ids) without their stored scores."""
     projection = dict(CUSTOMER_PROJECTION)
     if not with_truth:
@@ -264,7 +264,7 @@ def load_customers(store: Store, ids: Sequence[str] | None = None, with_truth: b
     return list(store[CUSTOMERS].find(filt, projection=projection))
 
 
-def load_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
+def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
     """Purchase events (of all customers or of ``ids``), optionally only those up to ``until``."""
     filt: dict = {} if ids is None else {"customer_id": {"$in": list(ids)}}
     if until is not None:
@@ -275,8 +275,8 @@ def load_events(store: Store, ids: Sequence[str] | None = None, until: dt.dateti
 
 def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:
     """Features of the given customers as of ``as_of``, read from the store (the scorer's path)."""
-    customers = load_customers(store, ids)
-    return customer_features(customers, load_events(store, ids, until=as_of), as_of, categories)
+    customers = read_customers(store, ids)
+    return customer_features(customers, read_events(store, ids, until=as_of), as_of, categories)
 
 
 # ---------------------------------------------------------------- versions of the inputs

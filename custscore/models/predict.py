@@ -27,8 +27,8 @@ from custscore.models import population as POP
 from custscore.models import registry
 from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
 from custscore.store.base import Store
+from custscore.store.plain import plain
 from custscore.store.schema import MODELS
-from custscore.store.validation import plain as _plain
 
 log = logging.getLogger(__name__)
 TASKS = ("churn", "satisfaction", "segment", POP.TASK)
@@ -166,13 +166,13 @@ class ProductionModels:
             score = {"model_versions": dict(self.versions), "reasons": reasons[main][i] if main else [],
                      "reasons_task": main}
             for name in outputs:
-                value = _plain(pred_rows[i][name])
+                value = plain(pred_rows[i][name])
                 if value is None and name in ("churn_probability", "first_purchase_probability", *CBF.SCORE_FIELDS):
                     continue
                 score[name] = round(value, 4) if isinstance(value, float) else value
             shap_vectors = {task: dict(zip(e.feature_names, np.round(e.values[i], 5).tolist(), strict=True))
                             for task, e in explanations.items() if task != skip}
-            feats = {c: _plain(v) for c, v in feature_rows[i].items()}
+            feats = {c: plain(v) for c, v in feature_rows[i].items()}
             out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats,
                                      reasons_by_task={task: reasons[task][i] for task in tasks}))
         return out

@@ -36,6 +36,7 @@ from custscore.errors import ArtifactIntegrityError, ModelError
 from custscore.models import artifacts, calibration
 from custscore.models.registry_cache import fetch_artifacts, upload_artifacts
 from custscore.store.base import Store
+from custscore.store.plain import plain_deep
 from custscore.store.schema import MODELS
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,8 @@ def _fix(task: str) -> str:
 
 def _json_default(value: Any) -> Any:
     """Plain JSON values for numpy, pandas, datetime and path objects."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    if isinstance(value, np.generic | np.ndarray):
+        return plain_deep(value)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, pd.DataFrame):
@@ -221,7 +220,7 @@ def save_model(store: Store, settings: Settings, task: str, pipeline: Any, *, ki
     log.info("saved %s model %s (%s, %s bytes) to %s", task, version, layout,
              sum(a["bytes"] for a in record["artifacts"]), final)
     if promote:
-        _promote(store, settings, task, version)
+        _make_production(store, settings, task, version)
     return version
 
 
@@ -405,6 +404,11 @@ def promote(store: Store, settings: Settings, task: str, version: str) -> str:
 
     Its files are verified first. Returns the full version promoted.
     """
+    return _make_production(store, settings, task, version)
+
+
+def _make_production(store: Store, settings: Settings, task: str, version: str) -> str:
+    """The body of :func:`promote`, callable from :func:`save_model`, whose ``promote`` flag shadows the name."""
     version = resolve_version(store, task, version)
     if not VERSION_RE.match(version):
         raise _unknown(store, task, version)
@@ -422,9 +426,6 @@ def promote(store: Store, settings: Settings, task: str, version: str) -> str:
         coll.update_one({"_id": record["_id"]}, {"$set": {"aliases": aliases, "promoted_at": promoted}})
     log.info("promoted %s model %s to production", task, version)
     return version
-
-
-_promote = promote  # save_model's ``promote`` flag shadows the function's name
 
 
 def production_version(store: Store, task: str) -> str | None:

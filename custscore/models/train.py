@@ -25,10 +25,7 @@ from custscore.config import Settings
 from custscore.errors import InputError
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
-from custscore.models import dataset as D
-from custscore.models import evaluate as EV
-from custscore.models import features as F
-from custscore.models import registry, zoo
+from custscore.models import dataset, evaluate, features, registry, zoo
 from custscore.models.drift import NEW, reference_profile
 from custscore.models.feature_filter import drop_uninformative
 from custscore.models.oracle import oracle_rows
@@ -52,7 +49,7 @@ Progress = Callable[[str, int, int], None]  # (what, done, total)
 class TrainOptions:
     """What ``custscore train`` was asked to do."""
 
-    tasks: tuple[str, ...] = D.TASKS
+    tasks: tuple[str, ...] = dataset.TASKS
     target: str | None = None
     kind: str | None = None
     cv: int = 5
@@ -70,14 +67,14 @@ class TrainOptions:
         """One-line errors for bad options."""
         if self.cv < 2:
             raise InputError(f"cv={self.cv} must be at least 2 folds; pass e.g. --cv 5")
-        bad = [t for t in self.tasks if t not in D.TASKS]
+        bad = [t for t in self.tasks if t not in dataset.TASKS]
         if bad and not self.target:
-            raise InputError(f"task={bad[0]!r} is not known; use one of {', '.join(D.TASKS)} or all")
+            raise InputError(f"task={bad[0]!r} is not known; use one of {', '.join(dataset.TASKS)} or all")
         if self.threshold_rule == "recall_at_precision" and not self.min_precision:
             raise InputError("threshold rule recall_at_precision needs --min-precision, e.g. 0.5")
 
 
-def _split(data: D.TaskData, seed: int):
+def _split(data: dataset.TaskData, seed: int):
     strat = data.y if data.kind == "classification" else None
     idx = np.asarray(data.X.index, dtype=object)
     tr, rest = train_test_split(idx, test_size=0.4, random_state=seed, stratify=strat)
@@ -99,11 +96,11 @@ def _predict(pipeline, X: pd.DataFrame, kind: str) -> np.ndarray:
 
 def _test_metrics(pipeline, X, y, kind, threshold) -> dict:
     out = _predict(pipeline, X, kind)
-    return EV.classification_metrics(y, out, threshold) if kind == "classification" else EV.regression_metrics(y, out)
+    return evaluate.classification_metrics(y, out, threshold) if kind == "classification" else evaluate.regression_metrics(y, out)
 
 
 def _leaderboard(results, kind, X_te, y_te) -> pd.DataFrame:
-    metric = EV.PRIMARY_METRIC[kind]
+    metric = evaluate.PRIMARY_METRIC[kind]
     rows = []
     for r in results:
         test = _test_metrics(r.pipeline, X_te, y_te, kind, r.threshold)
@@ -120,14 +117,14 @@ def _leaderboard(results, kind, X_te, y_te) -> pd.DataFrame:
 class Fitted:
     """Every candidate fitted and validated on one task (churn: calibrated), the winner, and the split used."""
 
-    best: EV.CandidateResult
+    best: evaluate.CandidateResult
     results: list
     notes: list[str]
     split: tuple
     calibration: dict = field(default_factory=dict)
 
 
-def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress | None = None) -> Fitted:
+def fit_supervised(data: dataset.TaskData, options: TrainOptions, progress: Progress | None = None) -> Fitted:
     """Compare every family on one supervised task and pick the winner (nothing is registered).
 
     Classification: every candidate is then calibrated on the validation split and its threshold chosen on the
@@ -138,10 +135,10 @@ def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress |
     X_tr, X_va, X_te = data.X.loc[tr], data.X.loc[va], data.X.loc[te]
     y_tr, y_va, y_te = data.y.loc[tr], data.y.loc[va], data.y.loc[te]
     notes = list(data.notes)
-    logs = [f for f in F.log_features() if f in data.numeric]
+    logs = [f for f in features.log_features() if f in data.numeric]
     balance = None
     if kind == "classification":
-        choice = EV.compare_balance(data.numeric, data.categorical, X_tr, y_tr, X_va, y_va, log_cols=logs, seed=seed)
+        choice = evaluate.compare_balance(data.numeric, data.categorical, X_tr, y_tr, X_va, y_va, log_cols=logs, seed=seed)
         balance = choice["choice"]
         notes.append(choice["summary"])
     selection = compare_selection(data.numeric, data.categorical, X_tr, y_tr, X_va, y_va, kind, seed=seed,
@@ -157,7 +154,7 @@ def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress |
         if progress:
             progress(f"{data.task}: {name}", i, n)
 
-    results = EV.evaluate_candidates(candidates, X_tr, y_tr, X_va, y_va, kind, cv=options.cv, seed=seed,
+    results = evaluate.evaluate_candidates(candidates, X_tr, y_tr, X_va, y_va, kind, cv=options.cv, seed=seed,
                                      on_progress=step, threshold_rule=options.threshold_rule,
                                      min_precision=options.min_precision)
     if options.tune:
@@ -176,7 +173,7 @@ def fit_supervised(data: D.TaskData, options: TrainOptions, progress: Progress |
     return Fitted(best, results, notes, (tr, va, te), calibration)
 
 
-def train_supervised(store: Store, settings: Settings, data: D.TaskData, options: TrainOptions,
+def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, options: TrainOptions,
                      progress: Progress | None = None) -> TaskResult:
     """Compare every family on one supervised task, explain and register the winner."""
     kind, seed = data.kind, options.seed
@@ -195,7 +192,7 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
     out_dir = settings.home / "reports" / "shap"
     reliability_png = None
     if kind == "classification":
-        curve = EV.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
+        curve = evaluate.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
         notes.append(f"calibration on test: Brier {test['brier']:.4f}; reliability curve stored in the manifest")
         raw = CAL.base_pipeline(best.pipeline).predict_proba(X_te)[:, 1]
         reliability_png = CAL.reliability_figure(
@@ -221,7 +218,7 @@ def train_supervised(store: Store, settings: Settings, data: D.TaskData, options
                  "cv_mean": best.cv_mean, "cv_std": best.cv_std},
         threshold=best.threshold, fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
         promote=options.promote, figures=figures)
-    log.info("%s: %s won (%s), registered as %s", data.task, best.name, EV.PRIMARY_METRIC[kind], version)
+    log.info("%s: %s won (%s), registered as %s", data.task, best.name, evaluate.PRIMARY_METRIC[kind], version)
     return TaskResult(data.task, kind, board, best.name, version, test, notes, figures, best.threshold)
 
 
@@ -236,9 +233,9 @@ def pick_winner(results, kind: str, cv: int, metric: str | None = None, order: t
 
     ``metric`` overrides the kind's primary metric and ``order`` the serving-cost order (cheapest first) for
     other model families, e.g. the recommenders (validation NDCG@10)."""
-    metric = metric or EV.PRIMARY_METRIC[kind]
-    sign = 1 if EV.higher_is_better(metric) else -1
-    top = EV.best(results, kind) if metric == EV.PRIMARY_METRIC.get(kind) else \
+    metric = metric or evaluate.PRIMARY_METRIC[kind]
+    sign = 1 if evaluate.higher_is_better(metric) else -1
+    top = evaluate.best(results, kind) if metric == evaluate.PRIMARY_METRIC.get(kind) else \
         min(results, key=lambda r: -sign * r.val_metrics[metric])
     se = (top.cv_std or 0.0) / np.sqrt(cv)
     tied = [r for r in results if sign * (top.val_metrics[metric] - r.val_metrics[metric]) <= se]
@@ -259,15 +256,15 @@ def _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step):
     from custscore.models.tuning import tune
 
     kind = data.kind
-    top = EV.best(results, kind)
+    top = evaluate.best(results, kind)
     per = options.tune_budget_s
     tuned, params, summary = tune(top.name, top.pipeline, X_tr, y_tr, kind, budget_seconds=per, seed=options.seed)
     notes.append(f"tuned {top.name}: {summary}")
-    again = EV.evaluate_candidates({f"{top.name} (tuned)": tuned}, X_tr, y_tr, X_va, y_va, kind, cv=options.cv,
+    again = evaluate.evaluate_candidates({f"{top.name} (tuned)": tuned}, X_tr, y_tr, X_va, y_va, kind, cv=options.cv,
                                    seed=options.seed, on_progress=step, threshold_rule=options.threshold_rule,
                                    min_precision=options.min_precision)
-    return sorted([*results, *again], key=lambda r: r.val_metrics[EV.PRIMARY_METRIC[kind]],
-                  reverse=EV.higher_is_better(EV.PRIMARY_METRIC[kind]))
+    return sorted([*results, *again], key=lambda r: r.val_metrics[evaluate.PRIMARY_METRIC[kind]],
+                  reverse=evaluate.higher_is_better(evaluate.PRIMARY_METRIC[kind]))
 
 
 def train(store: Store, settings: Settings, options: TrainOptions, progress: Progress | None = None) -> list[TaskResult]:
@@ -289,24 +286,24 @@ def _train(store: Store, settings: Settings, options: TrainOptions, progress: Pr
     from custscore.models.segment_task import train_segment
 
     started = time.perf_counter()
-    corpus = D.read_corpus(store)
+    corpus = dataset.read_corpus(store)
     results = []
-    builders = {"churn": lambda: D.churn_data(corpus, options.cutoff, options.horizon_days),
-                "satisfaction": lambda: D.satisfaction_data(corpus), "segment": lambda: D.segment_data(corpus)}
+    builders = {"churn": lambda: dataset.churn_data(corpus, options.cutoff, options.horizon_days),
+                "satisfaction": lambda: dataset.satisfaction_data(corpus), "segment": lambda: dataset.segment_data(corpus)}
     if options.target:
-        builders = {options.target: lambda: D.target_data(corpus, options.target, options.kind)}
+        builders = {options.target: lambda: dataset.target_data(corpus, options.target, options.kind)}
     for task, build in builders.items():
         if task not in options.tasks and not options.target:
             continue
-        if len(options.tasks) > 1 and not options.target and not D.has_target(corpus, task):
-            log.warning("%s: skipped, %s", task, D.missing_target_reason(corpus, task))
+        if len(options.tasks) > 1 and not options.target and not dataset.has_target(corpus, task):
+            log.warning("%s: skipped, %s", task, dataset.missing_target_reason(corpus, task))
             continue
         data = drop_uninformative(build())
         data.categories = list(corpus.categories)
         run = train_segment if data.kind == "segment" else train_supervised
         results.append(run(store, settings, data, options, progress))
         if task == "churn":  # buyers' model above; customers who had not bought get their own (models/population.py)
-            newcomers = first_purchase_data(corpus, options.cutoff, options.horizon_days, D.MIN_ROWS)
+            newcomers = first_purchase_data(corpus, options.cutoff, options.horizon_days, dataset.MIN_ROWS)
             if newcomers is not None:
                 newcomers = drop_uninformative(newcomers)
                 newcomers.categories = list(corpus.categories)

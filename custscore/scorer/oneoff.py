@@ -67,7 +67,7 @@ def score_given(store: Store, models: Any, raw_docs: Sequence[Any], raw_events: 
     """
     docs = validated_customers(raw_docs)
     given = [e for e in validated_events(raw_events) if e["ts"] <= as_of]
-    stored = features.load_events(store, [str(d["_id"]) for d in docs], until=as_of)
+    stored = features.read_events(store, [str(d["_id"]) for d in docs], until=as_of)
     frames = [f for f in (features.events_frame(given), stored) if len(f)]
     events = pd.concat(frames, ignore_index=True) if frames else features.events_frame([])
     options = {} if k is None else {"k": k}
@@ -76,9 +76,9 @@ def score_given(store: Store, models: Any, raw_docs: Sequence[Any], raw_events: 
 
 def score_stored(store: Store, models: Any, ids: Sequence[str], *, as_of: dt.datetime, k: int | None = None) -> list:
     """Score customers already in the store, as of ``as_of`` (``explain``'s path); unknown ids are skipped."""
-    docs = features.load_customers(store, list(ids))
+    docs = features.read_customers(store, list(ids))
     if not docs:
         return []
-    events = features.load_events(store, [str(d["_id"]) for d in docs], until=as_of)
+    events = features.read_events(store, [str(d["_id"]) for d in docs], until=as_of)
     options = {} if k is None else {"k": k}
     return models.score_documents(docs, events, as_of, **options)

@@ -16,10 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from custscore.models.features import document_hash
 from custscore.store.base import DeleteOne, Store, UpdateOne, WriteOp
+from custscore.store.plain import plain_deep
 from custscore.store.schema import CUSTOMERS, DEAD_LETTERS, PREDICTIONS
 
 SCORE_FIELDS = ("churn_probability", "risk", "satisfaction", "segment", "segment_name", "reasons", "recommendations")
@@ -77,19 +76,6 @@ def is_replay(stored: Any, input_version: str, versions: dict[str, str], as_of: 
     )
 
 
-def plain(value: Any) -> Any:
-    """numpy scalars/arrays to Python, recursively, so BSON can store them."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [plain(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _ms(later: dt.datetime, earlier: dt.datetime | None) -> float | None:
     if earlier is None:
         return None
@@ -113,7 +99,7 @@ def customer_score(row: ScoredRow, scored_at: dt.datetime) -> dict:
     """The ``score`` sub-document written on the customer."""
     src = row.result.score
     score = {"model_versions": dict(row.versions)}
-    score.update({k: plain(src.get(k)) for k in SCORE_FIELDS})
+    score.update({k: plain_deep(src.get(k)) for k in SCORE_FIELDS})
     score.update({
         "scored_at": scored_at,
         "as_of": row.as_of or scored_at,
@@ -134,8 +120,8 @@ def prediction_record(row: ScoredRow, score: dict, worker: str | None = None) ->
         "as_of": score["as_of"],
         "latency_ms": score["latency_ms"],
         **{k: score[k] for k in SCORE_FIELDS},
-        "shap": plain(row.result.shap),
-        "features": plain(row.result.features),
+        "shap": plain_deep(row.result.shap),
+        "features": plain_deep(row.result.features),
     }
     if worker is not None:
         record["worker"] = worker

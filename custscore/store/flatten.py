@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from custscore.store.validation import plain
+from custscore.store.plain import plain
 
 SEP = "__"
 

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from custscore.store import limits
+from custscore.store.plain import plain, plain_deep  # noqa: F401 - plain: importable here too
 from custscore.store.planner import to_utc_naive
 
 MIN_DATE = dt.datetime(1970, 1, 1)
@@ -42,21 +41,6 @@ class Problem:
 class _Bad(Exception):
     def __init__(self, reason: str):
         self.reason = reason
-
-
-def plain(value: Any) -> Any:
-    """numpy/pandas scalars to Python; NaN, NaT and pandas NA to None."""
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if type(value).__name__ in ("NaTType", "NAType"):
-        return None
-    if hasattr(value, "to_pydatetime"):  # pandas Timestamp
-        value = value.to_pydatetime()
-    return value
 
 
 def _number(value: Any) -> float | int:
@@ -187,14 +171,6 @@ def _bad_key(doc: Any, prefix: str = "") -> str | None:
     return None
 
 
-def _deep_plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_deep_plain(v) for v in value]
-    return plain(value)
-
-
 def validate(
     raw: Any, index: int, schema: dict, allow: tuple[str, ...] = ()
 ) -> tuple[dict | None, list[Problem]]:
@@ -207,7 +183,7 @@ def validate(
     bad = _bad_key(raw)
     if bad is not None:
         return None, [Problem(index, bad, None, "field names may not start with '$' or contain '.'; rename it")]
-    doc = {k: _deep_plain(v) for k, v in raw.items()}
+    doc = {k: plain_deep(v) for k, v in raw.items()}
     problems = []
     for name in COMPUTED_FIELDS:
         if name in doc and name not in allow:

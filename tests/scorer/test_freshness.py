@@ -29,7 +29,7 @@ class RecencyModels:
     def score_batch(self, store, customers, now):
         ids = [c["_id"] for c in customers]
         self.calls.append(ids)
-        events = F.load_events(store, ids, until=now)
+        events = F.read_events(store, ids, until=now)
         X = F.customer_features(customers, events, now)
         versions = F.input_versions(customers, events)
         out = []
