@@ -134,10 +134,11 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
         ui.message(f"the worker also worked through {stats.scored:,} customers of the start-up backlog and "
                    f"purchase updates; `custscore score --once` finishes the remaining {stats.backlog:,}")
 
-    ui.section("5. the highest-risk new customers, with their reasons (a query on the store)")
+    ui.section("5. the new customers least likely to buy, with their reasons (a query on the store)")
     risky = list(store["customers"].find({"_id": {"$in": new_ids}, "score": {"$exists": True}},
                                          sort=[("score.churn_probability", -1)], limit=5))
-    ui.scored(risky, "highest churn risk among customers who arrived during the stream")
+    ui.scored(risky, "highest churn_probability among customers who arrived during the stream (band 'new' while "
+                     "they have no purchase: churn_probability = 1 - first_purchase_probability)")
     ui.frame(query_customers(store, {"score.risk": "high"}, sort="score.churn_probability:-1", limit=5),
              "custscore query '{\"score.risk\": \"high\"}' --sort score.churn_probability:-1 --limit 5")
 
