@@ -95,3 +95,17 @@ def test_a_changed_artifact_byte_is_refused_and_nothing_loads(trained):
     finally:
         artifact.write_bytes(original)
     assert load_production(store, settings).versions["churn"] == results["churn"].version
+
+
+def test_the_workers_hot_path_skips_only_satisfaction_shap_and_changes_no_score(trained):
+    store, settings, _ = trained
+    models = load_production(store, settings)
+    now = dt.datetime(2026, 1, 1)
+    ids = [d["_id"] for d in store["customers"].find({}, projection={"_id": 1}, limit=40)]
+    docs = F.read_customers(store, ids)
+    full = models.score_documents(docs, F.read_events(store, ids, until=now), now)  # predict / explain / API
+    hot = models.score_batch(store, docs, now)  # the worker
+
+    assert [h.score for h in hot] == [f.score for f in full]
+    assert all("satisfaction" in f.shap for f in full)
+    assert all(h.shap == {k: v for k, v in f.shap.items() if k != "satisfaction"} for h, f in zip(hot, full, strict=True))
