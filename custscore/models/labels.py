@@ -39,6 +39,20 @@ def check_window(cutoff: dt.datetime, horizon_days: int, first_event: dt.datetim
                          f"({pd.Timestamp(first_event).date()}); pass a later --cutoff")
 
 
+def label_window(profiles: pd.DataFrame, events: pd.DataFrame, cutoff: dt.datetime,
+                 horizon_days: int) -> tuple[pd.Index, set, set]:
+    """Who had signed up by the cutoff, who had bought by it, and who bought in (cutoff, cutoff + horizon].
+
+    Every out-of-time label (churn, first purchase) is read from these three; nothing after the window counts.
+    """
+    c = pd.Timestamp(cutoff)
+    end = c + pd.Timedelta(days=horizon_days)
+    buyers = set(events.loc[events["ts"] <= c, "customer_id"])
+    signed = profiles.index[(profiles["signup_date"] <= c).fillna(False).to_numpy()]
+    bought_in_window = set(events.loc[(events["ts"] > c) & (events["ts"] <= end), "customer_id"])
+    return signed, buyers, bought_in_window
+
+
 def churn_labels(profiles: pd.DataFrame, events: pd.DataFrame, cutoff: dt.datetime,
                  horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.Series:
     """1 = no purchase in (cutoff, cutoff + horizon], for customers who signed up and bought by the cutoff.
@@ -50,12 +64,8 @@ def churn_labels(profiles: pd.DataFrame, events: pd.DataFrame, cutoff: dt.dateti
     events : DataFrame
         ``features.events_frame`` of all customers, including events after the cutoff.
     """
-    c = pd.Timestamp(cutoff)
-    end = c + pd.Timedelta(days=horizon_days)
-    buyers = set(events.loc[events["ts"] <= c, "customer_id"])
-    signed = profiles.index[(profiles["signup_date"] <= c).fillna(False).to_numpy()]
+    signed, buyers, bought_after = label_window(profiles, events, cutoff, horizon_days)
     population = [cid for cid in signed if cid in buyers]
-    bought_after = set(events.loc[(events["ts"] > c) & (events["ts"] <= end), "customer_id"])
     labels = pd.Series([0 if cid in bought_after else 1 for cid in population], index=population, dtype=int)
     labels.index.name = "customer_id"
     return labels

@@ -46,12 +46,8 @@ def first_purchase_labels(profiles: pd.DataFrame, events: pd.DataFrame, cutoff: 
     events : DataFrame
         ``features.events_frame`` of all customers, including events after the cutoff.
     """
-    c = pd.Timestamp(cutoff)
-    end = c + pd.Timedelta(days=horizon_days)
-    buyers = set(events.loc[events["ts"] <= c, "customer_id"])
-    signed = profiles.index[(profiles["signup_date"] <= c).fillna(False).to_numpy()]
+    signed, buyers, bought = L.label_window(profiles, events, cutoff, horizon_days)
     population = [cid for cid in signed if cid not in buyers]
-    bought = set(events.loc[(events["ts"] > c) & (events["ts"] <= end), "customer_id"])
     labels = pd.Series([1 if cid in bought else 0 for cid in population], index=population, dtype=int)
     labels.index.name = "customer_id"
     return labels
