@@ -11,8 +11,9 @@ from custscore.store.sql import run_sql
 from tests.security.cli_helpers import assert_one_red_line, cli
 
 FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
-GROWING = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 10000000) "
-           "SELECT length(group_concat(printf('%.*c', 1000, 'x'))) FROM c")
+# the group_concat that grew to 420 MB, in 1 MB pieces so that the cap is reached at once
+GROWING = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 100) "
+           "SELECT length(group_concat(printf('%.*c', 1000000, 'x'))) FROM c")
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ def test_a_query_that_grows_without_bound_hits_the_memory_cap(mirror):
         run_sql(mirror, GROWING, memory_limit=16 * 2**20, timeout=120)
     with sqlite3.connect(":memory:") as conn:  # the process-wide cap is lifted again afterwards
         assert conn.execute("PRAGMA hard_heap_limit").fetchone()[0] == 0
-        assert conn.execute("SELECT length(group_concat(printf('%.*c', 1000, 'x'))) FROM "
+        assert conn.execute("SELECT length(group_concat(printf('%.*c', 1000000, 'x'))) FROM "
                             "(SELECT 1 FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
-                            "LIMIT 30000) SELECT x FROM c))").fetchone()[0] == 30_029_999  # 30,000 x 1,000 characters and the commas
+                            "LIMIT 30) SELECT x FROM c))").fetchone()[0] == 30_000_029  # 30 MB and the commas
 
 
 @pytest.mark.parametrize("query, name", [
