@@ -133,8 +133,9 @@ def _throughput(store, settings, m: int) -> None:
           f"(goal >= 50x)", flush=True)
 
 
-def _write_stream(location: str, rate: float, seconds: float, seed: int) -> None:
-    """The writer process: ticks of TICK_S at ``rate`` new customers/s (plus ~3 purchases each), paced."""
+def _write_stream(location: str, rate: float, seconds: float, seed: int, written) -> None:
+    """The writer process: ticks of TICK_S at ``rate`` new customers/s (plus ~3 purchases each), paced;
+    ``written`` (a shared array) receives the customers and events written."""
     from custscore.simulator.run import StreamWriter
 
     home = Path(location)
@@ -144,6 +145,7 @@ def _write_stream(location: str, rate: float, seconds: float, seed: int) -> None
         ticks = 0
         while time.monotonic() - start < seconds:
             writer.tick(TICK_S)
+            written[0], written[1] = writer.written.customers, writer.written.events
             ticks += 1
             pause = start + ticks * TICK_S - time.monotonic()
             if pause > 0:
@@ -176,8 +178,9 @@ def _stream(settings, home: Path, rate: float, seed: int) -> None:
     while "worker" not in holder or not holder["worker"].stats.versions:  # its models are loaded
         stop.wait(0.1)
     start = time.monotonic()
-    writer = multiprocessing.get_context("spawn").Process(target=_write_stream,
-                                                          args=(str(home), rate, STREAM_SECONDS, seed))
+    ctx = multiprocessing.get_context("spawn")
+    written = ctx.Array("q", 2)
+    writer = ctx.Process(target=_write_stream, args=(str(home), rate, STREAM_SECONDS, seed, written))
     writer.start()
     writer.join(STREAM_SECONDS + 60)
     if writer.is_alive():
@@ -201,7 +204,8 @@ def _stream(settings, home: Path, rate: float, seed: int) -> None:
     third = max(1, len(during) // 3)
     early, late = statistics.median(during[:third] or [0]), statistics.median(during[-third:] or [0])
     trend = "flat" if late <= 1.25 * early + 250 else "GROWING"
-    print(f"streaming {rate:>4.0f} new/s (+~3 purchases each) for {STREAM_SECONDS:.0f} s: {len(lat):,} scored in "
+    print(f"streaming {rate:>4.0f} new/s (+~3 purchases each) for {STREAM_SECONDS:.0f} s (written: {written[0]:,} "
+          f"customers, {written[1]:,} events in {written_at:.1f} s): {len(lat):,} scored in "
           f"{len(sizes)} batches (mean {statistics.mean(sizes):.0f}, max {max(sizes)}), latency p50 "
           f"{statistics.median(lat):,.0f} ms, p99 {p99:,.0f} ms; median latency first/last third of the stream "
           f"{early:,.0f}/{late:,.0f} ms (backlog {trend}), caught up {max(0.0, drained):.1f} s after the writer "

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import heapq
-import operator
 import logging
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
