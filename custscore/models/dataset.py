@@ -33,6 +33,9 @@ class TaskData:
     classes: list | None = None  # classification with a user target: the two original values
     categories: list[str] = field(default_factory=list)
     horizon_days: int | None = None  # churn-like labels (no purchase within the horizon): enables BG/NBD
+    # the drift reference: the task's population as the scorer will see it (features as of the data's end),
+    # not the training frame at the cutoff, whose tenure and recency are shifted by the horizon
+    reference_X: pd.DataFrame | None = None
 
 
 @dataclass
@@ -79,11 +82,13 @@ def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) ->
         raise InputError(f"cutoff={pd.Timestamp(cutoff).date()} leaves {len(y)} buying customers with "
                          f"{y.nunique()} label value(s); pick a cutoff with more history (--cutoff) or load more data")
     X = _frame(corpus, cutoff).loc[y.index]
+    at_end = _frame(corpus, corpus.last_event)
+    reference = at_end[at_end["orders_total"].fillna(0.0) > 0]
     notes = [f"cutoff {pd.Timestamp(cutoff):%Y-%m-%d}, horizon {horizon_days} days: {len(y):,} customers who bought "
              f"by the cutoff, {y.mean():.1%} made no purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
     return TaskData("churn", "classification", X, y, cutoff, [*F.numeric_features(), *corpus.shares], F.categorical_features(),
-                    notes, truth, horizon_days=horizon_days)
+                    notes, truth, horizon_days=horizon_days, reference_X=reference)
 
 
 def has_target(corpus: Corpus, task: str) -> bool:

@@ -72,8 +72,9 @@ def first_purchase_data(corpus, cutoff: dt.datetime | None, horizon_days: int, m
     notes = [f"cutoff {pd.Timestamp(cutoff):%Y-%m-%d}, horizon {horizon_days} days: {len(y):,} customers signed up "
              f"with no purchase by the cutoff, {y.mean():.1%} made a first purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
+    at_end = F.customer_features(corpus.profiles, corpus.events, corpus.last_event, corpus.categories)
     return TaskData(TASK, "classification", X, y, cutoff, [*F.numeric_features(), *corpus.shares],
-                    F.categorical_features(), notes, truth)
+                    F.categorical_features(), notes, truth, reference_X=at_end[never_bought(at_end)])
 
 
 def never_bought(X: pd.DataFrame) -> pd.Series:

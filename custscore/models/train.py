@@ -204,7 +204,9 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
     sample = X_te.sample(min(len(X_te), EXPLAIN_ROWS), random_state=seed)
     explained = explain_sample(best.pipeline, kind, data.task, background, sample, out_dir, seed)
     figures = [*explained.figures, *([reliability_png] if reliability_png is not None else [])]
-    predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, X_tr, kind)}
+    # drift reference: the population as the scorer sees it when the task provides one (data.reference_X)
+    ref_X = X_tr if data.reference_X is None or not len(data.reference_X) else data.reference_X[list(X_tr.columns)]
+    predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, ref_X, kind)}
     extra = {"winner": best.name, "leaderboard": board.to_dict("records"), "notes": notes,
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
              "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
@@ -213,7 +215,7 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
              else None}
     version, figures = register(
         store, settings, data, CAL.base_pipeline(best.pipeline), explained=explained, background=background,
-        reference=reference_profile(X_tr, predictions=predictions, population=NEW if data.task == POP_TASK else None),
+        reference=reference_profile(ref_X, predictions=predictions, population=NEW if data.task == POP_TASK else None),
         metrics={**{f"val_{k}": v for k, v in best.val_metrics.items()}, **{f"test_{k}": v for k, v in test.items()},
                  "cv_mean": best.cv_mean, "cv_std": best.cv_std},
         threshold=best.threshold, fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
