@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(BIN)/custscore demo
 
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check custscore tests bench

@@ -10,16 +10,14 @@ hostile body is refused before anything else runs.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import json
 import logging
-import math
 import time
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +25,7 @@ from custscore.api.keys import check_key
 from custscore.api.metrics import ApiMetrics
 from custscore.api.service import ScoringService
 from custscore.errors import CustscoreError, InputError, ModelError, StoreError, StoreUnavailable
+from custscore.store.plain import plain_deep
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,8 @@ class ApiError(Exception):
 
 
 def to_json(value: Any) -> Any:
-    """JSON-ready values: numpy scalars and arrays to Python, NaN to null, dates to ISO 8601."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value
+    """JSON-ready values: the store's one NumPy/pandas conversion (NaN to null), then dates to ISO 8601."""
+    return jsonable_encoder(plain_deep(value))
 
 
 def _error(status: int, message: str) -> JSONResponse:
