@@ -32,6 +32,10 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/analytics_pipelines.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/score.py
+	$(BIN)/python bench/customer_base.py
+	$(BIN)/python bench/recommend.py
+	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .custscore .pytest_cache .hypothesis

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, Request
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "custscore"]
@@ -118,7 +119,6 @@ def load(base: str, headers: dict, bodies: list, concurrency: int, requests: int
 def naive_server(home: str, port: int) -> None:
     """The sources' endpoint: load the model on every call, score one row."""
     import uvicorn
-    from fastapi import FastAPI, Request
 
     sys.path.insert(0, str(ROOT))
     from custscore.clock import now
