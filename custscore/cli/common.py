@@ -215,10 +215,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead 
 def print_score(customer_id: Any, score: dict, reasons_by_task: dict | None = None) -> None:
     """One customer's score on one line, then its reasons (per task when given) with their contributions."""
     parts = [f"[bold]{customer_id}[/]"]
-    if "churn_probability" in score:
-        band = score.get("risk")
+    band = score.get("risk")
+    if score.get("churn_probability") is not None:
         parts.append(f"churn {score['churn_probability']:.1%} " + ("(new: no purchase yet)" if band == "new" else
                                                                    f"({band} risk)"))
+    elif band == "new":  # no first_purchase model was trained (a store of buyers only)
+        parts.append("new: no purchase yet")
     if score.get("first_purchase_probability") is not None:
         parts.append(f"first purchase {score['first_purchase_probability']:.1%}")
     if score.get("p_alive") is not None:
