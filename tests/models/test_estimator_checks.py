@@ -51,10 +51,6 @@ KERAS_DOES_NOT_APPLY = {
     "check_classifiers_train": TINY_NETWORK,
     "check_class_weight_classifiers": TINY_NETWORK,
     "check_regressors_train": TINY_NETWORK,
-    "check_methods_sample_order_invariance": (
-        "TensorFlow's float32 kernels give a row's probability ~1e-8 apart when the rows of the batch come in "
-        "another order; the check asks 1e-9 (the regressor passes it)"
-    ),
 }
 
 
