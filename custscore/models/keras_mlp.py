@@ -98,6 +98,21 @@ def build_network(n_features, hidden, dropout, learning_rate, task, seed=None):
 _DENSE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _dense_stack(model):
+    """[(W, b, activation)] of a network made only of Dense (relu/sigmoid/linear) and Dropout layers, else None."""
+    layers = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("Dropout", "InputLayer"):
+            continue
+        activation = getattr(getattr(layer, "activation", None), "__name__", None)
+        if kind != "Dense" or activation not in ("relu", "sigmoid", "linear") or not layer.use_bias:
+            return None
+        kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
+        layers.append((kernel, bias, activation))
+    return layers
+
+
 def _numpy_forward(X, layers):
     """Outputs (n,) of a Dense stack given as [(W, b, activation)], in float32 like Keras."""
     out = np.asarray(X, dtype=np.float32)
@@ -214,26 +229,9 @@ class _KerasMLPBase(BaseEstimator):
         it costs microseconds where each eager Keras call costs ~10 ms, which dominated the permutation SHAP of
         one customer (dozens of calls). Built once per loaded network (a weak-keyed cache), never saved.
         """
-        try:
-            return _DENSE_CACHE[self.model_]
-        except (KeyError, TypeError):
-            pass
-        layers = []
-        for layer in self.model_.layers:
-            kind = type(layer).__name__
-            if kind in ("Dropout", "InputLayer"):
-                continue
-            activation = getattr(getattr(layer, "activation", None), "__name__", None)
-            if kind != "Dense" or activation not in ("relu", "sigmoid", "linear") or not layer.use_bias:
-                layers = None
-                break
-            kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
-            layers.append((kernel, bias, activation))
-        try:
-            _DENSE_CACHE[self.model_] = layers  # keyed by the network: predict leaves the estimator's state alone
-        except TypeError:
-            pass
-        return layers
+        if self.model_ not in _DENSE_CACHE:  # keyed by the network: predict leaves the estimator's state alone
+            _DENSE_CACHE[self.model_] = _dense_stack(self.model_)
+        return _DENSE_CACHE[self.model_]
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ hands back the live __dict__
