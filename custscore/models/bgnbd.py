@@ -32,17 +32,15 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
-from threadpoolctl import threadpool_limits
 
 from custscore.errors import InputError, ModelError
+from custscore.models.log_params import check_penalizer, fit_log_params
 from custscore.models.rfm_summary import rfm_arrays
 
 logger = logging.getLogger(__name__)
 
-LOG_BOUND = 12.0  # |log parameter| <= 12: parameters in [6e-6, 1.6e5], far beyond any fitted value
 
 
 def bgnbd_log_likelihood(params, x, tx, T) -> np.ndarray:
@@ -133,8 +131,7 @@ class BetaGeoModel(BaseEstimator):
         -------
         self
         """
-        if not np.isfinite(self.penalizer) or self.penalizer < 0:
-            raise InputError(f"penalizer={self.penalizer!r} must be a number >= 0; pass e.g. penalizer=0.001")
+        pen = check_penalizer(self.penalizer)  # before the data: a bad setting is named first
         x, tx, T = rfm_arrays(X)
         keep = ~np.isnan(T)
         x, tx, T = x[keep], tx[keep], T[keep]
@@ -149,7 +146,6 @@ class BetaGeoModel(BaseEstimator):
         weights = counts / counts.sum()
         levels, inverse = np.unique(ux, return_inverse=True)
         level_weights = np.bincount(inverse, weights=weights)
-        pen = float(self.penalizer)
 
         shapes = np.array([1.0, 0.0, 1.0, 1.0])  # the penalty leaves the time scale alpha alone
 
@@ -159,13 +155,7 @@ class BetaGeoModel(BaseEstimator):
 
         scale = max(float(np.mean(T)), 1e-6)
         start = np.array([0.0, np.log(scale / max(float(np.mean(x)) + 1.0, 1.0)), 0.0, 0.0])
-        with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only add wake-ups on 4 parameters
-            res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
-                           options={"maxiter": int(self.max_iter)})
-        if not np.isfinite(res.fun):
-            raise ModelError(f"BG/NBD fit failed ({res.message}); try penalizer=0.001")
-        if not res.success:
-            logger.warning("BG/NBD fit stopped early: %s", res.message)
+        res = fit_log_params(objective, start, self.max_iter, "BG/NBD", jac=True)
         self.r_, self.alpha_, self.a_, self.b_ = (float(v) for v in np.exp(res.x))
         self.log_likelihood_ = float(bgnbd_log_likelihood(self.params_, x, tx, T).sum())
         self.n_customers_ = int(len(x))

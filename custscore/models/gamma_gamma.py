@@ -28,16 +28,14 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from scipy.special import gammaln
 from sklearn.base import BaseEstimator
-from threadpoolctl import threadpool_limits
 
 from custscore.errors import InputError, ModelError
+from custscore.models.log_params import check_penalizer, fit_log_params
 
 logger = logging.getLogger(__name__)
 
-LOG_BOUND = 12.0
 
 
 def _spend_arrays(X, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
@@ -100,25 +98,19 @@ class GammaGammaModel(BaseEstimator):
         -------
         self
         """
-        if not np.isfinite(self.penalizer) or self.penalizer < 0:
-            raise InputError(f"penalizer={self.penalizer!r} must be a number >= 0; pass e.g. penalizer=0.001")
+        pen = check_penalizer(self.penalizer)  # before the data: a bad setting is named first
         x, m = _spend_arrays(X)
         keep = (x > 0) & (m > 0) & np.isfinite(m)
         x, m = x[keep], m[keep]
         if len(x) < 2:
             raise InputError(f"Gamma-Gamma needs at least 2 repeat buyers with positive spend; got {len(x)}")
-        pen = float(self.penalizer)
 
         def objective(theta):
             ll = gamma_gamma_log_likelihood(np.exp(theta), x, m)
             return -ll.mean() + pen * (theta[0] ** 2 + theta[1] ** 2)
 
         start = np.array([0.0, 0.0, np.log(max(float(np.median(m)), 1e-6))])
-        with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only add wake-ups on 3 parameters
-            res = minimize(objective, start, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 3,
-                           options={"maxiter": int(self.max_iter)})
-        if not np.isfinite(res.fun):
-            raise ModelError(f"Gamma-Gamma fit failed ({res.message}); try penalizer=0.001")
+        res = fit_log_params(objective, start, self.max_iter, "Gamma-Gamma")
         self.p_, self.q_, self.v_ = (float(v) for v in np.exp(res.x))
         if self.q_ <= 1.0:
             raise ModelError(f"Gamma-Gamma fit gave q={self.q_:.3g} <= 1 (no finite mean order value); "

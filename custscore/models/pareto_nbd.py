@@ -22,17 +22,15 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 from sklearn.base import BaseEstimator
-from threadpoolctl import threadpool_limits
 
 from custscore.errors import InputError, ModelError
+from custscore.models.log_params import FAILED, check_penalizer, fit_log_params
 from custscore.models.rfm_summary import rfm_arrays
 
 logger = logging.getLogger(__name__)
 
-LOG_BOUND = 12.0
 
 
 def _log_a0_terms(params, x, tx, T):
@@ -85,8 +83,7 @@ class ParetoNBDModel(BaseEstimator):
 
     def fit(self, X, y=None):
         """Fit on buyers' histories (``frequency``, ``recency``, ``T``); non-buyers (T NaN) are left out."""
-        if not np.isfinite(self.penalizer) or self.penalizer < 0:
-            raise InputError(f"penalizer={self.penalizer!r} must be a number >= 0; pass e.g. penalizer=0.001")
+        pen = check_penalizer(self.penalizer)  # before the data: a bad setting is named first
         x, tx, T = rfm_arrays(X)
         keep = ~np.isnan(T)
         x, tx, T = x[keep], tx[keep], T[keep]
@@ -95,20 +92,15 @@ class ParetoNBDModel(BaseEstimator):
         hist, counts = np.unique(np.column_stack([x, tx, T]), axis=0, return_counts=True)
         ux, utx, uT = hist[:, 0], hist[:, 1], hist[:, 2]
         weights = counts / counts.sum()
-        pen = float(self.penalizer)
 
         def objective(theta):
             ll = pareto_nbd_log_likelihood(np.exp(theta), ux, utx, uT)
             value = -(weights * ll).sum() + pen * (theta[0] ** 2 + theta[2] ** 2)
-            return value if np.isfinite(value) else 1e100
+            return value if np.isfinite(value) else FAILED
 
         scale = max(float(np.mean(T)), 1e-6)
         start = np.array([0.0, np.log(scale / max(float(np.mean(x)) + 1.0, 1.0)), 0.0, np.log(scale)])
-        with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only add wake-ups on 4 parameters
-            res = minimize(objective, start, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
-                           options={"maxiter": int(self.max_iter)})
-        if not np.isfinite(res.fun) or res.fun >= 1e100:
-            raise ModelError(f"Pareto/NBD fit failed ({res.message}); try penalizer=0.001")
+        res = fit_log_params(objective, start, self.max_iter, "Pareto/NBD")
         self.r_, self.alpha_, self.s_, self.beta_ = (float(v) for v in np.exp(res.x))
         self.log_likelihood_ = float(pareto_nbd_log_likelihood(self.params_, x, tx, T).sum())
         self.n_customers_ = int(len(x))
