@@ -434,6 +434,24 @@ def production_version(store: Store, task: str) -> str | None:
     return doc["version"] if doc else None
 
 
+def model_record(store: Store, task: str, version: str = PRODUCTION) -> dict:
+    """The registry entry of a version (full, prefix, ``latest`` or alias): the manifest with its ``extra``
+    (winner, leaderboard, notes, curves, drift reference), ``aliases`` and ``artifacts``; ModelError if none."""
+    return _record(store, task, version)
+
+
+def production_records(store: Store) -> list[dict]:
+    """The registry entry of every task's production model, by task name."""
+    return sorted(store[MODELS].find({"aliases": PRODUCTION}), key=lambda d: str(d.get("task")))
+
+
+def figure_files(settings: Settings, record: dict) -> list[Path]:
+    """The PNG figures training filed beside a version (``<version>/figures/``), by name; empty when none are
+    on this machine (figures stay where the model was trained; the database keeps only the artifacts)."""
+    folder = _version_dir(settings, record) / "figures"
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
+
+
 def _primary(kind: str, metrics: dict) -> dict:
     names = PRIMARY.get(kind, ())
     return {k: v for k, v in metrics.items() if any(k == n or k.endswith(f"_{n}") for n in names)}
