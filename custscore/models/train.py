@@ -26,6 +26,7 @@ from custscore.errors import InputError
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
 from custscore.models import dataset, evaluate, features, registry, zoo
+from custscore.models.curves import classifier_curves
 from custscore.models.drift import NEW, reference_profile
 from custscore.models.feature_filter import drop_uninformative
 from custscore.models.oracle import oracle_rows
@@ -193,13 +194,14 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
     reliability_png = None
     if kind == "classification":
         curve = evaluate.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
+        curves = classifier_curves(y_te, _predict(best.pipeline, X_te, kind), best.threshold)  # for the report
         notes.append(f"calibration on test: Brier {test['brier']:.4f}; reliability curve stored in the manifest")
         raw = CAL.base_pipeline(best.pipeline).predict_proba(X_te)[:, 1]
         reliability_png = CAL.reliability_figure(
             y_te, {"before calibration": raw, "after calibration": _predict(best.pipeline, X_te, kind)},
             out_dir / f"{data.task}_reliability.png", title=f"{data.task}: {best.name}, test split")
     else:
-        curve = None
+        curve = curves = None
     background = X_tr.sample(min(len(X_tr), BACKGROUND_ROWS), random_state=seed)
     sample = X_te.sample(min(len(X_te), EXPLAIN_ROWS), random_state=seed)
     explained = explain_sample(best.pipeline, kind, data.task, background, sample, out_dir, seed)
@@ -209,7 +211,8 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
     predictions = {"churn_probability" if data.task == "churn" else data.task: _predict(best.pipeline, ref_X, kind)}
     extra = {"winner": best.name, "leaderboard": board.to_dict("records"), "notes": notes,
              "test_metrics": test, "split": {"train": len(tr), "validation": len(va), "test": len(te)},
-             "reliability": curve.to_dict("records") if curve is not None else None, "classes": data.classes,
+             "reliability": curve.to_dict("records") if curve is not None else None, "curves": curves,
+             "classes": data.classes,
              "horizon_days": options.horizon_days if data.task == "churn" else None,  # the stale-data warning
              "calibration": best.pipeline.calibrator.to_dict() if isinstance(best.pipeline, CAL.CalibratedPipeline)
              else None}
