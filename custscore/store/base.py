@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from custscore.store.mql import get_path
+
 SortSpec = Sequence[tuple[str, int]] | None
 
 # Server-side JavaScript never runs through custscore: these operators are refused
@@ -75,6 +77,17 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class Find:
+    """The arguments of one ``find``, checked (see :meth:`Collection.find`)."""
+
+    filter: dict | None
+    projection: dict | None
+    sort: SortSpec
+    limit: int
+    skip: int
+
+
+@dataclass(frozen=True)
 class ChangeBatch:
     """What one ``changes`` call returns: the changes and the token to resume after them."""
 
@@ -118,7 +131,6 @@ class Collection(abc.ABC):
     def insert_many(self, documents: Sequence[dict]) -> list:
         """Insert all documents atomically (all or none); return their ``_id`` values."""
 
-    @abc.abstractmethod
     def find(
         self,
         filter: dict | None = None,
@@ -127,15 +139,70 @@ class Collection(abc.ABC):
         limit: int = 0,
         skip: int = 0,
     ) -> Iterator[dict]:
-        """Iterate over matching documents."""
+        """Iterate over matching documents (``limit`` 0: all), checked here the same way on every backend."""
+        from custscore.errors import InputError
+
+        if limit < 0 or skip < 0:
+            raise InputError(f"limit and skip must be >= 0, got limit={limit}, skip={skip}")
+        check_no_javascript(filter)
+        return self.run_find(Find(filter, projection, sort, limit, skip))
+
+    @abc.abstractmethod
+    def run_find(self, query: Find) -> Iterator[dict]:
+        """The backend's part of :meth:`find`, on arguments already checked."""
+
+    def find_in(self, field_name: str, values: Sequence, fields: Sequence[str], filter: dict | None = None
+                ) -> dict[str, list]:
+        """The ``fields`` of every document whose ``field_name`` is one of ``values``, as columns.
+
+        Parameters
+        ----------
+        field_name : str
+            The field to look up, e.g. ``"customer_id"``.
+        values : sequence
+            The values wanted (a MongoDB ``$in``).
+        fields : sequence of str
+            Field paths to return; a document without one gives None in that column.
+        filter : dict, optional
+            Further conditions every returned document meets, e.g. ``{"ts": {"$lte": now}}``.
+
+        Returns
+        -------
+        dict of str to list
+            One list per field, in the same document order (insertion order on the embedded store).
+        """
+        spec = {field_name: {"$in": list(values)}, **(filter or {})}
+        out: dict[str, list] = {f: [] for f in fields}
+        if not values:
+            return out
+        for doc in self.find(spec, dict.fromkeys(fields, 1) | {"_id": int("_id" in fields)}):
+            for name, column in out.items():
+                column.append(get_path(doc, name))
+        return out
 
     @abc.abstractmethod
     def count(self, filter: dict | None = None) -> int:
         """Number of matching documents."""
 
-    @abc.abstractmethod
     def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
-        """Apply the ops in order, atomically on the embedded store."""
+        """Apply the ops in order, atomically on the embedded store.
+
+        Every op's filter is checked for server-side JavaScript here, whatever the backend,
+        before anything is written.
+        """
+        from custscore.errors import InputError
+
+        ops = list(ops)
+        for op in ops:
+            if not isinstance(op, InsertOne | UpdateOne | ReplaceOne | DeleteOne):
+                raise InputError(f"unknown bulk operation {op!r}")
+            if not isinstance(op, InsertOne):
+                check_no_javascript(op.filter)
+        return self.apply_writes(ops) if ops else WriteResult()
+
+    @abc.abstractmethod
+    def apply_writes(self, ops: list[WriteOp]) -> WriteResult:
+        """The backend's part of :meth:`bulk_write`, on a non-empty list of checked ops."""
 
     @abc.abstractmethod
     def aggregate(self, pipeline: list[dict]) -> list[dict]:

@@ -1,49 +1,48 @@
 """The embedded backend: MongoDB semantics on SQLite, for one machine.
 
-Documents live as BSON in SQLite (see sqlite_engine.py). ``_id`` lookups and
-declared indexed fields are answered through SQL (planner.py); every other
-condition is checked by mongomock's filter engine on the candidates, and
-aggregation pipelines run on mongomock's aggregation engine. Why ours and not
-mongomock or montydb: ARCHITECTURE.md, "Store backends".
+Documents live as BSON in SQLite (sqlite_engine.py). Reads are planned and
+streamed by reading.py (SQL for ``_id`` and declared indexed fields through
+planner.py, compiled filters from fast_filter.py, mongomock's filter engine for
+the rest); aggregation pipelines run on mongomock's aggregation engine (with our
+``$group``, grouping.py); the change feed is feed.py. This module holds the
+collection and store classes and the writes. Engine errors are mapped to
+custscore errors by boundary.py. Why ours and not mongomock or montydb:
+ARCHITECTURE.md, "Store backends".
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import heapq
 import logging
-import operator
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import bson
 from mongomock import aggregate as mm_aggregate
-from mongomock import filtering
 
-from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError
-from custscore.store import grouping, limits, mql, planner
+from custscore.errors import DuplicateKeyError, InputError
+from custscore.store import feed, grouping, limits, mql, planner, reading
 from custscore.store.base import (
-    Change,
     ChangeBatch,
     Collection,
     DeleteOne,
+    Find,
     InsertOne,
     ReplaceOne,
-    SortSpec,
     Store,
     UpdateOne,
     WriteOp,
     WriteResult,
     check_no_javascript,
 )
+from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, index_column, table_name
 
 log = logging.getLogger(__name__)
-TOKEN_PREFIX = "seq:"
+_MISSING = object()
 
 
 def _encode(doc: dict) -> bytes:
@@ -51,96 +50,9 @@ def _encode(doc: dict) -> bytes:
     return limits.encode_document(doc, f"document {doc.get('_id')!r}")
 
 
-# value OP arg written as a C-level partial on arg: ``partial(operator.le, arg)(v)`` is ``arg <= v``, i.e. ``v >= arg``
-_FAST_OPS = {"$eq": operator.eq, "$gt": operator.lt, "$gte": operator.le, "$lt": operator.gt, "$lte": operator.ge}
-
-
-_NUMBER = (int, float)
-
-
-def _kind(value: Any) -> Any:
-    """The fast-path class of a value: str, datetime, number (int/float, not bool, not NaN), else None."""
-    t = type(value)
-    if t is str or t is dt.datetime:
-        return t
-    if (t is int or t is float) and value == value:
-        return _NUMBER
-    return None
-
-
-def _fast_condition(cond: Any) -> tuple[Any, Callable[[Any], bool]] | None:
-    """A Python test for a condition whose operands are all str, all datetime or all numbers, or None.
-
-    Only the unambiguous cases: when the stored value is of the operands' class too (a number that is
-    not NaN for numbers), Mongo's comparison is Python's. Other operators, operand types, arrays and
-    missing fields go to mongomock.
-    """
-    kind = _kind(cond)
-    if kind is not None:
-        return kind, lambda v: v == cond
-    if not isinstance(cond, dict) or not cond:
-        return None
-    tests: list[Callable[[Any], bool]] = []
-    kinds = set()
-    for op, arg in cond.items():
-        if op == "$in" and isinstance(arg, list | tuple) and arg:
-            kinds.update(_kind(a) for a in arg)
-            if None in kinds:
-                return None
-            members = frozenset(arg)
-            tests.append(lambda v, m=members: v in m)
-        elif op in _FAST_OPS and _kind(arg) is not None:
-            kinds.add(_kind(arg))
-            tests.append(functools.partial(_FAST_OPS[op], arg))
-        else:
-            return None
-    if len(kinds) != 1 or None in kinds:
-        return None
-    if len(tests) == 1:
-        return next(iter(kinds)), tests[0]
-    return next(iter(kinds)), lambda v: all(t(v) for t in tests)
-
-
-def _matcher(spec: dict | None) -> Callable[[dict], bool]:
-    """``doc -> bool`` for a filter, compiled once per query (the scorer's ``customer_id $in`` / ``ts $lte``
-    filters run per event document, and numeric filters on every row of a scan, where mongomock's engine
-    cost more than reading the rows)."""
-    if not spec:
-        return lambda doc: True
-    fast = []
-    for key, cond in spec.items():
-        compiled = None if key.startswith("$") or "." in key else _fast_condition(cond)
-        if compiled is None:
-            return lambda doc: filtering.filter_applies(spec, doc)
-        fast.append((key, *compiled))
-
-    if len(fast) == 1 and fast[0][1] is _NUMBER:  # the common numeric filter, one call per row
-        key, _, test = fast[0]
-
-        def match_number(doc: dict) -> bool:
-            value = doc.get(key)
-            kind = type(value)
-            if (kind is int or kind is float) and value == value:
-                return test(value)
-            return filtering.filter_applies(spec, doc)
-
-        return match_number
-
-    def match(doc: dict) -> bool:
-        for key, kind, test in fast:
-            value = doc.get(key)
-            if _kind(value) is not kind:
-                return filtering.filter_applies(spec, doc)
-            if not test(value):
-                return False
-        return True
-
-    return match
-
-
-def _by_id_updates(ops: Sequence[WriteOp]) -> list | None:
-    """The ``_id`` of each op when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct), else None."""
-    ids: list = []
+def _by_id_updates(ops: Sequence[WriteOp]) -> list[bytes] | None:
+    """The SQL key of each op's ``_id`` when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct)."""
+    keys: list[bytes] = []
     for op in ops:
         if type(op) is not UpdateOne or not isinstance(op.filter, dict) or len(op.filter) != 1:
             return None
@@ -149,16 +61,8 @@ def _by_id_updates(ops: Sequence[WriteOp]) -> list | None:
             value = value["$eq"]
         if value is _MISSING or isinstance(value, dict | list | dt.datetime):
             return None
-        ids.append(value)
-    keys = {planner.encode_id(i) for i in ids}
-    return ids if len(keys) == len(ids) else None
-
-
-_MISSING = object()
-
-
-def _matches(spec: dict | None, doc: dict) -> bool:
-    return _matcher(spec)(doc)
+        keys.append(planner.encode_id(value))
+    return keys if len(set(keys)) == len(keys) else None
 
 
 class EmbeddedCollection(Collection):
@@ -170,115 +74,38 @@ class EmbeddedCollection(Collection):
         self._engine = store.engine
         self._table = table_name(name)
 
-    # -- reading ------------------------------------------------------------------
-    def _rows(self, filter: dict | None, columns: str = "doc", limit: int = 0) -> tuple[list, bool, dict | None]:
-        """Candidate rows for ``filter`` and whether they need the mongomock check."""
-        if filter is not None and not isinstance(filter, dict):
-            raise InputError(f"a filter must be a document (dict), got {type(filter).__name__}")
-        check_no_javascript(filter)
-        spec = planner.normalize_filter(filter) if filter else None
-        if not self._engine.table_exists(self.name):
-            return [], True, spec
-        where, params, exact = planner.plan(spec, self._engine.indexes(self.name))
-        sql = f'SELECT {columns} FROM "{self._table}" WHERE {where} ORDER BY pos'
-        if exact and limit:
-            sql += f" LIMIT {int(limit)}"
-        with self._engine.read() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return rows, exact, spec
-
-    def _iter_docs(self, filter: dict | None, limit: int = 0) -> Iterator[dict]:
-        rows, exact, spec = self._rows(filter, limit=limit)
-        match = _matcher(spec)
-        start, size = 0, 16
-        while start < len(rows):
-            limits.check_deadline()  # a query's time budget (no-op outside one)
-            # one C call decodes a chunk (growing: a find_one decodes few); per-row decode calls cost as much
-            docs = bson.decode_all(b"".join([blob for (blob,) in rows[start:start + size]]))
-            yield from (docs if exact else [doc for doc in docs if match(doc)])
-            start, size = start + size, min(size * 4, 4096)
-
-    def find(
-        self,
-        filter: dict | None = None,
-        projection: dict | None = None,
-        sort: SortSpec = None,
-        limit: int = 0,
-        skip: int = 0,
-    ) -> Iterator[dict]:
-        if limit < 0 or skip < 0:
-            raise InputError(f"limit and skip must be >= 0, got limit={limit}, skip={skip}")
+    # -- reading (reading.py) -------------------------------------------------------
+    def run_find(self, query: Find) -> Iterator[dict]:
+        sort, limit, skip = query.sort, query.limit, query.skip
         if sort and limit and len(sort) == 1 and sort[0][0] in self._engine.indexes(self.name):
-            docs: Any = self._index_ordered(filter, sort[0][0], sort[0][1] < 0)
+            docs: Any = reading.index_ordered(self._engine, self.name, query.filter, sort[0][0], sort[0][1] < 0)
         elif sort:
-            docs = mql.sort_documents(self._iter_docs(filter), sort)
+            docs = mql.sort_documents(reading.iter_documents(self._engine, self.name, query.filter), sort)
         else:
-            docs = self._iter_docs(filter, limit=(limit + skip) if limit else 0)
+            docs = reading.iter_documents(self._engine, self.name, query.filter, limit=(limit + skip) if limit else 0)
+        return self._window(docs, query)
+
+    @staticmethod
+    def _window(docs: Iterator[dict], query: Find) -> Iterator[dict]:
+        """``skip``, ``limit`` and the projection applied while streaming."""
         for n, doc in enumerate(docs):
-            if n < skip:
+            if n < query.skip:
                 continue
-            if limit and n >= skip + limit:
+            if query.limit and n >= query.skip + query.limit:
                 break
-            yield mql.project(doc, projection)
+            yield mql.project(doc, query.projection)
 
-    def _index_ordered(self, filter: dict | None, path: str, descending: bool) -> Iterator[dict]:
-        """Matches in MongoDB sort order on an indexed field, read lazily from the SQL index.
-
-        Non-NULL index values sort in SQL exactly as MongoDB sorts them (see
-        planner.index_key); NULL rows (missing, arrays, booleans) are sorted in
-        Python and merged in.
-        """
-        spec = planner.normalize_filter(filter) if filter else None
-        check_no_javascript(spec)
-        if not self._engine.table_exists(self.name):
-            return iter(())
-        where, params, exact = planner.plan(spec, self._engine.indexes(self.name))
-        column = self._engine.indexes(self.name)[path]
-        base = f'SELECT doc FROM "{self._table}" WHERE ({where}) AND {column}'
-        key = lambda d: filtering.resolve_sort_key(path, d)  # noqa: E731
-
-        match = _matcher(spec)
-
-        def decoded(rows: list) -> Iterator[dict]:
-            for (blob,) in rows:
-                doc = bson.decode(blob)
-                if exact or match(doc):
-                    yield doc
-
-        with self._engine.read() as conn:
-            nulls = sorted(decoded(conn.execute(base + " IS NULL", params).fetchall()), key=key, reverse=descending)
-
-        def ordered() -> Iterator[dict]:
-            offset, chunk = 0, 256
-            order = "DESC" if descending else "ASC"
-            while True:
-                with self._engine.read() as conn:
-                    rows = conn.execute(
-                        f"{base} IS NOT NULL ORDER BY {column} {order}, pos LIMIT ? OFFSET ?", [*params, chunk, offset]
-                    ).fetchall()
-                yield from decoded(rows)
-                if len(rows) < chunk:
-                    return
-                offset, chunk = offset + chunk, min(chunk * 4, 65536)
-
-        return heapq.merge(nulls, ordered(), key=key, reverse=descending)
+    def find_in(self, field_name: str, values: Sequence, fields: Sequence[str], filter: dict | None = None
+                ) -> dict[str, list]:
+        return reading.columns_in(self._engine, self.name, field_name, values, fields, filter)
 
     def count(self, filter: dict | None = None) -> int:
-        if not filter:
-            if not self._engine.table_exists(self.name):
-                return 0
-            with self._engine.read() as conn:
-                return conn.execute(f'SELECT count(*) FROM "{self._table}"').fetchone()[0]
-        rows, exact, spec = self._rows(filter)
-        if exact:
-            return len(rows)
-        match = _matcher(spec)
-        return sum(1 for (blob,) in rows if match(bson.decode(blob)))
+        return reading.count_documents(self._engine, self.name, filter)
 
     def distinct(self, field_name: str, filter: dict | None = None) -> list:
         seen: list = []
         keys: set = set()
-        for doc in self._iter_docs(filter):
+        for doc in reading.iter_documents(self._engine, self.name, filter):
             value = mql.get_path(doc, field_name)
             for item in value if isinstance(value, list) else [value]:
                 if item is None:
@@ -300,7 +127,7 @@ class EmbeddedCollection(Collection):
         first: dict | None = None
         if stages and "$match" in stages[0]:
             first = stages.pop(0)["$match"]
-        docs = list(self._iter_docs(first))
+        docs = list(reading.iter_documents(self._engine, self.name, first))
         try:
             for stage in stages:
                 if "$group" in stage:
@@ -358,32 +185,29 @@ class EmbeddedCollection(Collection):
         if not docs:
             return []
         self._engine.ensure_table(self.name)
-        with self._engine.write() as conn:
+        with mapped(f"insert into {self.name}"), self._engine.write() as conn:
             columns = self._engine.indexes(self.name)
             first = self._engine.next_seq(len(docs))
             rows = [self._row(doc, first + i, columns) for i, doc in enumerate(docs)]
             self._insert_rows(conn, rows, columns)
             return [doc_id for doc_id, _ in rows]
 
-    def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
-        result = WriteResult()
-        if not ops:
-            return result
+    def apply_writes(self, ops: list[WriteOp]) -> WriteResult:
         self._engine.ensure_table(self.name)
-        with self._engine.write() as conn:
+        with mapped(f"bulk write to {self.name}", query=True), self._engine.write() as conn:
             columns = self._engine.indexes(self.name)
-            by_id = _by_id_updates(ops)
-            if by_id is not None:
-                return self._bulk_by_id(conn, ops, by_id, columns)
+            keys = _by_id_updates(ops)
+            if keys is not None:
+                return self._bulk_by_id(conn, ops, keys, columns)
+            result = WriteResult()
             for op in ops:
                 result.add(self._apply(conn, op, columns))
-        return result
+            return result
 
-    def _bulk_by_id(self, conn: sqlite3.Connection, ops: Sequence[WriteOp], ids: list, columns: dict[str, str]
-                    ) -> WriteResult:
+    def _bulk_by_id(self, conn: sqlite3.Connection, ops: Sequence[WriteOp], keys: list[bytes],
+                    columns: dict[str, str]) -> WriteResult:
         """Updates/upserts of distinct ``_id`` values: one SELECT, apply in memory, one ``executemany``
         per kind of write and one sequence bump (same effect as applying them one by one)."""
-        keys = [planner.encode_id(i) for i in ids]
         stored: dict[bytes, bytes] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
@@ -424,7 +248,7 @@ class EmbeddedCollection(Collection):
         if isinstance(op, InsertOne):
             self._insert(conn, op.document, self._engine.next_seq(1), columns)
             return WriteResult(inserted=1)
-        current = next(self._iter_docs(op.filter, limit=1), None)
+        current = next(reading.iter_documents(self._engine, self.name, op.filter, limit=1), None)
         if isinstance(op, DeleteOne):
             if current is None:
                 return WriteResult()
@@ -448,7 +272,7 @@ class EmbeddedCollection(Collection):
                 raise InputError("the _id of a document cannot be changed by a replace")
             if "_id" in seed:
                 new = {"_id": seed["_id"], **{k: v for k, v in new.items() if k != "_id"}}
-        else:
+        else:  # pragma: no cover - Collection.bulk_write refuses other ops
             raise InputError(f"unknown bulk operation {op!r}")
         if current is None:
             new_id = self._insert(conn, new, self._engine.next_seq(1), columns)
@@ -523,41 +347,11 @@ class EmbeddedStore(Store):
             yield
 
     def feed_position(self, collection: str) -> str:
-        return f"{TOKEN_PREFIX}{self.engine.current_seq()}"
+        return feed.position(self.engine)
 
     def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
-        start = _parse_token(after)
-        table = table_name(collection)
-        exists = self.engine.table_exists(collection)
-        with self.engine.snapshot() as conn:
-            # rows and the sequence are read in one snapshot, so "caught up" is never premature
-            current = conn.execute("SELECT seq FROM _meta_sequence WHERE id = 1").fetchone()[0]
-            rows = []
-            if exists:
-                rows = conn.execute(
-                    f'SELECT seq, version, doc FROM "{table}" WHERE seq > ? ORDER BY seq LIMIT ?',
-                    (start, int(limit)),
-                ).fetchall()
-        if start > current:
-            raise ChangeFeedLost(
-                f"resume token {after!r} is ahead of this store's history (the store was recreated); "
-                "rescan from a watermark"
-            )
-        changes = []
-        for seq, version, blob in rows:
-            doc = bson.decode(blob)
-            changes.append(Change("insert" if version == 1 else "update", doc["_id"], doc, f"{TOKEN_PREFIX}{seq}"))
-        full = len(rows) == int(limit)
-        token = changes[-1].token if full else f"{TOKEN_PREFIX}{max(current, start)}"
-        return ChangeBatch(changes, token)
+        return feed.read_changes(self.engine, collection, after, limit)
 
     def close(self) -> None:
         self.engine.close()
 
-
-def _parse_token(token: str | None) -> int:
-    if token is None:
-        return 0
-    if isinstance(token, str) and token.startswith(TOKEN_PREFIX) and token[len(TOKEN_PREFIX):].isdigit():
-        return int(token[len(TOKEN_PREFIX):])
-    raise StoreError(f"resume token {token!r} was not made by the embedded store; start without a token")

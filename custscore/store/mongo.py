@@ -21,23 +21,23 @@ import bson
 import pymongo
 from pymongo import errors as pm_errors
 
-from custscore.errors import ChangeFeedLost, DuplicateKeyError, InputError, StoreError, StoreUnavailable
+from custscore.errors import ChangeFeedLost, StoreError, StoreUnavailable
 from custscore.redact import redact as redact_text
 from custscore.store import limits
 from custscore.store.base import (
     Change,
     ChangeBatch,
     Collection,
-    DeleteOne,
+    Find,
     InsertOne,
     ReplaceOne,
-    SortSpec,
     Store,
     UpdateOne,
     WriteOp,
     WriteResult,
     check_no_javascript,
 )
+from custscore.store.boundary import mapped
 
 log = logging.getLogger(__name__)
 HISTORY_LOST = 286  # ChangeStreamHistoryLost
@@ -51,25 +51,6 @@ def redact(uri: str) -> str:
     return redact_text(uri)
 
 
-@contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    try:
-        yield
-    except pm_errors.DuplicateKeyError as exc:
-        raise DuplicateKeyError(f"{what}: duplicate key ({exc.details.get('keyValue') if exc.details else exc})") from exc
-    except pm_errors.BulkWriteError as exc:
-        first = (exc.details.get("writeErrors") or [{}])[0]
-        if first.get("code") == 11000:
-            raise DuplicateKeyError(f"{what}: duplicate key {first.get('keyValue')}") from exc
-        raise StoreError(f"{what}: {first.get('errmsg', exc)}") from exc
-    except pm_errors.ExecutionTimeout as exc:  # maxTimeMS from a query's time budget
-        raise limits.timeout_error() from exc
-    except pm_errors.ConnectionFailure as exc:
-        raise StoreUnavailable(f"{what}: lost the connection to MongoDB ({exc})") from exc
-    except pm_errors.PyMongoError as exc:
-        raise StoreError(f"{what}: {exc}") from exc
-
-
 class MongoCollection(Collection):
     """A pymongo collection behind the store surface."""
 
@@ -81,39 +62,32 @@ class MongoCollection(Collection):
     def _session(self) -> Any:
         return self._store.current_session()
 
-    def find(
-        self,
-        filter: dict | None = None,
-        projection: dict | None = None,
-        sort: SortSpec = None,
-        limit: int = 0,
-        skip: int = 0,
-    ) -> Iterator[dict]:
-        check_no_javascript(filter)
-        with _mapped(f"find in {self.name}"):
-            cursor = self._coll.find(filter or {}, projection, skip=skip, limit=limit, session=self._session())
+    def run_find(self, query: Find) -> Iterator[dict]:
+        with mapped(f"find in {self.name}", query=True):
+            cursor = self._coll.find(query.filter or {}, query.projection, skip=query.skip, limit=query.limit,
+                                     session=self._session())
             left = limits.remaining()  # a query's time budget becomes the server's maxTimeMS
             if left is not None:
                 cursor = cursor.max_time_ms(max(1, int(left * 1000)))
-            if sort:
-                cursor = cursor.sort(list(sort))
+            if query.sort:
+                cursor = cursor.sort(list(query.sort))
             yield from cursor
 
     def count(self, filter: dict | None = None) -> int:
         check_no_javascript(filter)
-        with _mapped(f"count in {self.name}"):
+        with mapped(f"count in {self.name}"):
             if not filter:
                 return self._coll.estimated_document_count() if self._session() is None else self._coll.count_documents({}, session=self._session())
             return self._coll.count_documents(filter, session=self._session())
 
     def distinct(self, field_name: str, filter: dict | None = None) -> list:
         check_no_javascript(filter)
-        with _mapped(f"distinct in {self.name}"):
+        with mapped(f"distinct in {self.name}"):
             return [v for v in self._coll.distinct(field_name, filter or {}, session=self._session()) if v is not None]
 
     def aggregate(self, pipeline: list[dict]) -> list[dict]:
         check_no_javascript(pipeline)
-        with _mapped(f"aggregate on {self.name}"):
+        with mapped(f"aggregate on {self.name}"):
             return list(self._coll.aggregate(pipeline, allowDiskUse=True, session=self._session()))
 
     def insert_many(self, documents: Sequence[dict]) -> list:
@@ -122,33 +96,26 @@ class MongoCollection(Collection):
             return []
         for doc in docs:
             limits.check_document(doc, f"document {doc.get('_id')!r}")
-        with _mapped(f"insert into {self.name}"):
+        with mapped(f"insert into {self.name}"):
             return list(self._coll.insert_many(docs, ordered=True, session=self._session()).inserted_ids)
 
-    def bulk_write(self, ops: Sequence[WriteOp]) -> WriteResult:
-        if not ops:
-            return WriteResult()
+    def apply_writes(self, ops: list[WriteOp]) -> WriteResult:
         requests = []
         for op in ops:
             if isinstance(op, InsertOne):
                 limits.check_document(op.document, f"document {op.document.get('_id')!r}")
                 requests.append(pymongo.InsertOne(dict(op.document)))
             elif isinstance(op, UpdateOne):
-                check_no_javascript(op.filter)
                 for value in op.update.values():
                     if isinstance(value, dict):
                         limits.check_document(value, f"an update of {op.filter.get('_id', 'a document')!r}")
                 requests.append(pymongo.UpdateOne(op.filter, op.update, upsert=op.upsert))
             elif isinstance(op, ReplaceOne):
-                check_no_javascript(op.filter)
                 limits.check_document(op.replacement, f"document {op.replacement.get('_id')!r}")
                 requests.append(pymongo.ReplaceOne(op.filter, op.replacement, upsert=op.upsert))
-            elif isinstance(op, DeleteOne):
-                check_no_javascript(op.filter)
+            else:  # DeleteOne (Collection.bulk_write refuses other ops)
                 requests.append(pymongo.DeleteOne(op.filter))
-            else:
-                raise InputError(f"unknown bulk operation {op!r}")
-        with _mapped(f"bulk write to {self.name}"):
+        with mapped(f"bulk write to {self.name}"):
             res = self._coll.bulk_write(requests, ordered=True, session=self._session())
         return WriteResult(
             inserted=res.inserted_count,
@@ -160,22 +127,22 @@ class MongoCollection(Collection):
 
     def update_many(self, filter: dict, update: dict) -> WriteResult:
         check_no_javascript(filter)
-        with _mapped(f"update in {self.name}"):
+        with mapped(f"update in {self.name}"):
             res = self._coll.update_many(filter, update, session=self._session())
         return WriteResult(matched=res.matched_count, modified=res.modified_count)
 
     def delete_many(self, filter: dict) -> WriteResult:
         check_no_javascript(filter)
-        with _mapped(f"delete in {self.name}"):
+        with mapped(f"delete in {self.name}"):
             return WriteResult(deleted=self._coll.delete_many(filter, session=self._session()).deleted_count)
 
     def create_index(self, field_name: str, unique: bool = False) -> None:
-        with _mapped(f"create index on {self.name}.{field_name}"):
+        with mapped(f"create index on {self.name}.{field_name}"):
             self._coll.create_index([(field_name, pymongo.ASCENDING)], unique=unique)
 
     def index_fields(self) -> list[str]:
         """Fields with an index (besides ``_id``)."""
-        with _mapped(f"list indexes of {self.name}"):
+        with mapped(f"list indexes of {self.name}"):
             return [key for ix in self._coll.list_indexes() for key, _ in ix["key"].items() if key != "_id"]
 
 
@@ -209,11 +176,11 @@ class MongoStore(Store):
         return self._collections[name]
 
     def list_collections(self) -> list[str]:
-        with _mapped("list collections"):
+        with mapped("list collections"):
             return sorted(self.db.list_collection_names())
 
     def drop_collection(self, name: str) -> None:
-        with _mapped(f"drop {name}"):
+        with mapped(f"drop {name}"):
             self.db.drop_collection(name)
 
     def current_session(self) -> Any:
@@ -242,7 +209,7 @@ class MongoStore(Store):
     def feed_position(self, collection: str) -> str:
         if not self.replica_set:
             return self._poll_token(collection, None)
-        with _mapped(f"change stream on {collection}"), self._stream(collection, None) as stream:
+        with mapped(f"change stream on {collection}"), self._stream(collection, None) as stream:
             stream.try_next()
             return STREAM_PREFIX + _b64(stream.resume_token)
 
@@ -288,7 +255,7 @@ class MongoStore(Store):
         query: dict = {field_name: {"$ne": None}}
         if mark["t"] is not None:
             query = {"$or": [{field_name: {"$gt": mark["t"]}}, {field_name: mark["t"], "_id": {"$gt": mark["id"]}}]}
-        with _mapped(f"poll {collection}"):
+        with mapped(f"poll {collection}"):
             docs = list(self.db[collection].find(query).sort([(field_name, 1), ("_id", 1)]).limit(limit))
         changes = [Change("update", d["_id"], d, self._poll_token(collection, d)) for d in docs]
         return ChangeBatch(changes, changes[-1].token if changes else (after or self._poll_token(collection, None)))

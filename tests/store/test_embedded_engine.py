@@ -139,7 +139,7 @@ def test_fast_filter_path_agrees_with_mongomock():
 
     from mongomock import filtering
 
-    from custscore.store.embedded import _matches
+    from custscore.store.fast_filter import matches as _matches
 
     t = dt.datetime(2026, 1, 1)
     docs = [{"customer_id": "A", "ts": t}, {"customer_id": "B", "ts": t + dt.timedelta(days=1)},

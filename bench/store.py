@@ -1,0 +1,123 @@
+"""Store micro-benchmarks: the embedded store against mongomock, in one process, printed as ratios.
+
+Run: ``python bench/store.py [--docs 50000] [--budget 10]``. Each row times the same operation on the
+embedded store (a file in a temporary folder) and on mongomock, over the same 50,000 documents, and
+prints both rates and their ratio:
+
+* ``find_one`` by ``_id`` and ``update_one`` by ``_id`` (goal: >= 1000x for the update);
+* a numeric filter on a field without an index (goal: >= 10x);
+* a read of events by ``customer_id`` for 256 customers: ``find_in`` (one SQL ``IN`` on the embedded
+  store) against ``find({"customer_id": {"$in": ...}})``;
+* streaming 100,000 small documents: peak traced memory of ``find`` against holding them all in a list.
+
+``bench/score.py`` may call :func:`store_paths` for its ``store`` phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from custscore.config import Settings
+from custscore.store import open_store
+
+SEED = 7
+DOCS = 50_000
+OPS = 200
+BUDGET_S = 10.0
+STREAM_DOCS = 100_000
+
+
+def _rate(fn: Callable[[object], object], ops: Iterable, budget_s: float) -> float:
+    """Operations per second over ``ops``, stopping after ``budget_s`` seconds."""
+    t0 = time.perf_counter()
+    done = 0
+    for op in ops:
+        fn(op)
+        done += 1
+        if time.perf_counter() - t0 > budget_s:
+            break
+    return done / (time.perf_counter() - t0)
+
+
+def _report(row: tuple[str, float, float], docs: int) -> None:
+    name, ours, theirs = row
+    print(f"store {name}, {docs:,} docs: embedded {ours:,.3g}/s, mongomock {theirs:,.3g}/s, {ours / theirs:,.1f}x",
+          flush=True)
+
+
+def store_paths(tmp: Path, docs: int = DOCS, budget_s: float = BUDGET_S) -> list[tuple[str, float, float]]:
+    """Time the store paths on the embedded store and mongomock; print and return (name, ours, theirs) rows."""
+    import mongomock
+
+    rng = random.Random(SEED)
+    rows_in = [{"_id": f"C{i:06d}", "n": rng.randint(0, 999), "x": rng.random(), "s": f"s{i % 97}"}
+               for i in range(docs)]
+    events = [{"customer_id": f"C{rng.randrange(docs // 10):06d}", "amount": rng.random() * 100, "ts": i}
+              for i in range(docs)]
+    store = open_store(Settings.build(mongo_uri=f"embedded:{tmp / 'paths.sqlite'}", home=tmp, environ={}))
+    embedded, embedded_events = store["t"], store["events"]
+    embedded.insert_many([dict(d) for d in rows_in])
+    embedded_events.insert_many([dict(e) for e in events])
+    client = mongomock.MongoClient()
+    mock, mock_events = client.db.t, client.db.events
+    mock.insert_many([dict(d) for d in rows_in])
+    mock_events.insert_many([dict(e) for e in events])
+    mock_events.create_index("customer_id")
+    picks = [f"C{rng.randrange(docs):06d}" for _ in range(OPS)]
+    batches = [[f"C{rng.randrange(docs // 10):06d}" for _ in range(256)] for _ in range(20)]
+    fields = {"customer_id": 1, "amount": 1, "ts": 1}
+
+    cases = [
+        ("find_one by _id", lambda c: (lambda i: c.find_one({"_id": i})), picks, mock),
+        ("update_one by _id", lambda c: (lambda i: c.update_one({"_id": i}, {"$set": {"y": i}})), picks, mock),
+        ("numeric filter, no index (n >= 990)", lambda c: (lambda _: list(c.find({"n": {"$gte": 990}}))),
+         range(10), mock),
+    ]
+    out = []
+    for name, make, ops, reference in cases:
+        out.append((name, _rate(make(embedded), ops, budget_s), _rate(make(reference), ops, budget_s)))
+        _report(out[-1], docs)
+    ours = _rate(lambda ids: list(embedded_events.find_in("customer_id", ids, fields)), batches, budget_s)
+    theirs = _rate(lambda ids: list(mock_events.find({"customer_id": {"$in": ids}}, fields)), batches, budget_s)
+    out.append(("events of 256 customers (find_in)", ours, theirs))
+    _report(out[-1], docs)
+    store.close()
+    return out
+
+
+def streaming_memory(tmp: Path, docs: int = STREAM_DOCS) -> tuple[int, int]:
+    """Peak traced bytes of streaming ``docs`` small documents through ``find``, and of listing them all."""
+    store = open_store(Settings.build(mongo_uri=f"embedded:{tmp / 'stream.sqlite'}", home=tmp, environ={}))
+    coll = store["t"]
+    for start in range(0, docs, 20_000):
+        coll.insert_many([{"_id": i, "n": i % 10, "s": f"row {i}"} for i in range(start, min(docs, start + 20_000))])
+    peaks = []
+    for consume in (lambda it: sum(1 for _ in it), list):
+        tracemalloc.start()
+        consume(coll.find({"n": {"$gte": 0}}))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    store.close()
+    print(f"store streaming {docs:,} docs: peak {peaks[0] / 1e6:,.1f} MB streamed, {peaks[1] / 1e6:,.1f} MB as a "
+          f"list ({peaks[1] / max(peaks[0], 1):,.1f}x)", flush=True)
+    return peaks[0], peaks[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=DOCS, help="documents per collection")
+    parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds per timed row at most")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        store_paths(Path(tmp_name), args.docs, args.budget)
+        streaming_memory(Path(tmp_name))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Filters compiled once per query into a Python ``doc -> bool``, for the embedded store.
+
+mongomock's filter engine re-reads the filter for every document; on the scorer's
+``customer_id $in`` / ``ts $lte`` filters and on numeric filters over a whole scan it
+cost more than reading the rows. So the unambiguous cases are compiled into plain
+Python tests: a top-level field compared with operands that are all strings, all
+datetimes or all numbers. When a stored value is of another class (an array, a
+missing field, ``None``, a bool, NaN), that document goes to mongomock's engine, so
+the answer is always mongomock's (tests/store/test_fast_paths.py checks this with
+hypothesis).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from mongomock import filtering
+
+# value OP arg written as a C-level partial on arg: ``partial(operator.le, arg)(v)`` is ``arg <= v``, i.e. ``v >= arg``
+_FAST_OPS = {"$eq": operator.eq, "$gt": operator.lt, "$gte": operator.le, "$lt": operator.gt, "$lte": operator.ge}
+NUMBER = (int, float)
+
+Matcher = Callable[[dict], bool]
+
+
+def value_kind(value: Any) -> Any:
+    """The fast-path class of a value: str, datetime, :data:`NUMBER` (int/float, not bool, not NaN), else None."""
+    t = type(value)
+    if t is str or t is dt.datetime:
+        return t
+    if (t is int or t is float) and value == value:
+        return NUMBER
+    return None
+
+
+def fast_condition(cond: Any) -> tuple[Any, Callable[[Any], bool]] | None:
+    """A Python test for a condition whose operands are all str, all datetime or all numbers, or None.
+
+    Only the unambiguous cases: when the stored value is of the operands' class too (a number that is
+    not NaN for numbers), Mongo's comparison is Python's. Other operators, operand types, arrays and
+    missing fields go to mongomock.
+    """
+    kind = value_kind(cond)
+    if kind is not None:
+        return kind, lambda v: v == cond
+    if not isinstance(cond, dict) or not cond:
+        return None
+    tests: list[Callable[[Any], bool]] = []
+    kinds = set()
+    for op, arg in cond.items():
+        if op == "$in" and isinstance(arg, list | tuple) and arg:
+            kinds.update(value_kind(a) for a in arg)
+            if None in kinds:
+                return None
+            members = frozenset(arg)
+            tests.append(lambda v, m=members: v in m)
+        elif op in _FAST_OPS and value_kind(arg) is not None:
+            kinds.add(value_kind(arg))
+            tests.append(functools.partial(_FAST_OPS[op], arg))
+        else:
+            return None
+    if len(kinds) != 1 or None in kinds:
+        return None
+    if len(tests) == 1:
+        return next(iter(kinds)), tests[0]
+    return next(iter(kinds)), lambda v: all(t(v) for t in tests)
+
+
+def compile_filter(spec: dict | None) -> Matcher:
+    """``doc -> bool`` for a (normalized) filter, with mongomock's answer wherever the fast path is unsure."""
+    if not spec:
+        return lambda doc: True
+    fast = []
+    for key, cond in spec.items():
+        compiled = None if key.startswith("$") or "." in key else fast_condition(cond)
+        if compiled is None:
+            return lambda doc: filtering.filter_applies(spec, doc)
+        fast.append((key, *compiled))
+
+    if len(fast) == 1 and fast[0][1] is NUMBER:  # the common numeric filter, one call per row
+        key, _, test = fast[0]
+
+        def match_number(doc: dict) -> bool:
+            value = doc.get(key)
+            kind = type(value)
+            if (kind is int or kind is float) and value == value:
+                return test(value)
+            return filtering.filter_applies(spec, doc)
+
+        return match_number
+
+    def match(doc: dict) -> bool:
+        for key, kind, test in fast:
+            value = doc.get(key)
+            if value_kind(value) is not kind:
+                return filtering.filter_applies(spec, doc)
+            if not test(value):
+                return False
+        return True
+
+    return match
+
+
+def matches(spec: dict | None, doc: dict) -> bool:
+    """Whether ``doc`` matches ``spec`` (compiles the filter: for one-off checks and tests)."""
+    return compile_filter(spec)(doc)

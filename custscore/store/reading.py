@@ -1,0 +1,166 @@
+"""Reads on the embedded store: the SQL plan of a filter, rows in bounded pages, documents decoded lazily.
+
+planner.py turns the indexable part of a filter into SQL that narrows the candidate rows;
+fast_filter.py checks the candidates unless the SQL alone decides. Rows come in pages by
+keyset (``pos > last``, growing from a few rows to :data:`PAGE_MOST`), each page a short
+statement, so a scan of a million documents holds one page at a time. A statement held
+open across the caller's loop would instead pin a read snapshot on a connection that other
+threads write through, and keep the WAL from being checkpointed for as long as a slow
+consumer (an export) reads. Engine errors are mapped by store/boundary.py.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import bson
+from mongomock import filtering
+
+from custscore.errors import InputError
+from custscore.store import fast_filter, limits, mql, planner
+from custscore.store.base import check_no_javascript
+from custscore.store.boundary import mapped
+from custscore.store.sqlite_engine import SQLiteEngine, table_name
+
+PAGE_FIRST, PAGE_MOST = 16, 4096  # rows per page: few for a find_one, growing to this for a scan
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How one filter is read: SQL ``WHERE`` text and parameters, whether SQL alone decides, the matcher."""
+
+    table: str
+    where: str
+    params: list
+    exact: bool
+    match: fast_filter.Matcher
+    what: str
+
+
+def plan_read(engine: SQLiteEngine, collection: str, filter: dict | None) -> ReadPlan | None:
+    """The plan for ``filter`` on ``collection``, or None when the collection has no table yet."""
+    if filter is not None and not isinstance(filter, dict):
+        raise InputError(f"a filter must be a document (dict), got {type(filter).__name__}")
+    check_no_javascript(filter)
+    spec = planner.normalize_filter(filter) if filter else None
+    if not engine.table_exists(collection):
+        return None
+    where, params, exact = planner.plan(spec, engine.indexes(collection))
+    what = f"find in {collection}"
+    with mapped(what, query=True):
+        match = fast_filter.compile_filter(spec)
+    return ReadPlan(table_name(collection), where, params, exact, match, what)
+
+
+def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, limit: int = 0) -> Iterator[dict]:
+    """Matching documents in insertion order, read in bounded pages (``limit`` > 0: at most that many)."""
+    plan = plan_read(engine, collection, filter)
+    if plan is None:
+        return
+    if plan.exact:  # _id lookups: as many rows as ids at the most, in one page when it fits
+        size = min(limit or PAGE_MOST, PAGE_MOST)
+    else:
+        size = min(max(limit, PAGE_FIRST), PAGE_MOST) if limit else PAGE_MOST // 16
+    sql = f'SELECT pos, doc FROM "{plan.table}" WHERE ({plan.where}) AND pos > ? ORDER BY pos LIMIT ?'
+    last, left = 0, limit
+    while True:
+        limits.check_deadline()  # a query's time budget (no-op outside one)
+        wanted = min(size, left) if (plan.exact and limit) else size
+        with mapped(plan.what, query=True):
+            with engine.read() as conn:
+                rows = conn.execute(sql, [*plan.params, last, wanted]).fetchall()
+            if not rows:
+                return
+            # one C call decodes a page; per-row decode calls cost as much as the rest of the read
+            docs = bson.decode_all(b"".join([blob for _, blob in rows]))
+            if not plan.exact:
+                docs = [doc for doc in docs if plan.match(doc)]
+        last = rows[-1][0]
+        yield from docs
+        left -= len(docs)
+        if len(rows) < wanted or (limit and left <= 0):
+            return
+        size = min(size * 4, PAGE_MOST)
+
+
+def count_documents(engine: SQLiteEngine, collection: str, filter: dict | None) -> int:
+    """Number of matching documents (SQL ``count(*)`` when SQL alone decides)."""
+    plan = plan_read(engine, collection, filter)
+    if plan is None:
+        return 0
+    if plan.exact:
+        with mapped(plan.what), engine.read() as conn:
+            return conn.execute(f'SELECT count(*) FROM "{plan.table}" WHERE {plan.where}', plan.params).fetchone()[0]
+    return sum(1 for _ in iter_documents(engine, collection, filter))
+
+
+def index_ordered(engine: SQLiteEngine, collection: str, filter: dict | None, path: str, descending: bool
+                  ) -> Iterator[dict]:
+    """Matches in MongoDB sort order on an indexed field, read lazily from the SQL index.
+
+    Non-NULL index values sort in SQL exactly as MongoDB sorts them (see
+    planner.index_key); NULL rows (missing, arrays, booleans) are sorted in
+    Python and merged in.
+    """
+    plan = plan_read(engine, collection, filter)
+    if plan is None:
+        return iter(())
+    column = engine.indexes(collection)[path]
+    base = f'SELECT doc FROM "{plan.table}" WHERE ({plan.where}) AND {column}'
+    key = lambda d: filtering.resolve_sort_key(path, d)  # noqa: E731
+
+    def decoded(rows: list) -> list[dict]:
+        with mapped(plan.what, query=True):
+            docs = bson.decode_all(b"".join([blob for (blob,) in rows]))
+            return docs if plan.exact else [doc for doc in docs if plan.match(doc)]
+
+    with mapped(plan.what), engine.read() as conn:
+        nulls = sorted(decoded(conn.execute(base + " IS NULL", plan.params).fetchall()), key=key, reverse=descending)
+
+    def ordered() -> Iterator[dict]:
+        offset, chunk = 0, 256
+        order = "DESC" if descending else "ASC"
+        while True:
+            limits.check_deadline()
+            with mapped(plan.what), engine.read() as conn:
+                rows = conn.execute(
+                    f"{base} IS NOT NULL ORDER BY {column} {order}, pos LIMIT ? OFFSET ?", [*plan.params, chunk, offset]
+                ).fetchall()
+            yield from decoded(rows)
+            if len(rows) < chunk:
+                return
+            offset, chunk = offset + chunk, min(chunk * 4, 65536)
+
+    return heapq.merge(nulls, ordered(), key=key, reverse=descending)
+
+
+def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: Sequence, fields: Sequence[str],
+               filter: dict | None = None) -> dict[str, list]:
+    """``fields`` of the documents whose ``field_name`` is one of ``values`` (and match ``filter``), as columns.
+
+    One statement (an SQL ``IN`` on the field's index when it has one), one decode call, and
+    the values appended straight to per-field lists: no projected document per row.
+    """
+    spec = {field_name: {"$in": list(values)}, **(filter or {})}
+    out: dict[str, list] = {f: [] for f in fields}
+    if not values:
+        return out
+    plan = plan_read(engine, collection, spec)
+    if plan is None:
+        return out
+    with mapped(plan.what, query=True):
+        with engine.read() as conn:
+            rows = conn.execute(f'SELECT doc FROM "{plan.table}" WHERE {plan.where} ORDER BY pos', plan.params
+                                ).fetchall()
+        docs = bson.decode_all(b"".join([blob for (blob,) in rows]))
+        if not plan.exact:
+            docs = [doc for doc in docs if plan.match(doc)]
+    for name, column in out.items():
+        if "." in name:
+            column.extend(mql.get_path(doc, name) for doc in docs)
+        else:
+            column.extend(doc.get(name) for doc in docs)
+    return out
+
