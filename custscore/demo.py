@@ -99,7 +99,7 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     from custscore.models.train import TrainOptions, train
     from custscore.recommend.train import RecommendOptions, train_recommender
     from custscore.scorer.monitor import monitor, production_references
-    from custscore.scorer.query import query_customers
+    from custscore.store.query import query_customers
     from custscore.simulator.generate import SimulationConfig
     from custscore.simulator.products import oracle_scores
     from custscore.simulator.run import run_simulation
@@ -147,6 +147,6 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
 
     ui.section("7. HTML report")
     out_dir = settings.home / "reports" / "demo"
-    report = build_report(store, out_dir, settings.home / "models")
+    report = build_report(store, out_dir, settings)
     ui.message(f"report: {report.path}")
     ui.message(f"demo finished in {time.perf_counter() - started:.0f} s")

@@ -28,7 +28,9 @@ from custscore.cli.common import (
     output_format,
     print_score,
     render_frame,
+    simple_table,
     user_errors,
+    versions_text,
     wait_for_locks,
     warn_if_stale,
 )
@@ -62,7 +64,7 @@ def stats_panel(stats: Any) -> Table:
             ("backlog", f"{stats.backlog:,}" + (" (caught up)" if stats.caught_up else "")),
             ("stale scores", stale), ("clock", getattr(stats, "clock", "wall clock")),
             ("dead letters", f"{stats.dead_letters:,}"), ("batches", f"{stats.batches:,}"),
-            ("models", ", ".join(f"{t} {v}" for t, v in sorted(stats.versions.items())) or "-")]
+            ("models", versions_text(stats.versions))]
     if stats.switches:
         rows.append(("hot reload", stats.switches[-1]))
     for r in rows:
@@ -217,7 +219,7 @@ def query(
 
     Example: custscore query '{"score.risk": "high", "region": "north"}' --sort score.churn_probability:-1 --limit 10
     """
-    from custscore.scorer.query import check_limit, iter_customer_frames, parse_filter, query_customers
+    from custscore.store.query import check_limit, iter_customer_frames, parse_filter, query_customers
 
     output = output_format(csv, json_)
     columns = [f.strip() for f in fields.split(",")] if fields else None
@@ -312,10 +314,6 @@ def dead_letters(
     if not rows:
         console.print("no dead letters")
         return
-    table = Table(title="dead letters")
-    for c in ("customer", "reason", "attempts", "created"):
-        table.add_column(c)
-    for r in rows:
-        table.add_row(str(r.get("customer_id")), str(r.get("reason")), str(r.get("attempts", 0)),
-                      fmt(r.get("created_at")))
-    console.print(table)
+    console.print(simple_table("dead letters", ("customer", "reason", "attempts", "created"),
+                               ((r.get("customer_id"), r.get("reason"), r.get("attempts", 0), fmt(r.get("created_at")))
+                                for r in rows)))

@@ -18,7 +18,7 @@ from custscore.config import Settings
 from custscore.errors import CustscoreError
 from custscore.models.registry import load_model
 from custscore.scorer.deadletters import list_dead_letters
-from custscore.scorer.query import query_customers
+from custscore.store.query import query_customers
 from custscore.scorer.worker import Worker
 from custscore.store import limits, open_store
 from custscore.store.loading import load_customers

@@ -195,3 +195,21 @@ def test_change_feed_resumes_after_its_token(store):
     later = store.changes("customers", after=rest.token)
     assert [(c.doc_id, c.document["v"]) for c in later.changes] == [("c1", 10)]
     assert store.changes("customers", after=later.token).changes == []
+
+
+def test_find_in_returns_columns_of_the_matching_documents(store):
+    events = store["events"]
+    events.insert_many([
+        {"_id": 1, "customer_id": "a", "amount": 5.0, "ts": DAY, "meta": {"src": "web"}},
+        {"_id": 2, "customer_id": "b", "amount": 7.5, "ts": DAY + dt.timedelta(days=2)},
+        {"_id": 3, "customer_id": "c", "amount": 1.0, "ts": DAY},
+        {"_id": 4, "customer_id": "a", "ts": DAY + dt.timedelta(days=1)},
+    ])
+    cols = events.find_in("customer_id", ["a", "b", "zz"], ["customer_id", "amount", "meta.src"])
+    assert cols == {"customer_id": ["a", "b", "a"], "amount": [5.0, 7.5, None], "meta.src": ["web", None, None]}
+    until = events.find_in("customer_id", ["a", "b"], ["_id"], filter={"ts": {"$lte": DAY + dt.timedelta(days=1)}})
+    assert until == {"_id": [1, 4]}
+    assert events.find_in("customer_id", [], ["amount"]) == {"amount": []}
+    assert store["nothing_here"].find_in("x", [1], ["x"]) == {"x": []}
+    with pytest.raises(InputError, match="JavaScript"):
+        events.find_in("customer_id", ["a"], ["amount"], filter={"$where": "1"})

@@ -1,4 +1,12 @@
-"""Mongo queries on scored customers, returned as a flat table (``custscore query``)."""
+"""Mongo queries on customers, returned as flat tables (``custscore query``).
+
+It lives in the store package because all it does is read: it checks a user's filter,
+sort, limit and time budget, runs one ``find`` on ``customers`` and flattens the
+documents into columns. It scores nothing and needs nothing from the scorer or the
+models (the score columns it shows by default are only field names), so a reader
+looking for "how does ``query`` read the database" finds it beside the store it reads.
+Errors the engines raise for a filter are mapped by the store (store/boundary.py).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,8 @@ from itertools import islice
 from typing import Any
 
 import pandas as pd
-from pymongo.errors import PyMongoError
 
-from custscore.errors import InputError, LimitExceeded, StoreError
+from custscore.errors import InputError, LimitExceeded
 from custscore.store import limits, regex_guard
 from custscore.store.base import Store, check_no_javascript
 from custscore.store.schema import CUSTOMERS
@@ -238,11 +245,7 @@ def _documents(
                 if cursor is None:
                     cursor = iter(store.collection(CUSTOMERS).find(spec, projection, sort=order or None, limit=limit))
                 doc = next(cursor, None)
-        except (PyMongoError, StoreError, NotImplementedError, TypeError, ValueError) as exc:
-            # the embedded engine raises pymongo's errors for a bad operator; MongoDB's arrive as StoreError
-            reason = str(exc).split(": ", 1)[-1] if isinstance(exc, StoreError) else str(exc)
-            raise InputError(f"the filter was refused ({reason}); use query operators such as $gt, $in, $regex") from exc
-        except RecursionError:
+        except RecursionError:  # the store maps engine errors; only Python's own depth limit is left here
             raise LimitExceeded(_too_deep()) from None
         if doc is None:
             return
