@@ -9,7 +9,8 @@ are always per column of the raw feature frame.
 - linear models: exact linear SHAP ``coef * (x - mean(background))``;
 - anything else (Keras MLP, voting, stacking): a permutation estimate against <= 50 background rows, vectorised over
   the whole batch (one model call per feature step instead of shap's per-row loop, which measured ~3 s a row in
-  shap 0.51). Masking a raw feature masks all its transformed columns, which equals masking it in the raw frame
+  shap 0.51), with one feature order per row drawn from the row's own values (:func:`row_orders`), so a customer's
+  reasons do not depend on the batch it was scored in. Masking a raw feature masks all its transformed columns, which equals masking it in the raw frame
   because "prep" works column by column.
 """
 
@@ -143,7 +144,7 @@ class Explainer:
         else:
             base = np.asarray(self.model.predict_proba(bg), dtype=float).mean(axis=0)[k]
         full = self._output(Xt, k)
-        order = np.argsort(np.random.default_rng(self.seed).random((n, len(used))), axis=1)
+        order = row_orders(Xt, len(used), self.seed)
         phi = np.zeros((n, len(used)))
         rows = np.arange(n)
         for perm in (order, order[:, ::-1]):
@@ -170,6 +171,31 @@ class Explainer:
             kz = None if k is None else np.repeat(k[sl], m)
             out[sl] = self._output(Z, kz).reshape(-1, m).mean(axis=1)
         return out
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def row_orders(Xt: np.ndarray, n_groups: int, seed: int = 0) -> np.ndarray:
+    """One pseudo-random order of ``n_groups`` features per row, drawn from the row's own values and ``seed``.
+
+    The permutation estimate depends on the order, so it must not depend on where a row sits in a batch: a
+    customer explained alone (``explain``, the API) gets exactly the order, hence the reasons, that the worker's
+    batch gave it, and equal rows get equal orders.
+    """
+    bits = (np.asarray(Xt, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 hashes like 0.0
+    h = np.full(len(bits), np.uint64(seed) ^ _GOLDEN, dtype=np.uint64)
+    for j in range(bits.shape[1]):
+        h = _mix(h ^ bits[:, j])
+    keys = _mix(h[:, None] + _GOLDEN * np.arange(1, n_groups + 1, dtype=np.uint64)[None, :])
+    return np.argsort(keys, axis=1, kind="stable")
 
 
 def make_explainer(pipeline, background: pd.DataFrame, kind: str, seed: int = 0, *, max_background: int = 50,

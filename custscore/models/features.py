@@ -226,7 +226,10 @@ def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable
         share = per_cat.div(per_cat.sum(axis=1), axis=0)
         logs = np.log(share.where(share > 0, 1.0))
         out["category_count"] = (per_cat > 0).sum(axis=1).reindex(out.index).fillna(0.0).astype(float)
-        out["category_entropy"] = (-(share * logs).sum(axis=1)).reindex(out.index).fillna(0.0)
+        # Summed per customer in the long form (its own categories, in order): a row sum over the batch's category
+        # columns rounds differently with the batch's width, and the reasons must not depend on the batch.
+        terms = (-(share * logs)).stack()
+        out["category_entropy"] = terms[terms != 0].groupby(level=0, sort=False).sum().reindex(out.index).fillna(0.0)
         out["top_category"] = per_cat.idxmax(axis=1).reindex(out.index).astype(object)
     else:
         share = pd.DataFrame(index=out.index)
