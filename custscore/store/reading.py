@@ -36,6 +36,7 @@ class ReadPlan:
     params: list
     exact: bool
     match: fast_filter.Matcher
+    keep: fast_filter.PageFilter  # the matches among a page of candidates
     what: str
 
 
@@ -50,8 +51,8 @@ def plan_read(engine: SQLiteEngine, collection: str, filter: dict | None) -> Rea
     where, params, exact = planner.plan(spec, engine.indexes(collection))
     what = f"find in {collection}"
     with mapped(what, query=True):
-        match = fast_filter.compile_filter(spec)
-    return ReadPlan(table_name(collection), where, params, exact, match, what)
+        match, keep = fast_filter.compile_filter(spec), fast_filter.compile_page_filter(spec)
+    return ReadPlan(table_name(collection), where, params, exact, match, keep, what)
 
 
 def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, limit: int = 0) -> Iterator[dict]:
@@ -63,24 +64,26 @@ def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, l
         size = min(limit or PAGE_MOST, PAGE_MOST)
     else:
         size = min(max(limit, PAGE_FIRST), PAGE_MOST) if limit else PAGE_MOST // 16
-    sql = f'SELECT pos, doc FROM "{plan.table}" WHERE ({plan.where}) AND pos > ? ORDER BY pos LIMIT ?'
+    # one row per page: the last pos, the row count and the documents as one blob (BSON documents
+    # concatenate into a valid stream for decode_all); no Python object per row until decoding
+    sql = (f"SELECT max(pos), count(*), CAST(group_concat(doc, '') AS BLOB) FROM "
+           f'(SELECT pos, doc FROM "{plan.table}" WHERE ({plan.where}) AND pos > ? ORDER BY pos LIMIT ?)')
     last, left = 0, limit
     while True:
         limits.check_deadline()  # a query's time budget (no-op outside one)
         wanted = min(size, left) if (plan.exact and limit) else size
         with mapped(plan.what, query=True):
             with engine.read() as conn:
-                rows = conn.execute(sql, [*plan.params, last, wanted]).fetchall()
+                top, rows, blob = conn.execute(sql, [*plan.params, last, wanted]).fetchone()
             if not rows:
                 return
-            # one C call decodes a page; per-row decode calls cost as much as the rest of the read
-            docs = bson.decode_all(b"".join([blob for _, blob in rows]))
+            docs = bson.decode_all(blob)  # one C call decodes a page
             if not plan.exact:
-                docs = [doc for doc in docs if plan.match(doc)]
-        last = rows[-1][0]
+                docs = plan.keep(docs)
+        last = top
         yield from docs
         left -= len(docs)
-        if len(rows) < wanted or (limit and left <= 0):
+        if rows < wanted or (limit and left <= 0):
             return
         size = min(size * 4, PAGE_MOST)
 
@@ -152,11 +155,12 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
         return out
     with mapped(plan.what, query=True):
         with engine.read() as conn:
-            rows = conn.execute(f'SELECT doc FROM "{plan.table}" WHERE {plan.where} ORDER BY pos', plan.params
-                                ).fetchall()
-        docs = bson.decode_all(b"".join([blob for (blob,) in rows]))
+            (blob,) = conn.execute(f"SELECT CAST(group_concat(doc, '') AS BLOB) FROM "
+                                   f'(SELECT doc FROM "{plan.table}" WHERE {plan.where} ORDER BY pos)', plan.params
+                                   ).fetchone()
+        docs = bson.decode_all(blob or b"")
         if not plan.exact:
-            docs = [doc for doc in docs if plan.match(doc)]
+            docs = plan.keep(docs)
     for name, column in out.items():
         if "." in name:
             column.extend(mql.get_path(doc, name) for doc in docs)

@@ -62,6 +62,7 @@ class SQLiteEngine:
         self._lock = threading.RLock()
         self._depth = 0
         self._indexes: dict[str, dict[str, str]] = {}
+        self._tables: set[str] = set()
         self._schema_version = -1
         # set by store.locking.wait_for_write_lock: long-running processes wait for a held lock instead of failing
         self.lock_wait: Callable[[float], None] | None = None
@@ -167,13 +168,22 @@ class SQLiteEngine:
             return conn.execute("SELECT seq FROM _meta_sequence WHERE id = 1").fetchone()[0]
 
     # -- tables and indexes -------------------------------------------------------
+    def _schema(self, conn: sqlite3.Connection) -> None:
+        """Reload the tables and indexes known to this process whenever any process changed the schema."""
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        if version != self._schema_version:
+            self._indexes = {}
+            for coll, field_name, _unique in conn.execute("SELECT collection, field, unique_ FROM _meta_indexes"):
+                self._indexes.setdefault(coll, {})[field_name] = index_column(field_name)
+            self._tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self._schema_version = version
+
     def table_exists(self, collection: str) -> bool:
         """Whether the collection's table exists (another process may have made it)."""
+        table = table_name(collection)
         with self.read() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table_name(collection),)
-            ).fetchone()
-        return row is not None
+            self._schema(conn)
+            return table in self._tables
 
     def ensure_table(self, collection: str) -> str:
         """Create the collection's table if needed and return its name."""
@@ -191,12 +201,7 @@ class SQLiteEngine:
     def indexes(self, collection: str) -> dict[str, str]:
         """Indexed field -> SQL column, reloaded whenever any process changed the schema."""
         with self.read() as conn:
-            version = conn.execute("PRAGMA schema_version").fetchone()[0]
-            if version != self._schema_version:
-                self._indexes = {}
-                for coll, field_name, _unique in conn.execute("SELECT collection, field, unique_ FROM _meta_indexes"):
-                    self._indexes.setdefault(coll, {})[field_name] = index_column(field_name)
-                self._schema_version = version
+            self._schema(conn)
             return self._indexes.get(collection, {})
 
     def list_tables(self) -> list[str]:
