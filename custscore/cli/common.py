@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -174,26 +175,99 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None) -> None:
-    """Show a DataFrame as a rich table, CSV or JSON lines (for scripts)."""
+CELL_PAD = 3  # rich's padding and border per column of a boxed table
+
+
+def fitting_columns(headers: list[str], rows: list[list[str]], width: int,
+                    first: Collection[str] = ()) -> list[int]:
+    """Indices of the columns to show, in table order: the first column always, then the ones named in
+    ``first``, then the rest in order, each while the table still fits ``width``."""
+    widths = [max([cell_len(h), *(cell_len(r[i]) for r in rows)]) + CELL_PAD for i, h in enumerate(headers)]
+    order = sorted(range(len(headers)), key=lambda i: (i != 0, headers[i] not in first, i))
+    chosen, used = [], 1
+    for i in order:
+        if i == 0 or used + widths[i] <= width:
+            chosen.append(i)
+            used += widths[i]
+    return sorted(chosen)
+
+
+def simple_table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Any]],
+                 right: Collection[str] = (), **options: Any) -> Table:
+    """A titled table of cells shown as given (``str``), the columns named in ``right`` right-aligned."""
+    table = Table(title=title, **options)
+    for header in headers:
+        table.add_column(header, justify="right" if header in right else "left")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def fitted_table(title: str | None, headers: list[str], rows: list[list[str]], right: Collection[str] = (),
+                 wide: bool = False, width: int | None = None,
+                 styles: Sequence[str | None] | None = None, first: Collection[str] = ()) -> tuple[Table, list[str]]:
+    """A table whose cells and headers are never cut: the columns that fit ``width`` (all with ``wide``),
+    those named in ``first`` before the others.
+
+    Returns the table and the headers of the columns left out.
+    """
+    keep = list(range(len(headers))) if wide else fitting_columns(headers, rows, width or console.width, first)
+    table = Table(title=title)
+    for i in keep:
+        table.add_column(headers[i], justify="right" if headers[i] in right else "left", no_wrap=True,
+                         overflow="fold")
+    for n, cells in enumerate(rows):
+        table.add_row(*(cells[i] for i in keep), style=styles[n] if styles else None)
+    return table, [h for i, h in enumerate(headers) if i not in keep]
+
+
+def print_fitted(table: Table, hidden: list[str], how: str = "with --wide", wide: bool = False) -> None:
+    """Print a :func:`fitted_table`, then ``2 more columns with --wide: a, b`` when columns were left out.
+
+    With ``wide`` the table is drawn at its own width, past the terminal's, instead of folding its cells.
+    """
+    saved = console.width
+    if wide:
+        console.width = max(saved, console.measure(table, options=console.options.update(max_width=10**5)).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = saved
+    if hidden:
+        console.print(f"  {len(hidden)} more {'column' if len(hidden) == 1 else 'columns'} {how}: "
+                      + ", ".join(hidden), highlight=False, soft_wrap=True)
+
+
+def render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None, wide: bool = False,
+                 more: str = "with --wide", first: Collection[str] = ()) -> None:
+    """Show a DataFrame as a rich table (the columns that fit; ``more`` says how to see the rest), CSV or JSON lines."""
     import pandas as pd
 
     if output == "csv":
-        console.print(frame.to_csv(index=False), end="", markup=False, highlight=False, soft_wrap=True)
+        console.print(frame_csv(frame), end="", markup=False, highlight=False, soft_wrap=True)
         return
     if output == "json":
         console.print(frame.to_json(orient="records", lines=True, date_format="iso"), end="", markup=False,
                       highlight=False, soft_wrap=True)
         return
-    table = Table(title=title)
-    for column in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[column])
-        table.add_column(str(column), justify="right" if numeric else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(cell(v) for v in row))
-    console.print(table)
+    headers = [str(c) for c in frame.columns]
+    right = {str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    table, hidden = fitted_table(title, headers, rows, right, wide, first=first)
+    print_fitted(table, hidden, more, wide)
     if note:
-        console.print(note)
+        console.print(note, highlight=False, soft_wrap=True)
+
+
+def frame_csv(frame: Any, header: bool = True) -> str:
+    """CSV with every float in one style: the shortest text that reads back as the same number (``repr``)."""
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            out[column] = [None if v != v else repr(float(v)) for v in out[column]]
+    return out.to_csv(index=False, header=header)
 
 
 def cell(value: Any) -> str:
@@ -242,6 +316,27 @@ def print_score(customer_id: Any, score: dict, reasons_by_task: dict | None = No
         for r in reasons:
             console.print(f"    {'+' if r['contribution'] > 0 else '-'} {r['sentence']} "
                           f"[dim]({r['contribution']:+.3f})[/]", highlight=False)
+
+
+def versions_text(versions: dict) -> str:
+    """``churn 20261202-070802-60035f, segment 20261202-…``: model versions as words, never JSON."""
+    return ", ".join(f"{task} {version}" for task, version in sorted(versions.items())) or "none"
+
+
+def write_rows(path: Path, kind: str, records: list[dict]) -> None:
+    """Write ``records`` to ``path`` as CSV (one float style, :func:`frame_csv`) or JSON lines."""
+    import json
+
+    import pandas as pd
+
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            if kind == "csv":
+                out.write(frame_csv(pd.DataFrame(records)))
+            else:
+                out.writelines(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in records)
+    except OSError as exc:
+        raise fail(f"--out {str(path)!r}: {exc.strerror or exc}; choose a writable path") from None
 
 
 AsOfOpt = Annotated[str | None, typer.Option(

@@ -16,14 +16,24 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from custscore.cli.common import CsvOpt, app, console, fmt, models_app, opened_store, user_errors
+from custscore.cli.common import (
+    CsvOpt,
+    app,
+    console,
+    fitted_table,
+    fmt,
+    frame_csv,
+    models_app,
+    opened_store,
+    print_fitted,
+    user_errors,
+)
 
 WINNER = " (winner)"
 COUNTS = {"k", "n", "rows", "customers"}
 SECONDS = {"fit_s", "predict_ms_1k"}
 KB = {"size_kb"}
 LOWER_IS_BETTER = {"regression": "MAE, lower is better", "classification": "ROC-AUC, higher is better"}
-CELL_PAD = 3  # rich's padding and border per column
 METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "mae": "MAE", "rmse": "RMSE", "r2": "R²",
                 "silhouette": "silhouette (all data)", "ndcg@10": "NDCG@10"}
 LEADERBOARD_COLUMNS = {
@@ -86,39 +96,19 @@ def _is_winner(model: str, winner: str) -> bool:
     return model == winner or (winner.startswith("decision tree") and model.startswith("decision tree"))
 
 
-def fitting_columns(cols: list[str], rows: list[list[str]], width: int) -> list[int]:
-    """Indices of the columns to show: the first (model) always, then in order while the table fits ``width``."""
-    widths = [max([len(HEADERS.get(c, c)), *(len(r[i]) for r in rows)]) + CELL_PAD for i, c in enumerate(cols)]
-    chosen, used = [], 1
-    for i, w in enumerate(widths):
-        if i == 0 or used + w <= width:
-            chosen.append(i)
-            used += w
-    return chosen
-
-
 def leaderboard_table(board: pd.DataFrame, task: str, kind: str, winner: str | None, wide: bool = False,
                       width: int | None = None) -> tuple[Table, list[str]]:
     """A leaderboard as a rich table whose cells are never cut, and the columns left out (shown with ``--wide``)."""
     cols, rows = board_cells(board, kind, winner)
-    keep = list(range(len(cols))) if wide else fitting_columns(cols, rows, width or console.width)
-    table = Table(title=board_title(task, kind))
-    for i in keep:
-        table.add_column(HEADERS.get(cols[i], cols[i]), justify="left" if cols[i] == "model" else "right",
-                         no_wrap=True)
-    for cells in rows:
-        marked = cells[0].endswith(WINNER)
-        table.add_row(*(cells[i] for i in keep), style="bold green" if marked else None)
-    return table, [HEADERS.get(c, c) for i, c in enumerate(cols) if i not in keep]
+    headers = [HEADERS.get(c, c) for c in cols]
+    styles = ["bold green" if cells[0].endswith(WINNER) else None for cells in rows]
+    return fitted_table(board_title(task, kind), headers, rows, right=set(headers) - {"model"}, wide=wide,
+                        width=width, styles=styles)
 
 
 def print_leaderboard(board: pd.DataFrame, task: str, kind: str, winner: str | None, wide: bool = False) -> None:
     """Print a leaderboard table and, when columns were left out, which ones and how to see them."""
-    table, hidden = leaderboard_table(board, task, kind, winner, wide)
-    console.print(table)
-    if hidden:
-        console.print(f"  {len(hidden)} more {'column' if len(hidden) == 1 else 'columns'} with --wide: "
-                      + ", ".join(hidden), highlight=False)
+    print_fitted(*leaderboard_table(board, task, kind, winner, wide), wide=wide)
 
 
 @app.command()
@@ -157,27 +147,27 @@ def leaderboard(
             out = board.drop(columns=[c for c in ("calibration",) if c in board.columns])
             out.insert(0, "task", doc["task"])
             out["winner"] = [_is_winner(str(m), str(extra.get("winner"))) for m in out["model"]]
-            console.print(out.to_csv(index=False), end="", markup=False, highlight=False, soft_wrap=True)
+            console.print(frame_csv(out), end="", markup=False, highlight=False, soft_wrap=True)
             continue
         print_leaderboard(board, doc["task"], doc.get("kind", ""), extra.get("winner"), wide)
         console.print(f"  {doc['task']} {doc['version']}" + (" (production)" if PRODUCTION in doc.get("aliases", [])
                                                               else ""), highlight=False)
 
 
-def render_models(rows: list[dict]) -> None:
+def render_models(rows: list[dict], wide: bool = False) -> None:
     """The registry as a table: full versions, the family, the primary metric on validation and test."""
-    table = Table(title="model registry (newest first)")
-    for name, right in (("task", False), ("version", False), ("family", False), ("prod", False),
-                        ("metric", False), ("val", True), ("test", True), ("threshold", True), ("size", True)):
-        table.add_column(name, justify="right" if right else "left", no_wrap=name in ("version", "task"))
+    headers = ["task", "version", "family", "prod", "metric", "val", "test", "threshold", "size"]
+    cells = []
     for r in rows:
         metric = r.get("primary_metric")
-        table.add_row(r["task"], r["version"], str(r.get("family") or "-"),
+        cells.append([r["task"], r["version"], str(r.get("family") or "-"),
                       "yes" if "production" in (r.get("aliases") or []) else "",
                       METRIC_NAMES.get(metric, metric or "-"), number("metric", r.get("val")),
                       number("metric", r.get("test")), number("metric", r.get("threshold")),
-                      f"{(r.get('artifact_bytes') or 0) / 1024:,.0f} KB")
-    console.print(table)
+                      f"{(r.get('artifact_bytes') or 0) / 1024:,.0f} KB"])
+    table, hidden = fitted_table("model registry (newest first)", headers, cells,
+                                 right={"val", "test", "threshold", "size"}, wide=wide)
+    print_fitted(table, hidden, wide=wide)
     console.print("details: custscore models show VERSION (a prefix or latest works)", highlight=False)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +23,9 @@ from custscore.cli.common import (
     print_tradeoffs_and_notes,
     progress_bar,
     user_errors,
+    versions_text,
     warn_if_stale,
+    write_rows,
 )
 from custscore.clock import parse_date
 from custscore.config import Settings
@@ -126,7 +127,9 @@ app.add_typer(models_app, name="models")
 
 
 @models_app.callback(invoke_without_command=True)
-def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None) -> None:
+def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+            wide: Annotated[bool, typer.Option("--wide", help="Every column, even past the terminal's width.")] = False,
+            ) -> None:
     """List registered models, newest first, with their metrics and the production alias.
 
     Example: custscore models --task churn   (also: custscore models export VERSION FILE, custscore models import FILE)
@@ -142,7 +145,7 @@ def models_(ctx: typer.Context, task: Annotated[str | None, typer.Option("--task
         return
     from custscore.cli.leaderboards import render_models
 
-    render_models(rows)
+    render_models(rows, wide)
 
 
 @app.command()
@@ -184,16 +187,22 @@ def predict(
     tickets: Annotated[int | None, typer.Option("--tickets", help="Support tickets raised.")] = None,
     satisfaction: Annotated[int | None, typer.Option("--satisfaction", help="Survey score 1-10, if known.")] = None,
     signup: Annotated[str | None, typer.Option("--signup", help="Signup date (default: the as-of date).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write one row per customer to this .csv or .jsonl "
+                                                           "file instead of printing the scores.")] = None,
     as_of: AsOfOpt = None,
 ) -> None:
-    """Score customers that need not be in the store, with the production models, and show the top reasons.
+    """Score customers that need not be in the store, with the production models, and show the top reasons per task.
 
     Example: custscore predict --age 34 --income 52000 --region north --channel web --tickets 2
+
+    Batch: custscore predict new_customers.jsonl --out scores.csv   (or --out scores.jsonl)
     """
     from custscore.models.predict import load_production
     from custscore.scorer.oneoff import score_given, validated_customers
+    from custscore.scorer.score_file import score_file_format, score_records
 
     with user_errors(), opened_store(ctx) as store:
+        kind = score_file_format(out) if out is not None else None  # a bad suffix is refused before any scoring
         clock = command_clock(ctx, as_of)
         now = clock.now()
         if file is not None:
@@ -207,8 +216,13 @@ def predict(
         warn_if_stale(store, clock)
         # the same function as POST /v1/score: validated documents, given + stored events up to the clock
         scores = score_given(store, models, docs, _read_documents(events) if events else (), as_of=now)
-    _render_scores(scores)
-    console.print(f"[dim]models: {json.dumps(models.versions)}[/]", highlight=False)
+    if out is not None and kind is not None:
+        write_rows(out, kind, score_records(scores, flat=kind == "csv"))
+        console.print(f"wrote {len(scores):,} {'customer' if len(scores) == 1 else 'customers'} to {out} "
+                      f"(models {versions_text(models.versions)})", highlight=False, soft_wrap=True)
+        return
+    _render_scores(scores, {s.customer_id: s.reasons_by_task for s in scores})
+    console.print(f"[dim]models: {versions_text(models.versions)}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -238,4 +252,4 @@ def explain(
     _render_scores(scores, {s.customer_id: s.reasons_by_task for s in scores})
     units = {t: e.units for t, e in models.explainers.items()}
     console.print(f"[dim]contributions are in {', '.join(f'{t}: {u}' for t, u in units.items())}; "
-                  f"models {json.dumps(models.versions)}[/]", highlight=False)
+                  f"models: {versions_text(models.versions)}[/]", highlight=False, soft_wrap=True)

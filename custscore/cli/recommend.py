@@ -7,7 +7,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from custscore.cli.common import app, cell, console, opened_store, print_tradeoffs_and_notes, user_errors
+from custscore.cli.common import (
+    app,
+    cell,
+    console,
+    opened_store,
+    print_tradeoffs_and_notes,
+    simple_table,
+    user_errors,
+)
 from custscore.config import Settings
 
 BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
@@ -77,12 +85,9 @@ def recommend(
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         recs = rec.recommend([customer_id], read_events(store, [customer_id]),
                              {customer_id: segment_of(doc.get("age"), doc.get("channel"))}, now, n=n)[customer_id]
-    table = Table(title=f"recommendations for {customer_id}")
-    for c in ("#", "product", "score", "reason"):
-        table.add_column(c, justify="right" if c in ("#", "score") else "left")
-    for i, r in enumerate(recs, 1):
-        table.add_row(str(i), r["product_id"], f"{r['score']:.4f}", r["reason"])
-    console.print(table)
+    console.print(simple_table(f"recommendations for {customer_id}", ("#", "product", "score", "reason"),
+                               ((i, r["product_id"], f"{r['score']:.4f}", r["reason"]) for i, r in enumerate(recs, 1)),
+                               right=("#", "score")))
 
 
 @app.command()
@@ -100,9 +105,6 @@ def similar(
     settings: Settings = ctx.obj
     with user_errors(), opened_store(ctx) as store:
         rows = load_recommender(store, settings).similar(product_id, n)
-    table = Table(title=f"products similar to {product_id}")
-    for c in ("#", "product", "category", "similarity"):
-        table.add_column(c, justify="right" if c in ("#", "similarity") else "left")
-    for i, r in enumerate(rows, 1):
-        table.add_row(str(i), r["product_id"], r["category"], f"{r['similarity']:.4f}")
-    console.print(table)
+    console.print(simple_table(f"products similar to {product_id}", ("#", "product", "category", "similarity"),
+                               ((i, r["product_id"], r["category"], f"{r['similarity']:.4f}")
+                                for i, r in enumerate(rows, 1)), right=("#", "similarity")))

@@ -24,6 +24,7 @@ from custscore.cli.common import (
     err_console,
     fail,
     fmt,
+    frame_csv,
     opened_store,
     output_format,
     print_score,
@@ -212,14 +213,23 @@ def query(
     timeout: Annotated[float, typer.Option("--timeout", help="Stop the query after this many seconds (0 = no limit).")] = 30.0,
     csv: CsvOpt = False,
     json_: JsonOpt = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, even past the terminal's width.")] = False,
 ) -> None:
     """Run a Mongo query on customers (scores included) and show the matches as a table.
 
-    A table shows at most 1,000 rows; --csv and --json stream every row (export: --limit 0 --csv > all.csv).
+    A table shows at most 1,000 rows and the columns that fit the terminal (the filter's and the sort's fields
+    first; --wide or --fields for the rest); --csv and --json stream every row (export: --limit 0 --csv > all.csv).
 
     Example: custscore query '{"score.risk": "high", "region": "north"}' --sort score.churn_probability:-1 --limit 10
     """
-    from custscore.store.query import check_limit, iter_customer_frames, parse_filter, query_customers
+    from custscore.store.query import (
+        check_limit,
+        filter_fields,
+        iter_customer_frames,
+        parse_filter,
+        parse_sort,
+        query_customers,
+    )
 
     output = output_format(csv, json_)
     columns = [f.strip() for f in fields.split(",")] if fields else None
@@ -229,7 +239,7 @@ def query(
         if output != "table":  # streamed in bounded tables: an export of any size
             header = True
             for frame in iter_customer_frames(store, spec, sort=sort, limit=limit, fields=columns, timeout=timeout):
-                text = (frame.to_csv(index=False, header=header) if output == "csv"
+                text = (frame_csv(frame, header=header) if output == "csv"
                         else frame.to_json(orient="records", lines=True, date_format="iso") if len(frame) else "")
                 if text and not text.endswith("\n"):
                     text += "\n"
@@ -244,7 +254,10 @@ def query(
         frame = frame.iloc[:shown]
         note = (f"showing the first {shown:,} rows; export them all with --csv or --json, "
                 f"e.g. custscore query '{filter_json}' --limit {limit} --csv > customers.csv")
-    render_frame(frame, output, title=f"customers matching {filter_json}", note=note)
+    named = [*filter_fields(spec), *(name for name, _ in parse_sort(sort)), *(columns or [])]
+    first = [str(c) for c in frame.columns if any(str(c) == n or str(c).startswith(n + ".") for n in named)]
+    render_frame(frame, output, title=f"customers matching {filter_json}", note=note, wide=wide,
+                 more="with --wide or --fields", first=first)
 
 
 TABLE_MAX_ROWS = 1000  # a terminal table past this is unreadable and costs memory; exports stream instead
