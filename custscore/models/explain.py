@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import ConfigError, CustscoreError, InputError, ModelError
+from custscore.models.prep_numpy import compile_transform, sklearn_transform, transform_steps
 from custscore.store.plain import plain
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ KINDS = ("regression", "classification", "segment")
 _BOOSTED = ("GradientBoosting", "HistGradientBoosting")  # trees summing to a margin (log-odds for classifiers)
 _TREES = ("DecisionTree", "ExtraTree", "RandomForest", *_BOOSTED)
 _CHUNK_ROWS = 65536  # rows per model call in the permutation explainer: bounded memory, few calls
+_BLOCK_ROWS = 256  # rows whose permutation steps are stacked at once (memory: rows x features x columns)
 
 
 @dataclass
@@ -53,12 +55,15 @@ class Explainer:
     """Explains a fitted pipeline's predictions on raw feature frames; build it with :func:`make_explainer`."""
 
     def __init__(self, pipeline, kind: str, method: str, units: str, raw_names: list[str], col_map: np.ndarray,
-                 background_t: np.ndarray, seed: int = 0):
+                 background_t: np.ndarray, seed: int = 0, transform=None):
         self.pipeline, self.kind, self.method, self.units = pipeline, kind, method, units
         self.raw_names, self.col_map, self.background_t, self.seed = raw_names, col_map, background_t, seed
         self.model = pipeline.named_steps["model"]
+        # raw frame -> the matrix the model step sees (sklearn, or its NumPy replay checked against it)
+        self.transform = transform or (lambda X: sklearn_transform(pipeline, X))
         self._multi = kind != "regression" and len(getattr(self.model, "classes_", ())) > 2
         self._tree = None
+        self._background_mean = None  # the permutation explainer's mean output over the background, computed once
         if method == "tree":
             import shap
 
@@ -81,21 +86,42 @@ class Explainer:
         missing = [c for c in self.raw_names if c not in X_raw.columns]
         if missing:
             raise InputError(f"feature frame lacks column(s) {missing}; pass every feature the model was trained on")
-        Xt = _transform(self.pipeline, X_raw)
+        return self.explain_transformed(self.transform(X_raw[self.raw_names]), list(X_raw.columns))
+
+    def explain_transformed(self, Xt: np.ndarray, columns: list[str], outputs: np.ndarray | None = None
+                            ) -> Explanation:
+        """Explain rows already transformed by :attr:`transform` (the scorer shares one matrix for predict and SHAP).
+
+        Parameters
+        ----------
+        Xt : ndarray
+            ``self.transform(X_raw[self.raw_names])``.
+        columns : list of str
+            The raw frame's columns: contributions come back in this order (zero for columns the model does not read).
+        outputs : ndarray, optional
+            The model step's ``predict_proba(Xt)`` (classifiers) or ``predict(Xt)`` (regression), when the caller
+            has it already.
+        """
         n = len(Xt)
         k = None
         if self.kind != "regression":
-            k = self.model.predict_proba(Xt).argmax(axis=1) if self._multi else np.ones(n, dtype=int)
-        phi, base = getattr(self, f"_by_{self.method}")(Xt, k)
-        if self.method != "permutation":
+            if self._multi:
+                k = (self.model.predict_proba(Xt) if outputs is None else np.asarray(outputs)).argmax(axis=1)
+            else:
+                k = np.ones(n, dtype=int)
+        if self.method == "permutation":
+            phi, base = self._by_permutation(Xt, k, outputs)
+        else:
+            phi, base = getattr(self, f"_by_{self.method}")(Xt, k)
             phi = _group_sum(phi, self.col_map, len(self.raw_names))
-        values = np.zeros((n, X_raw.shape[1]))
-        values[:, X_raw.columns.get_indexer(self.raw_names)] = phi
+        values = np.zeros((n, len(columns)))
+        where = {c: i for i, c in enumerate(columns)}
+        values[:, [where[c] for c in self.raw_names]] = phi
         base = np.asarray(base, dtype=float)
         if not self._multi and base.ndim:
             base = base.reshape(-1)[0]
         cls = np.asarray(self.model.classes_)[k] if self._multi else None
-        return Explanation(values, float(base) if base.ndim == 0 else base, list(X_raw.columns), self.units, cls)
+        return Explanation(values, float(base) if base.ndim == 0 else base, list(columns), self.units, cls)
 
     def _by_tree(self, Xt, k):
         sv = self._tree.shap_values(Xt, check_additivity=False)
@@ -133,29 +159,45 @@ class Explainer:
             return np.asarray(self.model.predict(Z), dtype=float).reshape(len(Z), -1)[:, 0]
         return np.asarray(self.model.predict_proba(Z), dtype=float)[np.arange(len(Z)), k]
 
-    def _by_permutation(self, Xt, k):
-        """Antithetic permutation SHAP over raw-feature groups, one random order per row, vectorised over rows."""
+    def _by_permutation(self, Xt, k, outputs=None):
+        """Antithetic permutation SHAP over raw-feature groups, one order per row, vectorised over rows and steps.
+
+        Every step of both passes for a block of rows goes to the model in one call (chunked at ``_CHUNK_ROWS``
+        rows), so one customer costs two model calls, not two per feature; the background's mean output is
+        computed once per explainer.
+        """
         n, q = Xt.shape
         bg = self.background_t
         used = np.unique(self.col_map)
-        member = self.col_map[None, :] == used[:, None]  # (groups, q): columns of each raw feature
-        if k is None:
-            base = np.full(n, self._output(bg, None).mean())
+        groups = len(used)
+        col_group = np.searchsorted(used, self.col_map)  # per transformed column, its raw-feature group
+        if self._background_mean is None:
+            out = self._output(bg, None) if k is None else np.asarray(self.model.predict_proba(bg), dtype=float)
+            self._background_mean = np.asarray(out, dtype=float).mean(axis=0)
+        base = np.full(n, float(self._background_mean)) if k is None else self._background_mean[k]
+        if outputs is None:
+            full = self._output(Xt, k)
+        elif k is None:
+            full = np.asarray(outputs, dtype=float).reshape(n, -1)[:, 0]
         else:
-            base = np.asarray(self.model.predict_proba(bg), dtype=float).mean(axis=0)[k]
-        full = self._output(Xt, k)
-        order = row_orders(Xt, len(used), self.seed)
-        phi = np.zeros((n, len(used)))
-        rows = np.arange(n)
-        for perm in (order, order[:, ::-1]):
-            mask = np.zeros((n, q), dtype=bool)
-            prev = base
-            for step in range(len(used)):
-                g = perm[:, step]
-                mask |= member[g]
-                cur = full if step == len(used) - 1 else self._masked_mean(Xt, bg, mask, k)
-                phi[rows, g] += cur - prev
-                prev = cur
+            full = np.asarray(outputs, dtype=float)[np.arange(n), k]
+        order = row_orders(Xt, groups, self.seed)
+        phi = np.zeros((n, groups))
+        steps = np.arange(groups - 1)
+        for start in range(0, n, _BLOCK_ROWS):
+            sl = slice(start, min(n, start + _BLOCK_ROWS))
+            b = sl.stop - sl.start
+            rows = np.arange(b)[:, None]
+            for perm in (order[sl], order[sl, ::-1]):
+                rank = np.empty_like(perm)
+                rank[rows, perm] = np.arange(groups)[None, :]
+                # step s has the first s + 1 groups of the row's order set to the row's values
+                masks = rank[:, col_group][None, :, :] <= steps[:, None, None]  # (groups - 1, b, q)
+                kk = None if k is None else np.tile(k[sl], groups - 1)
+                xs = np.broadcast_to(Xt[sl], (groups - 1, b, q)).reshape(-1, q)
+                cur = self._masked_mean(xs, bg, masks.reshape(-1, q), kk).reshape(groups - 1, b)
+                chain = np.vstack([base[sl][None, :], cur, full[sl][None, :]])  # (groups + 1, b)
+                phi[sl][rows, perm] += (chain[1:] - chain[:-1]).T
         values = np.zeros((n, len(self.raw_names)))
         values[:, used] = phi / 2
         return values, base
@@ -261,15 +303,16 @@ def _build(pipeline, background, kind, method, units, raw_names, col_map, seed, 
     rows = background[raw_names]
     if method == "permutation" and len(rows) > max_background:
         rows = rows.sample(max_background, random_state=seed)
-    bg_t = _transform(pipeline, rows) if method in ("linear", "permutation") else np.empty((0, 0))
+    transform = compile_transform(pipeline, background[raw_names].head(max_background))
+    bg_t = transform(rows) if method in ("linear", "permutation") else np.empty((0, 0))
     log.debug("explainer: %s in %s", method, units)
-    return Explainer(pipeline, kind, method, units, raw_names, col_map, bg_t, seed)
+    return Explainer(pipeline, kind, method, units, raw_names, col_map, bg_t, seed, transform)
 
 
 def column_map(pipeline) -> tuple[list[str], np.ndarray]:
     """Raw feature names and, per column the "model" step sees, the index of the raw feature it came from."""
     raw, cmap = None, None
-    for name, step in _transform_steps(pipeline):
+    for name, step in transform_steps(pipeline):
         if cmap is None:
             if not hasattr(step, "transformers_"):
                 raise ModelError(f"pipeline step {name!r} comes before 'prep'; put the ColumnTransformer first")
@@ -282,20 +325,6 @@ def column_map(pipeline) -> tuple[list[str], np.ndarray]:
             raise ModelError("pipeline has no 'prep' step and its model has no feature_names_in_; fit it on a DataFrame")
         cmap = np.arange(len(raw))
     return list(raw), np.asarray(cmap, dtype=int)
-
-
-def _transform_steps(pipeline):
-    """The steps that transform at predict time (samplers such as SMOTE only act during fit)."""
-    return [(n, s) for n, s in pipeline.steps[:-1] if s not in (None, "passthrough") and not hasattr(s, "fit_resample")]
-
-
-def _transform(pipeline, X: pd.DataFrame) -> np.ndarray:
-    """Raw frame -> the float matrix the "model" step sees."""
-    Z = X
-    for _, step in _transform_steps(pipeline):
-        Z = step.transform(Z)
-    Z = Z.toarray() if hasattr(Z, "toarray") else Z
-    return np.asarray(Z, dtype=float)
 
 
 def _ct_map(ct) -> tuple[list[str], np.ndarray]:

@@ -111,11 +111,14 @@ class ProductionModels:
             out["churn_probability"] = np.nan
             out["risk"] = np.where(new, POP.BAND, None)
         for task, model in self.loaded.items():
+            ex = self.explainers[task]
             cols = [f["name"] for f in model.manifest["features"]]
-            Xt = X[cols]
+            Z = ex.transform(X[cols])  # one transform per model, shared by the prediction and its SHAP values
             if task in ("churn", POP.TASK):
                 rows = ~new if task == "churn" else new
-                p = model.pipeline.predict_proba(Xt[rows])[:, 1] if rows.any() else np.empty(0)
+                raw = np.asarray(ex.model.predict_proba(Z[rows]), dtype=float) if rows.any() else np.empty((0, 2))
+                calibrator = getattr(model.pipeline, "calibrator", None)  # a CalibratedPipeline's
+                p = calibrator.transform(raw[:, 1]) if calibrator is not None and len(raw) else raw[:, 1]
                 if task == "churn":
                     out.loc[rows, "churn_probability"] = p
                     out.loc[rows, "risk"] = [self.risk(v) for v in p]
@@ -125,16 +128,18 @@ class ProductionModels:
                 else:
                     out.loc[rows, "first_purchase_probability"] = p
                     out.loc[rows, "churn_probability"] = 1.0 - p  # P(no purchase within the horizon), as for buyers
-                explanations[task] = _within(self.explainers[task], Xt, rows)
+                explanations[task] = _within(ex, Z, cols, rows, raw)
                 continue
             if task == "satisfaction":
-                out["satisfaction"] = np.clip(model.pipeline.predict(Xt), 1.0, 10.0)
+                pred = ex.model.predict(Z)
+                out["satisfaction"] = np.clip(np.asarray(pred, dtype=float).reshape(len(Z), -1)[:, 0], 1.0, 10.0)
             elif task == "segment":
-                seg = model.pipeline.predict(Xt).astype(int)
+                pred = None
+                seg = np.asarray(ex.model.predict(Z)).astype(int)
                 out["segment"] = seg
                 out["segment_name"] = [self.segment_names.get(int(s), f"segment {s}") for s in seg]
             if task not in skip_shap:
-                explanations[task] = self.explainers[task].explain(Xt)
+                explanations[task] = ex.explain_transformed(Z, cols, pred if task == "satisfaction" else None)
         return out, explanations
 
     def reasons(self, explanations: dict[str, XP.Explanation], X: pd.DataFrame, k: int = TOP_K) -> dict[str, list]:
@@ -183,12 +188,13 @@ class ProductionModels:
         return self.score_documents(customers, F.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
 
 
-def _within(explainer: XP.Explainer, X: pd.DataFrame, rows: np.ndarray) -> XP.Explanation:
-    """SHAP values for the rows selected by ``rows``; zeros (no contribution, so no reasons) elsewhere."""
-    values = np.zeros((len(X), X.shape[1]))
+def _within(explainer: XP.Explainer, Z: np.ndarray, cols: list[str], rows: np.ndarray, outputs: np.ndarray
+            ) -> XP.Explanation:
+    """SHAP values for the rows selected by ``rows`` of the transformed ``Z``; zeros (no reasons) elsewhere."""
+    values = np.zeros((len(Z), len(cols)))
     if not rows.any():
-        return XP.Explanation(values, 0.0, list(X.columns), explainer.units)
-    part = explainer.explain(X[rows])
+        return XP.Explanation(values, 0.0, list(cols), explainer.units)
+    part = explainer.explain_transformed(Z[rows], cols, outputs)
     values[rows] = part.values
     return XP.Explanation(values, part.base_value, part.feature_names, part.units)
 
