@@ -14,6 +14,8 @@ from custscore.cli import (  # noqa: F401 - register their commands
     recommend,
     scoring,
     serving,
+    sql,
+    stats,
     usage,
 )
 from custscore.cli.common import app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,9 +37,10 @@ app = typer.Typer(
 )
 # The `custscore models` group: modelling.py registers it on app, leaderboards.py and serving.py add commands.
 models_app = typer.Typer(no_args_is_help=False, help="The model registry: list (the default), export, import.")
-# Piped output (CI logs, files, `| less`) gets room for the leaderboards instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 150)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+# Piped output (CI logs, files, `| less`) gets room for the leaderboards instead of rich's 80-column default,
+# unless COLUMNS says how wide (rich reads it).
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 150)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 150)
 MAX_PROBLEMS_SHOWN = 10
 
 
@@ -181,14 +183,15 @@ CELL_PAD = 3  # rich's padding and border per column of a boxed table
 def fitting_columns(headers: list[str], rows: list[list[str]], width: int,
                     first: Collection[str] = ()) -> list[int]:
     """Indices of the columns to show, in table order: the first column always, then the ones named in
-    ``first``, then the rest in order, each while the table still fits ``width``."""
+    ``first``, then the rest in order, until the next one would not fit ``width``."""
     widths = [max([cell_len(h), *(cell_len(r[i]) for r in rows)]) + CELL_PAD for i, h in enumerate(headers)]
     order = sorted(range(len(headers)), key=lambda i: (i != 0, headers[i] not in first, i))
     chosen, used = [], 1
     for i in order:
-        if i == 0 or used + widths[i] <= width:
-            chosen.append(i)
-            used += widths[i]
+        if chosen and used + widths[i] > width:
+            break
+        chosen.append(i)
+        used += widths[i]
     return sorted(chosen)
 
 
@@ -239,7 +242,7 @@ def print_fitted(table: Table, hidden: list[str], how: str = "with --wide", wide
 
 
 def render_frame(frame: Any, output: str, title: str | None = None, note: str | None = None, wide: bool = False,
-                 more: str = "with --wide", first: Collection[str] = ()) -> None:
+                 more: str = "with --wide", first: Collection[str] = (), right: Collection[str] = ()) -> None:
     """Show a DataFrame as a rich table (the columns that fit; ``more`` says how to see the rest), CSV or JSON lines."""
     import pandas as pd
 
@@ -251,7 +254,7 @@ def render_frame(frame: Any, output: str, title: str | None = None, note: str | 
                       highlight=False, soft_wrap=True)
         return
     headers = [str(c) for c in frame.columns]
-    right = {str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+    right = {*right, *(str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]))}
     rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
     table, hidden = fitted_table(title, headers, rows, right, wide, first=first)
     print_fitted(table, hidden, more, wide)

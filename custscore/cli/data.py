@@ -1,4 +1,4 @@
-"""Data commands: simulate, ingest, status, stats, mirror, sql, report."""
+"""Data commands: simulate, ingest, status, mirror, report (stats and sql: cli/stats.py, cli/sql.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from rich.table import Table
 from custscore.cli.common import (
     MAX_PROBLEMS_SHOWN,
     AsOfOpt,
-    CsvOpt,
-    JsonOpt,
+    TaskBars,
     app,
     command_clock,
     console,
@@ -21,9 +20,7 @@ from custscore.cli.common import (
     fail,
     fmt,
     opened_store,
-    output_format,
     progress_bar,
-    render_frame,
     user_errors,
     wait_for_locks,
     warn_if_stale,
@@ -186,35 +183,6 @@ def status(ctx: typer.Context) -> None:
 
 
 @app.command()
-def stats(
-    ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Pipeline name; leave out to list them.")] = None,
-    by: Annotated[str | None, typer.Option(help="Group field, for pipelines that take one (e.g. region, channel).")] = None,
-    csv: CsvOpt = False,
-    json_: JsonOpt = False,
-) -> None:
-    """Group statistics from named aggregation pipelines (they run inside the store).
-
-    Examples: custscore stats | custscore stats satisfaction_by_age | custscore stats churn_by_group --by channel --csv
-    """
-    from custscore.analytics.pipelines import list_pipelines, run_pipeline
-
-    output = output_format(csv, json_)
-    if name is None:
-        table = Table(title="pipelines (custscore stats NAME)")
-        for column in ("name", "collection", "--by", "what it answers"):
-            table.add_column(column)
-        for info in list_pipelines():
-            table.add_row(info.name, info.collection, ", ".join(info.by) or "-", info.description)
-        console.print(table)
-        return
-    with user_errors(), opened_store(ctx) as store:
-        frame = run_pipeline(store, name, by=by)
-    render_frame(frame, output, title=name + (f" by {by}" if by else ""),
-                  note=None if len(frame) else "no rows: the store has no data for this pipeline yet")
-
-
-@app.command()
 def mirror(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Rebuild the mirror from scratch.")] = False,
@@ -256,59 +224,13 @@ def mirror(
 
 
 @app.command()
-def sql(
-    ctx: typer.Context,
-    query: Annotated[str | None, typer.Argument(help="One SELECT statement on the mirror.")] = None,
-    example: Annotated[str | None, typer.Option(help="Run a named example query instead (see --list-examples).")] = None,
-    list_examples: Annotated[bool, typer.Option("--list-examples", help="Show the example queries.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 1000,
-    timeout: Annotated[float, typer.Option("--timeout", help="Stop the statement after this many seconds (0 = no limit).")] = 30.0,
-    csv: CsvOpt = False,
-    json_: JsonOpt = False,
-) -> None:
-    """Run read-only SQL on the SQLite mirror (run `custscore mirror` first). Writes are refused.
-
-    Limits: 30 s per statement (--timeout), 256 MB of SQLite memory, and only SQLite's core, date,
-    math, JSON and window functions.
-
-    Tables: customers (nested fields flattened with __, e.g. purchase_history__total_spent, score__risk),
-    events, predictions, stats_<pipeline>.
-
-    Examples:
-
-      custscore sql "SELECT count(*) FROM customers"
-
-      custscore sql "SELECT region, round(avg(customer_satisfaction), 2) AS sat FROM customers GROUP BY region"
-
-      custscore sql --example satisfaction_by_age_group
-    """
-    from custscore.store.sql import EXAMPLE_QUERIES, run_sql
-
-    settings: Settings = ctx.obj
-    if list_examples:
-        for name, text in EXAMPLE_QUERIES.items():
-            console.print(f"[bold]{name}[/]")
-            console.print(text.strip(), markup=False, highlight=False)
-            console.print()
-        return
-    if example is not None:
-        if example not in EXAMPLE_QUERIES:
-            raise fail(f"no example query {example!r}; choose one of {', '.join(EXAMPLE_QUERIES)}")
-        query = EXAMPLE_QUERIES[example]
-    if not query:
-        raise fail('give a query, e.g. custscore sql "SELECT count(*) FROM customers", or --example NAME')
-    with user_errors():
-        frame = run_sql(settings.home / "mirror.sqlite", query, limit=limit, timeout=timeout)
-    note = f"showing the first {limit:,} rows" if frame.attrs.get("truncated") else None
-    render_frame(frame, output_format(csv, json_), note=note)
-
-
-@app.command()
 def report(ctx: typer.Context, as_of: AsOfOpt = None) -> None:
-    """Write the EDA report: $CUSTSCORE_HOME/reports/<timestamp>/index.html (self-contained) plus PNG figures.
+    """Write the report: $CUSTSCORE_HOME/reports/<timestamp>/index.html (self-contained) plus PNG figures.
 
     Sections: overview, missing values and outliers with the preprocessing they call for, distributions,
-    correlations, key relationships, group statistics, and segment/model/SHAP/scorer sections once those exist.
+    correlations, key relationships, group statistics, segments; per production model its leaderboard (winner
+    marked), SHAP, ROC/PR, confusion matrix, gains/lift, reliability and drift; recommendations; demand
+    forecasts; scorer health. Sections without data yet say which command fills them.
 
     Example: custscore report
     """
@@ -321,9 +243,9 @@ def report(ctx: typer.Context, as_of: AsOfOpt = None) -> None:
         clock = command_clock(ctx, as_of)
         if clock.fixed:  # without --as-of the report measures at the data's own last event
             warn_if_stale(store, clock)
-        with err_console.status("building the report"):
-            result = build_report(store, out_dir, models_dir=settings.home / "models", now=started,
-                                  as_of=clock.now() if clock.fixed else None)
+        with progress_bar() as bar:
+            result = build_report(store, out_dir, settings, now=started, as_of=clock.now() if clock.fixed else None,
+                                  progress=TaskBars(bar))
     console.print(f"[green]Report written[/]: {result.path} ({len(result.figures)} figures, {result.seconds:.1f}s)")
     for finding in result.findings:
         console.print(f"  • {finding}", highlight=False)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from custscore.errors import InputError, LimitExceeded, QueryTimeout
 from custscore.store import limits
+from custscore.store.query import close_fields
 
 _AGE_GROUP = (
     "CASE WHEN age < 25 THEN '18-24' WHEN age < 35 THEN '25-34' WHEN age < 45 THEN '35-44' "
@@ -283,7 +284,7 @@ def run_sql(
                                "or raise --timeout") from exc
         if "out of memory" in message:
             raise _out_of_memory(memory_limit) from exc
-        raise InputError(f"SQL error: {message}") from exc
+        raise InputError(f"SQL error: {message}{_column_hint(message)}") from exc
     finally:
         conn.set_authorizer(None)
         if heap_before is not None:
@@ -293,3 +294,65 @@ def run_sql(
     frame = pd.DataFrame(rows[:limit] if truncated else rows, columns=columns)
     frame.attrs["truncated"] = truncated
     return frame
+
+
+ID_COLUMNS = {"customers": "customer_id", "events": "event_id", "predictions": "prediction_id"}
+
+
+def _column_hint(message: str) -> str:
+    """What to say after SQLite's ``no such column``: the mirror's id columns, or where the columns are listed."""
+    if not message.startswith("no such column"):
+        return ""
+    if message.rsplit(".", 1)[-1].rsplit(" ", 1)[-1] == "_id":
+        return ("; the mirror's id column is customer_id (events: event_id, predictions: prediction_id), "
+                "not _id")
+    return "; see the columns with: custscore sql --schema TABLE (tables: custscore sql --tables)"
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    if not Path(path).is_file():
+        raise InputError(f"no SQL mirror at {path}; run `custscore mirror` first")
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=30.0)
+
+
+def mirror_tables(path: Path) -> pd.DataFrame:
+    """The mirror's tables with their row and column counts (``custscore sql --tables``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``table``, ``rows``, ``columns``, ``id column``, sorted by table name.
+    """
+    conn = _read_only(path)
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name")]
+        rows = [(name, conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0],
+                 len(conn.execute(f'PRAGMA table_info("{name}")').fetchall()), ID_COLUMNS.get(name, "-"))
+                for name in names]
+    finally:
+        conn.close()
+    return pd.DataFrame(rows, columns=["table", "rows", "columns", "id column"])
+
+
+def mirror_schema(path: Path, table: str) -> pd.DataFrame:
+    """The columns of one mirror table (``custscore sql --schema TABLE``): name, SQLite type, primary key.
+
+    Raises
+    ------
+    InputError
+        No such table; the message names close matches and ``--tables``.
+    """
+    known = list(mirror_tables(path)["table"])
+    if table not in known:
+        matches = close_fields(table, known)
+        hint = f"did you mean {' or '.join(matches)}?" if matches else "list them with: custscore sql --tables"
+        raise InputError(f"--schema {table!r}: the mirror has no such table; {hint}")
+    conn = _read_only(path)
+    try:
+        info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+    finally:
+        conn.close()
+    return pd.DataFrame([(r[1], r[2] or "-", "yes" if r[5] else "") for r in info],
+                        columns=["column", "type", "primary key"])
