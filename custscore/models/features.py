@@ -267,13 +267,18 @@ def read_customers(store: Store, ids: Sequence[str] | None = None, with_truth: b
     return list(store[CUSTOMERS].find(filt, projection=projection))
 
 
-def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
-    """Purchase events (of all customers or of ``ids``), optionally only those up to ``until``."""
+def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> list[dict]:
+    """Purchase event documents (of all customers or of ``ids``) with the fields features read, up to ``until``."""
     filt: dict = {} if ids is None else {"customer_id": {"$in": list(ids)}}
     if until is not None:
         filt["ts"] = {"$lte": until}
     projection = {k: 1 for k in EVENT_FIELDS} | {"_id": 0}
-    return events_frame(list(store[EVENTS].find(filt, projection=projection)))
+    return list(store[EVENTS].find(filt, projection=projection))
+
+
+def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
+    """Purchase events (of all customers or of ``ids``), optionally only those up to ``until``."""
+    return events_frame(read_event_docs(store, ids, until))
 
 
 def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:
@@ -306,6 +311,10 @@ def document_hash(doc: dict) -> str:
 
 def input_versions(customers: Iterable[dict], events: pd.DataFrame) -> dict[str, str]:
     """customer id -> version of everything its features read (its document and its events)."""
+    if not isinstance(events, pd.DataFrame) and len(customers) <= 32:
+        plain = _plain_event_stats(customers, events)
+        if plain is not None:
+            return plain
     ev = events_frame(events)
     stats = ev.groupby("customer_id").agg(n=("amount", "size"), last=("ts", "max"), total=("amount", "sum"))
     out = {}
@@ -313,6 +322,29 @@ def input_versions(customers: Iterable[dict], events: pd.DataFrame) -> dict[str,
         cid = str(c.get("_id", c.get("customer_id")))
         row = stats.loc[cid] if cid in stats.index else None
         tail = "0" if row is None else f"{int(row['n'])}|{row['last'].isoformat()}|{row['total']:.2f}"
+        out[cid] = hashlib.sha256(f"{document_hash(c)}|{tail}".encode()).hexdigest()[:16]
+    return out
+
+
+def _plain_event_stats(customers, events) -> dict[str, str] | None:
+    """:func:`input_versions` of a few customers from plain event documents without pandas (None: not plain)."""
+    ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
+    stats: dict[str, list] = {cid: [0, None, []] for cid in ids}
+    for e in events:
+        ts, amount, cid = e.get("ts"), e.get("amount"), e.get("customer_id")
+        if type(ts) is not dt.datetime or ts.tzinfo is not None or isinstance(amount, bool) \
+                or not isinstance(amount, int | float | type(None)):
+            return None
+        if amount is None or amount != amount or cid not in stats:
+            continue
+        row = stats[cid]
+        row[0] += 1
+        row[1] = ts if row[1] is None or ts > row[1] else row[1]
+        row[2].append(float(amount))
+    out = {}
+    for c, cid in zip(customers, ids, strict=True):
+        n, last, amounts = stats[cid]
+        tail = "0" if not n else f"{n}|{pd.Timestamp(last).isoformat()}|{math.fsum(amounts):.2f}"
         out[cid] = hashlib.sha256(f"{document_hash(c)}|{tail}".encode()).hexdigest()[:16]
     return out
 

@@ -23,6 +23,7 @@ from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
 from custscore.models import explain as XP
 from custscore.models import features as F
+from custscore.models.few_features import FEW, few_customer_features
 from custscore.models import population as POP
 from custscore.models import registry
 from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
@@ -150,12 +151,20 @@ class ProductionModels:
             out[task] = XP.top_reasons(e, X[cols], k=k, describe=functools.partial(F.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
         return out
 
-    def score_documents(self, customers: list[dict], events: pd.DataFrame, now: dt.datetime,
+    def score_documents(self, customers: list[dict], events: pd.DataFrame | list[dict], now: dt.datetime,
                         k: int = TOP_K, skip_shap: tuple[str, ...] = ()) -> list[CustomerScore]:
-        """Score customer documents given their events (no store access); no SHAP for the tasks in ``skip_shap``."""
+        """Score customer documents given their events (no store access); no SHAP for the tasks in ``skip_shap``.
+
+        ``events`` is a frame or a list of event documents; with documents and at most ``few_features.FEW``
+        customers the features skip pandas (same numbers).
+        """
         if not customers:
             return []
-        X = F.customer_features(customers, events, now, self.categories)
+        X = None
+        if not isinstance(events, pd.DataFrame) and len(customers) <= FEW:
+            X = few_customer_features(customers, events, now, self.categories)
+        if X is None:
+            X = F.customer_features(customers, events, now, self.categories)
         versions = F.input_versions(customers, events)
         preds, explanations = self.predict_frame(X, skip_shap)
         reasons = self.reasons(explanations, X, k=k)
