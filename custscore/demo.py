@@ -43,6 +43,10 @@ class DemoUI(Protocol):
     def scored(self, docs: list[dict], title: str) -> None: ...
     def monitor(self, result: Any) -> None: ...
     def message(self, text: str) -> None: ...
+    def progress(self, what: str, done: int, total: int) -> None:
+        """A long step's progress: ``what`` is ``"TASK"`` or ``"TASK: detail"`` (one bar per task)."""
+    def try_next(self, customer_id: str | None) -> None:
+        """The commands to try after the demo, with a real customer id of the store."""
 
 
 def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> tuple[Any, Any, list]:
@@ -99,28 +103,36 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     from custscore.models.train import TrainOptions, train
     from custscore.recommend.train import RecommendOptions, train_recommender
     from custscore.scorer.monitor import monitor, production_references
-    from custscore.store.query import query_customers
     from custscore.simulator.generate import SimulationConfig
     from custscore.simulator.products import oracle_scores
     from custscore.simulator.run import run_simulation
     from custscore.store.mirror import mirror
+    from custscore.store.query import query_customers
 
     started = time.perf_counter()
     ui.section(f"1. simulate {options.customers:,} customers with a year of purchases (seed {options.seed})")
-    summary = run_simulation(store, SimulationConfig(n_customers=options.customers, seed=options.seed), replace=True)
+    simulated = [0]
+
+    def simulating(n: int) -> None:
+        simulated[0] += n
+        ui.progress("simulate customers", simulated[0], options.customers)
+
+    summary = run_simulation(store, SimulationConfig(n_customers=options.customers, seed=options.seed), replace=True,
+                             on_progress=simulating)
     ui.message(f"{summary.customers:,} customers, {summary.events:,} events in {summary.seconds:.0f} s")
 
     ui.section("2. group statistics (aggregation pipelines inside the store)")
     for name, by in (("churn_by_group", "region"), ("satisfaction_by_group", "channel"), ("top_categories", None)):
         ui.frame(run_pipeline(store, name, by=by), f"custscore stats {name}" + (f" --by {by}" if by else ""))
-    mirrored = mirror(store, settings.home / "mirror.sqlite")
+    mirrored = mirror(store, settings.home / "mirror.sqlite", on_progress=_mirror_progress(store, ui))
     tables = ", ".join(f"{name} {copy.rows:,} rows" for name, copy in mirrored.tables.items())
     ui.message(f"mirrored to SQLite for SQL users in {mirrored.seconds:.0f} s ({tables}): "
                f"custscore sql \"SELECT ...\" reads {settings.home / 'mirror.sqlite'}")
 
     ui.section("3. train every task")
-    results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed))
-    results.append(train_recommender(store, settings, RecommendOptions(seed=options.seed), oracle_scores))
+    results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed), ui.progress)
+    results.append(train_recommender(store, settings, RecommendOptions(seed=options.seed), oracle_scores,
+                                     progress=ui.progress))
     ui.training(results)
 
     ui.section(f"4. score live: the worker follows the change feed while new customers arrive for "
@@ -147,6 +159,21 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
 
     ui.section("7. HTML report")
     out_dir = settings.home / "reports" / "demo"
-    report = build_report(store, out_dir, settings)
+    report = build_report(store, out_dir, settings, progress=ui.progress)
     ui.message(f"report: {report.path}")
     ui.message(f"demo finished in {time.perf_counter() - started:.0f} s")
+    example = store["customers"].find_one({"score.risk": "high"}, {"_id": 1}) or store["customers"].find_one(
+        {"score": {"$exists": True}}, {"_id": 1})
+    ui.try_next(str(example["_id"]) if example else None)
+
+
+def _mirror_progress(store: Store, ui: DemoUI):
+    """``on_progress(table, rows)`` of the mirror as one bar per table, against the collection's size."""
+    totals = {name: store[name].count({}) for name in ("customers", "events", "predictions")}
+    done: dict[str, int] = {}
+
+    def report(table: str, rows: int) -> None:
+        done[table] = done.get(table, 0) + rows
+        ui.progress(f"mirror {table}", done[table], max(done[table], totals.get(table, done[table])))
+
+    return report

@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.rule import Rule
 
-from custscore.cli.common import app, console, opened_store, render_frame, user_errors
+from custscore.cli.common import TaskBars, app, console, opened_store, progress_bar, render_frame, user_errors
 from custscore.config import Settings
 
 
 class RichDemoUI:
-    """Draws each demo step with rich."""
+    """Draws each demo step with rich; ``prefix`` is what the try-next commands start with."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "custscore") -> None:
         self._last_worker = 0.0
+        self._bar: Any = None
+        self._bars: TaskBars | None = None
+        self.prefix = prefix
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        if self._bars is None:
+            self._bar = progress_bar()
+            self._bar.start()
+            self._bars = TaskBars(self._bar)
+        self._bars(what, done, total)
+
+    def end_progress(self) -> None:
+        if self._bars is not None:
+            self._bars.finish()
+            self._bar.stop()
+            self._bar = self._bars = None
 
     def section(self, title: str) -> None:
+        self.end_progress()
         console.print(Rule(f"[bold]{title}"))
 
     def frame(self, frame: Any, title: str) -> None:
+        self.end_progress()
         render_frame(frame, "table", title=title)
 
     def training(self, results: list) -> None:
+        self.end_progress()
+        self._training(results)
+
+    def try_next(self, customer_id: str | None) -> None:
+        self.end_progress()
+        console.print(Rule("[bold]try next"))
+        for line in try_next_lines(self.prefix, customer_id):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    def _training(self, results: list) -> None:
         from custscore.cli.modelling import render_leaderboard
         from custscore.cli.recommend import render_recommend_leaderboard
 
@@ -56,7 +89,41 @@ class RichDemoUI:
                       note=f"worst band: {result.worst_band}. {result.message}")
 
     def message(self, text: str) -> None:
-        console.print(text, highlight=False)
+        self.end_progress()
+        console.print(text, highlight=False, soft_wrap=True)
+
+
+def command_prefix(ctx: typer.Context) -> str:
+    """``custscore`` plus the global options this run was given, so that pasted commands use the same store."""
+    params = ctx.parent.params if ctx.parent is not None else {}
+    parts = ["custscore"]
+    for option, key in (("--mongo-uri", "mongo_uri"), ("--home", "home"), ("--db", "db")):
+        if params.get(key) is not None:
+            parts += [option, shlex.quote(str(params[key]))]
+    return " ".join(parts)
+
+
+def try_next_lines(prefix: str, customer_id: str | None) -> list[str]:
+    """Commands to paste after the demo: real ids, one command per line, a hint when custscore is not on PATH."""
+    lines = []
+    if shutil.which("custscore") is None:
+        bin_dir = Path(sys.executable).parent
+        shown = os.path.relpath(bin_dir) if bin_dir.is_relative_to(Path.cwd()) else str(bin_dir)
+        lines += [f"custscore is not on PATH; activate its virtual environment first (or run {shown}/custscore):",
+                  f"  source {shlex.quote(shown)}/activate"]
+    commands = [f"{prefix} query '{{\"score.risk\": \"high\"}}' --sort score.churn_probability:-1 --limit 10"]
+    if customer_id is not None:
+        commands += [f"{prefix} explain {shlex.quote(customer_id)}",
+                     f"{prefix} recommend {shlex.quote(customer_id)} --n 5"]
+    commands += [f"{prefix} predict --age 34 --income 52000 --region north --channel web --tickets 2",
+                 f"{prefix} models", f"{prefix} leaderboard --task churn", f"{prefix} monitor",
+                 f"{prefix} stats rfm --sort monetary:-1",
+                 f'{prefix} sql "SELECT region, count(*) AS customers FROM customers GROUP BY region"',
+                 f"{prefix} score --watch"]
+    lines += [f"  {c}" for c in commands]
+    lines += ["and in a second terminal, while score --watch runs:",
+              f"  {prefix} simulate --customers 0 --stream --rate 20 --duration 60"]
+    return lines
 
 
 @app.command()
@@ -75,11 +142,9 @@ def demo(
     from custscore.demo import DemoOptions, run_demo
 
     settings: Settings = ctx.obj
+    ui = RichDemoUI(command_prefix(ctx))
     with user_errors(), opened_store(ctx) as store:
-        run_demo(store, settings, DemoOptions(customers, seed, stream_seconds, rate, cv), RichDemoUI())
-    console.print(Rule("[bold]try next"))
-    for line in ("custscore query '{\"score.risk\": \"high\"}' --sort score.churn_probability:-1",
-                 "custscore explain <CUSTOMER_ID>", "custscore models", "custscore monitor",
-                 "custscore score --watch   (and in another terminal: custscore simulate --customers 0 --stream --rate 20 --duration 60)",
-                 "custscore sql \"SELECT region, COUNT(*) FROM customers GROUP BY region\""):
-        console.print(f"  {line}", highlight=False)
+        try:
+            run_demo(store, settings, DemoOptions(customers, seed, stream_seconds, rate, cv), ui)
+        finally:
+            ui.end_progress()

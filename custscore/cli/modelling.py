@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -100,12 +101,14 @@ def train(
             from custscore.cli.recommend import train_recommendations
 
             try:
-                recommended = train_recommendations(store, settings, seed=seed, promote=not no_promote)
+                recommended = train_recommendations(store, settings, seed=seed, promote=not no_promote,
+                                                    progress=progress)
             except CustscoreError as exc:
                 if task == "recommend":
                     raise
                 err_console.print(f"[yellow]recommendations skipped[/]: {exc}", highlight=False)
         progress.finish()
+        example = store["customers"].find_one({}, {"_id": 1})
     for result in results:
         render_leaderboard(result)
     if recommended is not None:
@@ -120,7 +123,9 @@ def train(
         except typer.Exit:
             if task == "demand":
                 raise
-    console.print("next: custscore models | custscore explain CUSTOMER_ID | custscore score --once")
+    console.print("next: custscore models | custscore explain "
+                  f"{shlex.quote(str(example['_id'])) if example else 'CUSTOMER_ID'} | custscore score --once",
+                  highlight=False, soft_wrap=True)
 
 
 app.add_typer(models_app, name="models")

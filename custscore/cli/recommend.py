@@ -24,13 +24,13 @@ BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_re
 
 
 def train_recommendations(store: Any, settings: Settings, seed: int = 0, promote: bool = True,
-                          repeatable: tuple[str, ...] | None = None):
+                          repeatable: tuple[str, ...] | None = None, progress: Any = None):
     """Train the recommenders (with the simulator's oracle row when the data is simulated)."""
     from custscore.recommend.train import RecommendOptions, train_recommender
     from custscore.simulator.products import oracle_scores
 
     options = RecommendOptions(seed=seed, promote=promote, repeatable=repeatable)
-    return train_recommender(store, settings, options, oracle_scores=oracle_scores)
+    return train_recommender(store, settings, options, oracle_scores=oracle_scores, progress=progress)
 
 
 def render_recommend_leaderboard(result: Any) -> None:

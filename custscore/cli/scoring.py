@@ -28,6 +28,7 @@ from custscore.cli.common import (
     opened_store,
     output_format,
     print_score,
+    progress_bar,
     render_frame,
     simple_table,
     user_errors,
@@ -114,7 +115,15 @@ def score(
                              worker_index=worker_index, clock=clock, max_age=parse_age(max_age))
         warn_if_stale(store, clock)
         if not watch:
-            stats = worker.run_once()
+            with progress_bar() as bar:
+                task = bar.add_task("scoring", total=None)
+
+                def advance(stats: Any) -> None:  # done and waiting: the total grows as the feeds bring more
+                    done = stats.scored + stats.replayed + stats.dead_letters
+                    bar.update(task, completed=done, total=done + stats.backlog)
+
+                stats = worker.run_once(advance)
+                bar.update(task, total=bar.tasks[0].completed)  # caught up: what was done is the whole
             console.print(stats_panel(stats))
             return
         meter = None

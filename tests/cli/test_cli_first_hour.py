@@ -52,3 +52,125 @@ def test_close_fields_prefers_fields_named_like_the_typo():
     assert close_fields("churn", fields) == ["score.churn_probability"]
     assert close_fields("order", fields) == ["purchase_history.orders"]
     assert close_fields("zzz", fields) == []
+
+
+@pytest.fixture
+def narrow(monkeypatch):
+    """A 120-column terminal."""
+    from custscore.cli import common
+
+    monkeypatch.setattr(common.console, "width", 120)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    home = tmp_path_factory.mktemp("first_hour")
+    assert cli(home, "simulate", "-n", "150", "--seed", "3").exit_code == 0
+    assert cli(home, "mirror").exit_code == 0
+    return home
+
+
+def _pipeline(home, name):
+    from custscore.analytics.pipelines import run_pipeline
+
+    with open_store(Settings.build(home=home, environ={})) as store:
+        return run_pipeline(store, name)
+
+
+def assert_nothing_cut(output, width=120):
+    """No cell or header cut with an ellipsis and every table line within the terminal (notes are soft-wrapped:
+    one line to copy)."""
+    assert "…" not in output
+    table = [line for line in output.splitlines() if line[:1] in set("┏┃┡│└")]
+    assert table and max(len(line) for line in table) <= width
+
+
+def test_stats_shows_twenty_rows_then_how_many_there_are_and_how_to_export(simulated, narrow):
+    total = len(_pipeline(simulated, "rfm"))
+    result = cli(simulated, "stats", "rfm")
+    assert result.exit_code == 0, result.output
+    assert sum(ln.startswith("│ C") for ln in result.output.splitlines()) == 20
+    assert result.output.splitlines()[-1] == (f"showing 20 of {total:,} rows; all of them: custscore stats rfm "
+                                              "--limit 0, or export: custscore stats rfm --csv > rfm.csv")
+    assert_nothing_cut(result.output)
+    assert len(cli(simulated, "stats", "rfm", "--csv").output.splitlines()) == total + 1  # exports get every row
+    assert len(cli(simulated, "stats", "rfm", "--csv", "--limit", "5").output.splitlines()) == 6
+
+
+def test_stats_sort_by_a_column_and_unknown_columns_name_close_matches(simulated):
+    result = cli(simulated, "stats", "rfm", "--sort", "monetary:-1", "--csv")
+    assert result.exit_code == 0, result.output
+    monetary = [float(line.split(",")[3]) for line in result.output.splitlines()[1:]]
+    assert monetary == sorted(monetary, reverse=True)
+    assert_one_red_line(cli(simulated, "stats", "rfm", "--sort", "monetry"),
+                        "--sort column 'monetry' is not in rfm; did you mean monetary?")
+
+
+def test_cohort_retention_is_a_cohort_by_month_grid(simulated, narrow):
+    tidy = _pipeline(simulated, "cohort_retention")
+    csv = cli(simulated, "stats", "cohort_retention", "--csv").output.splitlines()
+    assert csv[0].startswith("cohort,cohort_size,0,1,2,")
+    assert len(csv) - 1 == tidy["cohort"].nunique()
+    newest = tidy[tidy["cohort"] == tidy["cohort"].max()].set_index("months_since")["retention"]
+    assert csv[1].split(",")[2] == repr(float(newest[0]))  # newest cohort first, its month 0, full precision
+    table = cli(simulated, "stats", "cohort_retention")
+    assert table.exit_code == 0, table.output
+    assert f"{newest[0]:.0%}" in table.output.splitlines()[4]
+    assert "more columns with --wide: " in table.output
+    assert_nothing_cut(table.output)
+
+
+def test_csv_floats_have_one_style_at_full_precision(simulated):
+    lines = cli(simulated, "stats", "churn_by_group", "--csv").output.splitlines()
+    rates = [line.split(",")[-1] for line in lines[1:]]
+    assert rates and all(r == repr(float(r)) for r in rates)
+
+
+def test_sql_lists_tables_and_a_tables_columns(simulated, narrow):
+    tables = cli(simulated, "sql", "--tables")
+    assert tables.exit_code == 0, tables.output
+    customers = next(ln for ln in tables.output.splitlines() if ln.startswith("│ customers "))
+    assert customers.split("│")[2].strip() == "150" and customers.split("│")[4].strip() == "customer_id"
+    assert "_mirror_state" not in tables.output and "stats_rfm" in tables.output
+    schema = cli(simulated, "sql", "--schema", "events")
+    assert schema.exit_code == 0, schema.output
+    assert [ln.split("│")[1].strip() for ln in schema.output.splitlines() if ln.startswith("│ ")][:3] == [
+        "event_id", "customer_id", "ts"]
+    assert_one_red_line(cli(simulated, "sql", "--schema", "event"),
+                        "--schema 'event': the mirror has no such table; did you mean events?")
+
+
+def test_sql_on_id_says_the_mirrors_id_column_is_customer_id(simulated):
+    assert_one_red_line(cli(simulated, "sql", "SELECT _id FROM customers"),
+                        "Error: SQL error: no such column: _id; the mirror's id column is customer_id "
+                        "(events: event_id, predictions: prediction_id), not _id")
+    assert cli(simulated, "sql", "SELECT customer_id FROM customers LIMIT 1").exit_code == 0
+
+
+def test_query_in_120_columns_cuts_no_header_and_says_how_to_see_the_rest(mixed, narrow):
+    result = cli(mixed, "query", '{"region": "north"}', "--sort", "income:-1")
+    assert result.exit_code == 0, result.output
+    assert_nothing_cut(result.output)
+    header = next(ln for ln in result.output.splitlines() if ln.startswith("┃"))
+    assert [h.strip() for h in header.strip("┃").split("┃")][:2] == ["_id", "score.risk"]
+    assert "region" in header and "income" in header  # the filter's and the sort's fields come first
+    hidden = next(ln for ln in result.output.splitlines() if "more columns" in ln)
+    assert hidden.startswith("  ") and " more columns with --wide or --fields: " in hidden
+
+
+def test_try_next_lines_are_copyable_commands_with_a_real_id(monkeypatch):
+    from custscore.cli import demo
+
+    monkeypatch.setattr(demo.shutil, "which", lambda name: "/usr/bin/custscore")
+    lines = demo.try_next_lines("custscore --home /tmp/x", "C0000042")
+    assert lines[0] == ("  custscore --home /tmp/x query '{\"score.risk\": \"high\"}' "
+                        "--sort score.churn_probability:-1 --limit 10")
+    assert "  custscore --home /tmp/x explain C0000042" in lines
+    assert not any("<" in line for line in lines)
+    assert lines[-2:] == ["and in a second terminal, while score --watch runs:",
+                          "  custscore --home /tmp/x simulate --customers 0 --stream --rate 20 --duration 60"]
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    monkeypatch.setattr(demo.sys, "executable", "/opt/venv/bin/python")
+    hint = demo.try_next_lines("custscore", None)
+    assert hint[:2] == ["custscore is not on PATH; activate its virtual environment first (or run "
+                        "/opt/venv/bin/custscore):", "  source /opt/venv/bin/activate"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pandas as pd
 import pytest
 
 from custscore.config import Settings
+from custscore.models.predict import production_versions
 from custscore.models.registry import list_models
 from custscore.store import open_store
 from tests.cli.test_cli_foundation import assert_one_red_line, cli
@@ -62,6 +65,46 @@ def test_predict_a_new_customer_from_options(home):
     assert "raises" in result.output or "lowers" in result.output
 
 
+def test_predict_shows_reasons_for_every_task_and_versions_as_words(home):
+    result = cli(home, "predict", "--age", "34", "--income", "52000", "--region", "north", "--tickets", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    tasks = [ln.strip() for ln in lines if ln.startswith("  ") and not ln.startswith("    ")]
+    assert len(tasks) >= 2 and "satisfaction" in tasks and "segment" in tasks  # like explain: each task's reasons
+    footer = lines[-1]
+    versions = production_versions(_store(home))
+    assert footer == "models: " + ", ".join(f"{t} {v}" for t, v in sorted(versions.items()))
+    assert "{" not in footer and '"' not in footer
+
+
+def test_predict_out_writes_one_row_per_customer_as_csv_or_json_lines(home, tmp_path):
+    docs = tmp_path / "new.jsonl"
+    docs.write_text("".join(json.dumps({"customer_id": f"P{i}", "age": 30 + i, "income": 40000 + 1000 * i,
+                                        "signup_date": "2026-10-01"}) + "\n" for i in range(3)))
+    out = tmp_path / "scores.csv"
+    result = cli(home, "predict", str(docs), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote 3 customers to {out} (models ")
+    frame = pd.read_csv(out)
+    assert list(frame["customer_id"]) == ["P0", "P1", "P2"]
+    assert {"risk", "satisfaction", "segment_name", "version_satisfaction", "reasons_satisfaction"} <= set(frame)
+    assert frame["reasons_satisfaction"].str.contains("predicted satisfaction").all()
+    jsonl = tmp_path / "scores.jsonl"
+    assert cli(home, "predict", str(docs), "--out", str(jsonl)).exit_code == 0
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["customer_id"] for r in rows] == ["P0", "P1", "P2"]
+    assert set(rows[0]["reasons"]) >= {"satisfaction", "segment"}
+    assert set(rows[0]["reasons"]["segment"][0]) == {"feature", "value", "contribution", "sentence"}
+    assert rows[0]["model_versions"] == production_versions(_store(home))
+
+
+def test_predict_out_refuses_an_unknown_suffix_before_scoring(home, tmp_path):
+    result = cli(home, "predict", "--age", "30", "--out", str(tmp_path / "scores.txt"))
+    assert_one_red_line(result, f"--out '{tmp_path / 'scores.txt'}': unknown suffix '.txt'; use .csv or .jsonl, "
+                                "e.g. --out scores.csv")
+    assert not (tmp_path / "scores.txt").exists()
+
+
 def test_predict_refuses_bad_input_in_one_line(home):
     assert_one_red_line(cli(home, "predict", "--age", "500"), "age")
 
@@ -94,6 +137,9 @@ def test_query_refuses_server_side_javascript(home):
 def test_score_once_then_nothing_new_then_monitor(home):
     result = cli(home, "score", "--once")
     assert result.exit_code == 0, result.output
+    bar = next(ln for ln in result.output.splitlines() if ln.startswith("scoring "))
+    counts = re.search(r" (\d+)/(\d+) ", bar)  # a bar with counts (then elapsed and ETA), full at the end
+    assert counts and counts.group(1) == counts.group(2) and int(counts.group(1)) > 0, bar
     with _store(home) as st:
         scored = st["customers"].count({"score": {"$exists": True}})
         total = st["customers"].count({})
