@@ -100,7 +100,7 @@ def evaluate_rankers(candidates: dict[str, object], hold: Holdout, folds: int = 
     results = []
     for step, (name, model) in enumerate(candidates.items()):
         if on_progress:
-            on_progress(name, step, len(candidates))
+            on_progress(f"recommend: {name}", step, len(candidates))  # one bar for the task, the family named
         started = time.perf_counter()
         X = hold.X_recent if name.startswith("popularity") else hold.X
         model.fit(X, hold.segments)
@@ -115,7 +115,7 @@ def evaluate_rankers(candidates: dict[str, object], hold: Holdout, folds: int = 
                  cv_std, fit_s)
         results.append(RankerResult(name, model, cv_mean, cv_std, val, test, fit_s, ms))
     if on_progress:
-        on_progress("done", len(candidates), len(candidates))
+        on_progress("recommend", len(candidates), len(candidates))
     return sorted(results, key=lambda r: -r.val_metrics[PRIMARY])
 
 

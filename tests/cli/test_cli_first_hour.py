@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from custscore.config import Settings
-from custscore.store.query import close_fields
 from custscore.store import open_store
 from custscore.store.loading import load_customers
+from custscore.store.query import close_fields
 from tests.cli.test_cli_foundation import assert_one_red_line, cli
 
 
