@@ -1,6 +1,7 @@
 """HTTP API latency and throughput against a real `custscore serve` on loopback, and the sources' naive endpoint.
 
     python bench/serve.py [--home DIR] [--requests 200] [--seconds 30]
+    python bench/serve.py --home DIR --in-process [--repeat 30]
 
 Without --home it simulates 2,000 customers and trains every task (a few
 families, 2-fold CV) in a temporary home. Each level (concurrency 1, 8, 32;
@@ -10,6 +11,10 @@ call and scores one row (here: `load_production` + the same scoring per request)
 served by uvicorn from this file on another port. Prints p50/p99 and requests/s,
 and the speed-up of ours over the naive one at concurrency 1, as ratios measured
 in this run.
+
+``--in-process`` measures the compute alone, without HTTP: milliseconds per ``score_given`` call for 1, 8 (one
+micro-batch at concurrency 8) and 100 customers, against the same calls with the features through pandas and the
+prep through sklearn (the paths every call took before the NumPy ones), alternating, in this process.
 """
 
 from __future__ import annotations
@@ -145,13 +150,68 @@ def naive_server(home: str, port: int) -> None:
     uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def in_process(home: Path, repeat: int) -> None:
+    """ms per score_given call (1, 8, 100 customers): the fast paths against pandas features + sklearn prep."""
+    sys.path.insert(0, str(ROOT))
+    from custscore.clock import now
+    from custscore.config import Settings
+    from custscore.models import features
+    from custscore.models.predict import load_production
+    from custscore.models.prep_numpy import sklearn_transform
+    from custscore.scorer.oneoff import score_given, validated_customers
+    from custscore.store import open_store
+
+    settings = Settings.build(home=home, environ={})
+    store = open_store(settings)
+    models = load_production(store, settings)
+    docs = customers(home, 300)
+    when = now()
+    fast = {t: e.transform for t, e in models.explainers.items()}
+
+    def slow_call(batch):  # events as a frame: customer_features' pandas path; prep through sklearn
+        for e in models.explainers.values():
+            e.transform = lambda X, p=e.pipeline: sklearn_transform(p, X)
+        try:
+            clean = validated_customers(batch)
+            ev = features.read_events(store, [str(d["_id"]) for d in clean], until=when)
+            return models.score_documents(clean, ev, when)
+        finally:
+            for t, e in models.explainers.items():
+                e.transform = fast[t]
+
+    def fast_call(batch):
+        return score_given(store, models, batch, as_of=when)
+
+    print(f"{'customers/call':>14} {'fast ms':>9} {'pandas+sklearn ms':>18} {'ratio':>6}")
+    for size in (1, 8, 100):
+        batches = [docs[i:i + size] for i in range(0, len(docs) - size + 1, size)] or [docs[:size]]
+        timings = {"fast": [], "slow": []}
+        fast_call(batches[0]), slow_call(batches[0])  # warm-up
+        for i in range(max(3, repeat if size == 1 else repeat // 4)):
+            batch = batches[i % len(batches)]
+            for name, fn in (("fast", fast_call), ("slow", slow_call)):
+                started = time.perf_counter()
+                fn(batch)
+                timings[name].append((time.perf_counter() - started) * 1000)
+        f, s_ = statistics.median(timings["fast"]), statistics.median(timings["slow"])
+        print(f"{size:>14} {f:>9.1f} {s_:>18.1f} {s_ / f:>5.1f}x")
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--naive-server", nargs=2, metavar=("HOME", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--in-process", action="store_true", help="time score_given calls without HTTP (needs --home)")
+    parser.add_argument("--repeat", type=int, default=30, help="calls per size with --in-process")
     args = parser.parse_args()
+    if args.in_process:
+        if args.home is None:
+            raise SystemExit("--in-process needs --home DIR with trained models")
+        in_process(args.home, args.repeat)
+        return
     if args.naive_server:
         naive_server(args.naive_server[0], int(args.naive_server[1]))
         return

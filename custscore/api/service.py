@@ -5,7 +5,10 @@ production models. It checks the promoted versions at most once per
 ``reload_every_s`` (one small read of the ``models`` collection) and swaps in
 newly promoted models as the worker does, so ``custscore promote`` reaches a
 running server without a restart. Scoring runs the same code as ``predict``
-(:func:`custscore.scorer.oneoff.score_given`).
+(:func:`custscore.scorer.oneoff.score_given`): each request is validated on its own thread, then
+requests that arrive while a batch is scored are scored together as the next batch, on one scoring thread
+(:mod:`custscore.api.batching`); a customer's scores and reasons do not depend on its batch. Requests without
+``as_of`` are scored as of the clock when their batch starts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from custscore.config import Settings
 from custscore.errors import InputError, ModelError
 from custscore.models.predict import load_production, production_versions
 from custscore.models.registry import list_models
-from custscore.scorer.oneoff import score_given, score_stored
+from custscore.api.batching import Job, MicroBatcher
+from custscore.scorer.oneoff import score_stored, score_validated, validated_customers, validated_events
 from custscore.store.base import Store
 from custscore.store.schema import CUSTOMERS
 
@@ -55,7 +59,8 @@ class ScoringService:
         self.models: Any = None
         self.load_error: str | None = None
         self._checked = 0.0
-        self._lock = threading.Lock()  # one scoring at a time: the models' SHAP explainers keep scratch state
+        self._lock = threading.Lock()  # guards reloading; scoring runs on the batcher's one thread
+        self.batcher = MicroBatcher(self._run_batch)
         self._reload(force=True)
 
     # -- models ----------------------------------------------------------------------
@@ -96,12 +101,27 @@ class ScoringService:
     # -- operations --------------------------------------------------------------------
     def score(self, customers: list, events: list | None = None, as_of: Any = None, k: int | None = None) -> dict:
         """Scores, reasons (and whatever else the models write) for given customer documents."""
+        self.ready_models()
+        when = None if as_of is None else self._as_of(as_of)
+        job = Job(validated_customers(customers), validated_events(events or ()), key=(when, k))
+        when, versions, results = self.batcher.submit(job)
+        return {"as_of": when.isoformat(), "models": versions, "scores": [score_payload(r) for r in results]}
+
+    def _run_batch(self, key: tuple, jobs: list[Job]) -> list[tuple]:
+        """Score a group of jobs with one call (on the scoring thread); per job (as_of, versions, results)."""
+        when, k = key
+        when = when or self.clock.now()
         models = self.ready_models()
-        when = self._as_of(as_of)
-        with self._lock:
-            results = score_given(self.store, models, customers, events or (), as_of=when, k=k)
-        return {"as_of": when.isoformat(), "models": dict(models.versions),
-                "scores": [score_payload(r) for r in results]}
+        docs = [d for job in jobs for d in job.customers]
+        events = [e for job in jobs for e in job.events]
+        results = score_validated(self.store, models, docs, events, as_of=when, k=k)
+        if len(results) != len(docs):
+            raise ModelError(f"scored {len(results)} of {len(docs)} customers; score the requests one by one")
+        out, start = [], 0
+        for job in jobs:
+            out.append((when, dict(models.versions), results[start:start + len(job.customers)]))
+            start += len(job.customers)
+        return out
 
     def explain(self, customers: list, events: list | None = None, as_of: Any = None, top: int = 5) -> dict:
         """Like :meth:`score` with ``top`` reasons per task, each with its SHAP contribution and units."""
@@ -114,8 +134,7 @@ class ScoringService:
         """Explain a stored customer (``custscore explain``'s path), or None if there is no such customer."""
         models = self.ready_models()
         when = self._as_of(as_of)
-        with self._lock:
-            results = score_stored(self.store, models, [customer_id], as_of=when, k=top)
+        results = self.batcher.call(lambda: score_stored(self.store, models, [customer_id], as_of=when, k=top))
         if not results:
             return None
         return {"as_of": when.isoformat(), "models": dict(models.versions),

@@ -63,8 +63,14 @@ def score_given(store: Store, models: Any, raw_docs: Sequence[Any], raw_events: 
     -------
     list of CustomerScore
     """
-    docs = validated_customers(raw_docs)
-    given = [e for e in validated_events(raw_events) if e["ts"] <= as_of]
+    return score_validated(store, models, validated_customers(raw_docs), validated_events(raw_events), as_of=as_of,
+                           k=k)
+
+
+def score_validated(store: Store, models: Any, docs: list[dict], events: list[dict], *, as_of: dt.datetime,
+                    k: int | None = None) -> list:
+    """:func:`score_given` for documents already validated (the API validates per request, scores per batch)."""
+    given = [e for e in events if e["ts"] <= as_of]
     # plain documents, not a frame: a few customers take the features path without pandas' fixed costs
     events = given + features.read_event_docs(store, [str(d["_id"]) for d in docs], until=as_of)
     options = {} if k is None else {"k": k}

@@ -99,6 +99,27 @@ def test_serve_gives_the_same_scores_as_predict(server):
     assert [r["sentence"] for r in served["reasons"]] == [r["sentence"] for r in local.score["reasons"]]
 
 
+def test_concurrent_requests_batched_together_get_the_scores_each_would_get_alone(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    home, base, key = server
+    bodies = [{"customers": [{**CUSTOMER, "customer_id": f"N{i}", "age": 20 + 5 * i}],
+               "events": [{**e, "customer_id": f"N{i}", "amount": e["amount"] * (i + 1)} for e in EVENTS[: 1 + i % 2]],
+               "as_of": AS_OF} for i in range(8)]
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda b: client.post(f"{base}/v1/score", json=b, headers=_auth(key)), bodies))
+    settings = Settings.build(home=home, environ={})
+    store = open_store(settings)
+    models = load_production(store, settings)
+    for body, response in zip(bodies, responses, strict=True):
+        assert response.status_code == 200, response.text
+        served = response.json()["scores"]
+        assert [s["customer_id"] for s in served] == [body["customers"][0]["customer_id"]]
+        local = score_given(store, models, body["customers"], body["events"], as_of=parse_date(AS_OF, end_of_day=True))
+        assert served[0]["churn_probability"] == local[0].score["churn_probability"]
+        assert served[0]["reasons"] == local[0].score["reasons"]
+
+
 def test_explain_a_stored_customer_and_read_models(server):
     _, base, key = server
     response = httpx.post(f"{base}/v1/explain", json={"customer_id": "C0000001", "top": 2}, headers=_auth(key),
