@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import numbers
 import os
 import sys
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -274,8 +275,11 @@ def frame_csv(frame: Any, header: bool = True) -> str:
 
 
 def cell(value: Any) -> str:
+    """A table cell: counts with thousands separators, floats to 3 decimals, dates to the minute, missing as -."""
     if isinstance(value, float):
         return "-" if value != value else f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
+        return f"{value:,}"
     return fmt(value)
 
 

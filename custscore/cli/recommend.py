@@ -11,11 +11,14 @@ from custscore.cli.common import (
     app,
     cell,
     console,
+    fitted_table,
     opened_store,
+    print_fitted,
     print_tradeoffs_and_notes,
     simple_table,
     user_errors,
 )
+from custscore.cli.leaderboards import WINNER
 from custscore.config import Settings
 
 BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
@@ -36,16 +39,16 @@ def train_recommendations(store: Any, settings: Settings, seed: int = 0, promote
 def render_recommend_leaderboard(result: Any) -> None:
     """The ranking leaderboard, the rating models' table and the notes."""
     board = result.leaderboard
-    table = Table(title="recommend leaderboard (NDCG@10 etc. on each customer's last 20% of purchases; the winner "
-                        "is picked on validation customers, test customers are reported)")
     cols = [c for c in BOARD_COLUMNS if c in board.columns]
-    for c in cols:
-        table.add_column(c.replace("test_", "").replace("val_", "val "), justify="left" if c == "model" else "right",
-                         no_wrap=c == "model")
-    for row in board.to_dict("records"):
-        style = "bold green" if row["model"] == result.winner else ("dim" if row["model"] == "oracle" else None)
-        table.add_row(*(cell(row.get(c)) for c in cols), style=style)
-    console.print(table)
+    headers = [c.replace("test_", "").replace("val_", "val ") for c in cols]
+    records = board.to_dict("records")
+    rows = [[cell(row.get(c)) + (WINNER if c == "model" and row["model"] == result.winner else "") for c in cols]
+            for row in records]
+    styles = ["bold green" if row["model"] == result.winner else ("dim" if row["model"] == "oracle" else None)
+              for row in records]
+    print_fitted(*fitted_table("recommend leaderboard (NDCG@10 etc. on each customer's last 20% of purchases; the "
+                               "winner is picked on validation customers, test customers are reported)", headers, rows,
+                               right=set(headers) - {"model"}, styles=styles))
     if result.ratings is not None:
         rt = Table(title=f"rating models ({int(result.ratings['ratings'].iloc[0]):,} ratings, K-fold CV)")
         for c in ("model", "rmse", "mae", "rmse_std", "fit_s"):
