@@ -7,9 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from custscore.cli.common import app, console, err_console, fail, fmt, models_app, opened_store, user_errors
+from custscore.cli.common import (
+    app,
+    console,
+    err_console,
+    fail,
+    fmt,
+    models_app,
+    opened_store,
+    simple_table,
+    user_errors,
+    versions_text,
+)
 from custscore.config import Settings
 
 ENV_METRICS_TOKEN = "CUSTSCORE_METRICS_TOKEN"
@@ -47,7 +57,7 @@ def serve(
         api = create_app(service, metrics_token=metrics_token or os.environ.get(ENV_METRICS_TOKEN) or None,
                          max_batch=max_batch, max_body_bytes=int(max_body_mb * 1024 * 1024))
         console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs; models "
-                      f"{', '.join(f'{t} {v}' for t, v in sorted(service.versions.items())) or 'none'})",
+                      f"{versions_text(service.versions)})",
                       highlight=False)
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
@@ -90,12 +100,9 @@ def apikey_list(ctx: typer.Context) -> None:
     if not keys:
         console.print("no API keys yet; create one with: custscore apikey create NAME")
         return
-    table = Table(title="API keys")
-    for column in ("name", "prefix", "created", "state"):
-        table.add_column(column)
-    for k in keys:
-        table.add_row(k["name"], f"{k['prefix']}…", fmt(k["created_at"]), "revoked" if k["revoked"] else "active")
-    console.print(table)
+    console.print(simple_table("API keys", ("name", "prefix", "created", "state"),
+                               ((k["name"], f"{k['prefix']}…", fmt(k["created_at"]), "revoked" if k["revoked"] else "active")
+                                for k in keys)))
 
 
 @models_app.command("export")
