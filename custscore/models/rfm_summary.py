@@ -115,15 +115,19 @@ def rfm_from_features(features: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InputError(f"feature frame lacks column(s) {', '.join(missing)}; build it with "
                          "custscore.models.features.customer_features")
-    orders = pd.to_numeric(features["orders_total"], errors="coerce").astype(float)
-    since_last = pd.to_numeric(features["recency_days"], errors="coerce").astype(float)
-    gap = pd.to_numeric(features["gap_mean_days"], errors="coerce").astype(float)
-    buyer = (orders >= 1) & since_last.notna()
-    frequency = (orders - 1).where(buyer, 0.0).clip(lower=0.0)
-    recency = (gap * frequency).where(frequency > 0, 0.0).fillna(0.0)
-    T = (since_last.clip(lower=0.0) + recency).where(buyer)
-    spend = pd.to_numeric(features["spend_mean"], errors="coerce").astype(float)
-    monetary = spend.where(frequency > 0, 0.0).fillna(0.0)
+    # NumPy, not Series arithmetic: the churn explainer calls this on every SHAP step, often for a single customer
+    def column(name):
+        return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+
+    orders, since_last, gap, spend = (column(c) for c in needed)
+    with np.errstate(invalid="ignore"):
+        buyer = (orders >= 1) & ~np.isnan(since_last)
+        frequency = np.clip(np.where(buyer, orders - 1, 0.0), 0.0, None)
+        recency = np.where(frequency > 0, gap * frequency, 0.0)
+        recency[np.isnan(recency)] = 0.0
+        T = np.where(buyer, np.clip(since_last, 0.0, None) + recency, np.nan)
+        monetary = np.where(frequency > 0, spend, 0.0)
+        monetary[np.isnan(monetary)] = 0.0
     return pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary},
                         index=features.index)
 
