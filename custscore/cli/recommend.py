@@ -61,11 +61,14 @@ def render_recommend_leaderboard(result: Any) -> None:
         console.print(f"  winner [bold green]{result.winner}[/] registered as recommend {result.version}")
 
 
+HowManyOpt = Annotated[int, typer.Option("--n", help="How many products.")]
+
+
 @app.command()
 def recommend(
     ctx: typer.Context,
     customer_id: Annotated[str, typer.Argument(help="The customer to recommend to.")],
-    n: Annotated[int, typer.Option("--n", help="How many products.")] = 10,
+    n: HowManyOpt = 10,
 ) -> None:
     """Recommend products to one customer from their purchases so far, with a reason for each.
 
@@ -97,7 +100,7 @@ def recommend(
 def similar(
     ctx: typer.Context,
     product_id: Annotated[str, typer.Argument(help="A product id from the events.")],
-    n: Annotated[int, typer.Option("--n", help="How many products.")] = 10,
+    n: HowManyOpt = 10,
 ) -> None:
     """Products most often bought by the same customers (item-item cosine of the production recommender).
 
