@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from custscore.config import Settings
+from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models.predict import HOT_PATH_NO_SHAP
 from custscore.scorer.recommending import WithRecommendations, load_scoring_models, scoring_versions
@@ -91,7 +92,7 @@ def _throughput(store, settings, m: int) -> None:
     first = Worker(store, lambda s: models, scoring_versions, batch_size=256, max_age=0).run_once()
     print(f"warm-up: {first.scored:,} customers scored", flush=True)
     ids = [d["_id"] for d in store["customers"].find({}, projection={"_id": 1}, limit=m)]
-    docs = F.read_customers(store, ids)
+    docs = feature_reads.read_customers(store, ids)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     from custscore.recommend.interactions import EVENT_COLUMNS
 
@@ -119,7 +120,7 @@ def _throughput(store, settings, m: int) -> None:
     naive_done = 0
     for cid in ids[:NAIVE_ROWS]:
         one_models = load_scoring_models(store, settings)
-        [one] = one_models.score_batch(store, F.read_customers(store, [cid]), now)
+        [one] = one_models.score_batch(store, feature_reads.read_customers(store, [cid]), now)
         store["customers"].update_one({"_id": cid}, {"$set": {"score": one.score}})
         naive_done += 1
         if time.perf_counter() - t0 > NAIVE_BUDGET_S:

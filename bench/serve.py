@@ -155,7 +155,7 @@ def in_process(home: Path, repeat: int) -> None:
     sys.path.insert(0, str(ROOT))
     from custscore.clock import now
     from custscore.config import Settings
-    from custscore.models import features
+    from custscore.models import feature_reads
     from custscore.models.predict import load_production
     from custscore.models.prep_numpy import sklearn_transform
     from custscore.scorer.oneoff import score_given, validated_customers
@@ -173,7 +173,7 @@ def in_process(home: Path, repeat: int) -> None:
             e.transform = lambda X, p=e.pipeline: sklearn_transform(p, X)
         try:
             clean = validated_customers(batch)
-            ev = features.read_events(store, [str(d["_id"]) for d in clean], until=when)
+            ev = feature_reads.read_events(store, [str(d["_id"]) for d in clean], until=when)
             return models.score_documents(clean, ev, when)
         finally:
             for t, e in models.explainers.items():

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from custscore.config import Settings
+from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models.predict import load_production
 from custscore.models.train import TrainOptions, train
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> None:
         models = load_production(store, settings)
         ids = [d["_id"] for d in store["customers"].find({}, projection={"_id": 1}, limit=PREDICT_ROWS)]
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        X = F.customer_features(F.read_customers(store, ids), F.read_events(store, ids), now, models.categories)
+        X = F.customer_features(feature_reads.read_customers(store, ids), feature_reads.read_events(store, ids), now, models.categories)
         for task, loaded in models.loaded.items():
             cols = [f["name"] for f in loaded.manifest["features"]]
             fn = loaded.pipeline.predict_proba if task == "churn" else loaded.pipeline.predict

@@ -18,12 +18,12 @@ import threading
 import time
 from typing import Any
 
+from custscore.api.batching import Job, MicroBatcher
 from custscore.clock import Clock, WallClock
 from custscore.config import Settings
 from custscore.errors import InputError, ModelError
 from custscore.models.predict import load_production, production_versions
 from custscore.models.registry import list_models
-from custscore.api.batching import Job, MicroBatcher
 from custscore.scorer.oneoff import score_stored, score_validated, validated_customers, validated_events
 from custscore.store.base import Store
 from custscore.store.schema import CUSTOMERS

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import InputError
+from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models import labels as L
 from custscore.store.base import Store
@@ -58,11 +59,11 @@ class Corpus:
 
 def read_corpus(store: Store) -> Corpus:
     """Read customers (with ``_truth`` when present) and all events from the store."""
-    customers = F.read_customers(store, with_truth=True)
+    customers = feature_reads.read_customers(store, with_truth=True)
     if len(customers) < MIN_ROWS:
         raise InputError(f"the store has {len(customers)} customers; training needs at least {MIN_ROWS}. "
                          "Load data first: custscore simulate --customers 20000 (or custscore ingest FILE)")
-    events = F.read_events(store)
+    events = feature_reads.read_events(store)
     if events.empty:
         raise InputError("the store has no purchase events; load them with custscore ingest events.csv --kind events")
     return Corpus(customers, F.customers_frame(customers), events, events["ts"].min().to_pydatetime(),

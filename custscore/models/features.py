@@ -10,50 +10,52 @@ Profile fields (age, income, region, channel, support tickets, the survey
 ``customer_satisfaction``) are snapshots: the store keeps their current value,
 not their history, so a training cutoff in the past sees today's profile.
 Purchase features are exact as of the cutoff.
+
+The neighbours: :mod:`~custscore.models.feature_reads` reads customers and events from the store,
+:mod:`~custscore.models.few_features` computes a handful of customers without pandas,
+:mod:`~custscore.models.input_version` hashes what a score was computed from, and
+:mod:`~custscore.models.feature_words` says feature values in plain words.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from custscore.store.base import Store
-from custscore.store.schema import CUSTOMERS, EVENTS
-
 DAY = pd.Timedelta(days=1)
 PROFILE_FIELDS = ("age", "income", "region", "channel", "support_tickets", "customer_satisfaction", "signup_date")
 EVENT_FIELDS = ("customer_id", "ts", "amount", "quantity", "category")
-# purchase_history is a summary of *all* stored events, future ones included; the features read the events
-# themselves (up to the as-of date), so it stays out of the input version: a late event changes nothing.
-IGNORED_IN_HASH = ("score", "_truth", "updated_at", "ingested_at", "purchase_history")
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One model input: its name, kind ('num' or 'cat'), what it means, and whether it is log-scaled."""
+    """One model input: its name, kind ('num' or 'cat'), what it means, whether it is log-scaled, how a value reads.
+
+    ``phrase`` is the reasons' template of a plain number (``"{v:.0f} years old"``); counts, money and the other
+    special cases are worded in :mod:`custscore.models.feature_words`.
+    """
 
     name: str
     kind: str
     description: str
     log: bool = False
+    phrase: str = ""
 
 
 FEATURES: list[Feature] = [
-    Feature("age", "num", "age in years"),
+    Feature("age", "num", "age in years", phrase="{v:.0f} years old"),
     Feature("income", "num", "annual income", log=True),
     Feature("region", "cat", "region"),
     Feature("channel", "cat", "preferred channel"),
     Feature("support_tickets", "num", "support tickets raised", log=True),
-    Feature("customer_satisfaction", "num", "last survey satisfaction (1-10)"),
+    Feature("customer_satisfaction", "num", "last survey satisfaction (1-10)", phrase="survey satisfaction {v:.0f}/10"),
     Feature("tenure_days", "num", "days since signup"),
-    Feature("tickets_per_year", "num", "support tickets per year of tenure", log=True),
+    Feature("tickets_per_year", "num", "support tickets per year of tenure", log=True,
+            phrase="{v:.1f} support tickets a year"),
     Feature("recency_days", "num", "days since the last purchase", log=True),
     Feature("orders_total", "num", "orders to date", log=True),
     Feature("orders_30d", "num", "orders in the last 30 days", log=True),
@@ -62,17 +64,19 @@ FEATURES: list[Feature] = [
     Feature("spend_total", "num", "money spent to date", log=True),
     Feature("spend_mean", "num", "average order value", log=True),
     Feature("spend_std", "num", "spread of order values", log=True),
-    Feature("items_per_order", "num", "items per order", log=True),
+    Feature("items_per_order", "num", "items per order", log=True, phrase="{v:.1f} items per order"),
     Feature("trend_30d", "num", "orders in the last 30 days against the 90 days before (log ratio)"),
     Feature("trend_90d", "num", "orders in the last 90 days against the 275 days before (log ratio)"),
     Feature("gap_mean_days", "num", "average days between orders", log=True),
-    Feature("overdue_ratio", "num", "days since last purchase over the usual gap between orders", log=True),
+    Feature("overdue_ratio", "num", "days since last purchase over the usual gap between orders", log=True,
+            phrase="{v:.1f}x the usual gap since last order"),
     Feature("category_count", "num", "distinct categories bought"),
-    Feature("category_entropy", "num", "how evenly spending spreads over categories"),
+    Feature("category_entropy", "num", "how evenly spending spreads over categories", phrase="category spread {v:.2f}"),
     Feature("top_category", "cat", "most bought category"),
-    Feature("orders_per_month", "num", "orders per month of tenure in the event window", log=True),
+    Feature("orders_per_month", "num", "orders per month of tenure in the event window", log=True,
+            phrase="{v:.1f} orders a month"),
     Feature("spend_per_month", "num", "spend per month of tenure in the event window", log=True),
-    Feature("age_x_income", "num", "age times income (thousands)", log=True),
+    Feature("age_x_income", "num", "age times income (thousands)", log=True, phrase="age x income {v:,.0f}k"),
 ]
 _BY_NAME = {f.name: f for f in FEATURES}
 FEATURE_NAMES = [f.name for f in FEATURES]
@@ -251,179 +255,3 @@ def customer_features(customers: Iterable[dict] | pd.DataFrame, events: Iterable
         out[name] = out[name].astype(float)
     out.index.name = "customer_id"
     return out
-
-
-# ---------------------------------------------------------------- reading the store
-
-CUSTOMER_PROJECTION = {"score": 0, "purchase_history": 0}
-
-
-def read_customers(store: Store, ids: Sequence[str] | None = None, with_truth: bool = False) -> list[dict]:
-    """Customer documents (all, or the given ids) without their stored scores."""
-    projection = dict(CUSTOMER_PROJECTION)
-    if not with_truth:
-        projection["_truth"] = 0
-    filt = {} if ids is None else {"_id": {"$in": list(ids)}}
-    return list(store[CUSTOMERS].find(filt, projection=projection))
-
-
-def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> list[dict]:
-    """Purchase event documents (of all customers or of ``ids``) with the fields features read, up to ``until``."""
-    filt: dict = {} if ids is None else {"customer_id": {"$in": list(ids)}}
-    if until is not None:
-        filt["ts"] = {"$lte": until}
-    projection = {k: 1 for k in EVENT_FIELDS} | {"_id": 0}
-    return list(store[EVENTS].find(filt, projection=projection))
-
-
-def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
-    """Purchase events (of all customers or of ``ids``), optionally only those up to ``until``."""
-    return events_frame(read_event_docs(store, ids, until))
-
-
-def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:
-    """Features of the given customers as of ``as_of``, read from the store (the scorer's path)."""
-    customers = read_customers(store, ids)
-    return customer_features(customers, read_events(store, ids, until=as_of), as_of, categories)
-
-
-# ---------------------------------------------------------------- versions of the inputs
-
-def _canonical(value):
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)
-
-
-def document_hash(doc: dict) -> str:
-    """Hash of what a customer document says, ignoring the score written back and bookkeeping fields."""
-    body = {k: v for k, v in doc.items() if k not in IGNORED_IN_HASH}
-    return hashlib.sha256(json.dumps(_canonical(body), separators=(",", ":")).encode()).hexdigest()[:16]
-
-
-def input_versions(customers: Iterable[dict], events: pd.DataFrame) -> dict[str, str]:
-    """customer id -> version of everything its features read (its document and its events)."""
-    if not isinstance(events, pd.DataFrame) and len(customers) <= 32:
-        plain = _plain_event_stats(customers, events)
-        if plain is not None:
-            return plain
-    ev = events_frame(events)
-    stats = ev.groupby("customer_id").agg(n=("amount", "size"), last=("ts", "max"), total=("amount", "sum"))
-    out = {}
-    for c in customers:
-        cid = str(c.get("_id", c.get("customer_id")))
-        row = stats.loc[cid] if cid in stats.index else None
-        tail = "0" if row is None else f"{int(row['n'])}|{row['last'].isoformat()}|{row['total']:.2f}"
-        out[cid] = hashlib.sha256(f"{document_hash(c)}|{tail}".encode()).hexdigest()[:16]
-    return out
-
-
-def _plain_event_stats(customers, events) -> dict[str, str] | None:
-    """:func:`input_versions` of a few customers from plain event documents without pandas (None: not plain)."""
-    ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
-    stats: dict[str, list] = {cid: [0, None, []] for cid in ids}
-    for e in events:
-        ts, amount, cid = e.get("ts"), e.get("amount"), e.get("customer_id")
-        if type(ts) is not dt.datetime or ts.tzinfo is not None or isinstance(amount, bool) \
-                or not isinstance(amount, int | float | type(None)):
-            return None
-        if amount is None or amount != amount or cid not in stats:
-            continue
-        row = stats[cid]
-        row[0] += 1
-        row[1] = ts if row[1] is None or ts > row[1] else row[1]
-        row[2].append(float(amount))
-    out = {}
-    for c, cid in zip(customers, ids, strict=True):
-        n, last, amounts = stats[cid]
-        tail = "0" if not n else f"{n}|{pd.Timestamp(last).isoformat()}|{math.fsum(amounts):.2f}"
-        out[cid] = hashlib.sha256(f"{document_hash(c)}|{tail}".encode()).hexdigest()[:16]
-    return out
-
-
-# ---------------------------------------------------------------- plain words
-
-_UNITS = {
-    "age": "{v:.0f} years old", "income": "income {v:,.0f}", "support_tickets": "{v:.0f} support tickets",
-    "customer_satisfaction": "survey satisfaction {v:.0f}/10", "tenure_days": "customer for {v:.0f} days",
-    "tickets_per_year": "{v:.1f} support tickets a year", "recency_days": "last purchase {v:.0f} days ago",
-    "orders_total": "{v:.0f} orders in all", "orders_30d": "{v:.0f} orders in the last 30 days",
-    "orders_90d": "{v:.0f} orders in the last 90 days", "orders_365d": "{v:.0f} orders in the last year",
-    "spend_total": "spent {v:,.0f} in all", "spend_mean": "average order {v:,.2f}",
-    "spend_std": "order values vary by {v:,.0f}", "items_per_order": "{v:.1f} items per order",
-    "gap_mean_days": "usually {v:.0f} days between orders", "overdue_ratio": "{v:.1f}x the usual gap since last order",
-    "category_count": "bought from {v:.0f} categories", "category_entropy": "category spread {v:.2f}",
-    "orders_per_month": "{v:.1f} orders a month", "spend_per_month": "spends {v:,.0f} a month",
-    "age_x_income": "age x income {v:,.0f}k",
-}
-
-
-# counts read "1 order", "2 orders": (singular, plural) templates
-_COUNTS = {
-    "orders_total": ("1 order in all", "{n} orders in all"),
-    "orders_30d": ("1 order in the last 30 days", "{n} orders in the last 30 days"),
-    "orders_90d": ("1 order in the last 90 days", "{n} orders in the last 90 days"),
-    "orders_365d": ("1 order in the last year", "{n} orders in the last year"),
-    "support_tickets": ("1 support ticket", "{n} support tickets"),
-    "category_count": ("bought from 1 category", "bought from {n} categories"),
-    "tenure_days": ("customer for 1 day", "customer for {n} days"),
-    "recency_days": ("last purchase 1 day ago", "last purchase {n} days ago"),
-    "gap_mean_days": ("usually 1 day between orders", "usually {n} days between orders"),
-}
-
-
-def _counted(name: str, value: float) -> str:
-    n = round(value)
-    one, many = _COUNTS[name]
-    return one if n == 1 else many.format(n=f"{n:,}")
-
-
-MONEY = {"income": "income {m}", "spend_total": "spent {m} in all", "spend_mean": "average order {m}",
-         "spend_std": "order values vary by {m}", "spend_per_month": "spends {m} a month"}
-
-
-def money(amount: float, currency: str = "", decimals: int = 0) -> str:
-    """An amount with the currency: a symbol before it (``$91``), a code after it (``91 USD``), else bare."""
-    text = f"{amount:,.{decimals}f}"
-    if not currency:
-        return text
-    return f"{currency}{text}" if len(currency) == 1 else f"{text} {currency}"
-
-
-def describe(name: str, value, currency: str = "") -> str:
-    """A feature value in plain words, e.g. ``describe("recency_days", 120) == "last purchase 120 days ago"``.
-
-    ``currency`` (``Settings.currency``) is put on money: ``describe("spend_per_month", 91, "$") == "spends $91 a
-    month"``.
-    """
-    missing = value is None or (isinstance(value, float) and math.isnan(value))
-    if name == "recency_days" and missing:
-        return "no purchase yet"
-    if missing:
-        return f"{_BY_NAME[name].description if name in _BY_NAME else name} unknown"
-    if name in ("region", "channel", "top_category"):
-        return f"{_BY_NAME[name].description} {value}"
-    if name in ("trend_30d", "trend_90d"):
-        window = name[6:8]
-        ratio = math.exp(float(value))
-        return f"buying {ratio:.1f}x as often in the last {window} days as before"
-    if name in _COUNTS:
-        return _counted(name, float(value))
-    if name in MONEY:
-        return MONEY[name].format(m=money(float(value), currency, 2 if name == "spend_mean" else 0))
-    if name == "overdue_ratio" and float(value) < 0.1:
-        return "last order well within the usual gap"  # not "0.0x the usual gap"
-    if name in _UNITS:
-        return _UNITS[name].format(v=float(value))
-    if name.startswith(SHARE_PREFIX):
-        share, category = float(value), name[len(SHARE_PREFIX):]
-        return f"no orders in {category}" if share < 0.005 else f"{share:.0%} of orders in {category}"
-    return f"{name} = {value}"

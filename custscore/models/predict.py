@@ -22,11 +22,10 @@ from custscore.errors import ModelError
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
 from custscore.models import explain as XP
+from custscore.models import feature_reads, feature_words, input_version, registry
 from custscore.models import features as F
-from custscore.models.few_features import FEW, few_customer_features
 from custscore.models import population as POP
-from custscore.models import registry
-from custscore.models.features import document_hash  # noqa: F401 - re-exported for the scorer
+from custscore.models.few_features import FEW, few_customer_features
 from custscore.store.base import Store
 from custscore.store.plain import plain
 from custscore.store.schema import MODELS
@@ -148,7 +147,7 @@ class ProductionModels:
         out = {}
         for task, e in explanations.items():
             cols = e.feature_names
-            out[task] = XP.top_reasons(e, X[cols], k=k, describe=functools.partial(F.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
+            out[task] = XP.top_reasons(e, X[cols], k=k, describe=functools.partial(feature_words.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
         return out
 
     def score_documents(self, customers: list[dict], events: pd.DataFrame | list[dict], now: dt.datetime,
@@ -165,7 +164,7 @@ class ProductionModels:
             X = few_customer_features(customers, events, now, self.categories)
         if X is None:
             X = F.customer_features(customers, events, now, self.categories)
-        versions = F.input_versions(customers, events)
+        versions = input_version.input_versions(customers, events)
         preds, explanations = self.predict_frame(X, skip_shap)
         reasons = self.reasons(explanations, X, k=k)
         new = POP.never_bought(X).to_numpy()
@@ -194,7 +193,7 @@ class ProductionModels:
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
         """Score customer documents, reading their events from the store (the worker's path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
-        return self.score_documents(customers, F.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
+        return self.score_documents(customers, feature_reads.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
 
 
 def _within(explainer: XP.Explainer, Z: np.ndarray, cols: list[str], rows: np.ndarray, outputs: np.ndarray

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from custscore.errors import ValidationError
-from custscore.models import features
+from custscore.models import feature_reads
 from custscore.store.base import Store
 from custscore.store.validation import validate_customer, validate_event
 
@@ -72,16 +72,16 @@ def score_validated(store: Store, models: Any, docs: list[dict], events: list[di
     """:func:`score_given` for documents already validated (the API validates per request, scores per batch)."""
     given = [e for e in events if e["ts"] <= as_of]
     # plain documents, not a frame: a few customers take the features path without pandas' fixed costs
-    events = given + features.read_event_docs(store, [str(d["_id"]) for d in docs], until=as_of)
+    events = given + feature_reads.read_event_docs(store, [str(d["_id"]) for d in docs], until=as_of)
     options = {} if k is None else {"k": k}
     return models.score_documents(docs, events, as_of, **options)
 
 
 def score_stored(store: Store, models: Any, ids: Sequence[str], *, as_of: dt.datetime, k: int | None = None) -> list:
     """Score customers already in the store, as of ``as_of`` (``explain``'s path); unknown ids are skipped."""
-    docs = features.read_customers(store, list(ids))
+    docs = feature_reads.read_customers(store, list(ids))
     if not docs:
         return []
-    events = features.read_events(store, [str(d["_id"]) for d in docs], until=as_of)
+    events = feature_reads.read_events(store, [str(d["_id"]) for d in docs], until=as_of)
     options = {} if k is None else {"k": k}
     return models.score_documents(docs, events, as_of, **options)

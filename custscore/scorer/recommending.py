@@ -21,7 +21,7 @@ from typing import Any
 
 from custscore.config import Settings
 from custscore.models import features as F
-from custscore.models import registry
+from custscore.models import input_version, registry
 from custscore.models.predict import HOT_PATH_NO_SHAP, CustomerScore, load_production, production_versions
 from custscore.recommend.interactions import EVENT_COLUMNS, events_frame, segment_of
 from custscore.recommend.serving import DEFAULT_N, Recommender
@@ -56,7 +56,7 @@ class WithRecommendations:
         if self.models is not None:
             results = self.models.score_documents(customers, frame, now, skip_shap=HOT_PATH_NO_SHAP)
         else:
-            versions = F.input_versions(customers, frame)
+            versions = input_version.input_versions(customers, frame)
             results = [CustomerScore(cid, versions[cid], {}) for cid in ids]
         segments = {str(c.get("_id", c.get("customer_id"))): segment_of(c.get("age"), c.get("channel"))
                     for c in customers}

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from custscore.models.features import document_hash
+from custscore.models.input_version import document_hash
 from custscore.store.base import DeleteOne, Store, UpdateOne, WriteOp
 from custscore.store.plain import plain_deep
 from custscore.store.schema import CUSTOMERS, DEAD_LETTERS, PREDICTIONS
@@ -27,7 +27,7 @@ SCORE_FIELDS = ("churn_probability", "risk", "satisfaction", "segment", "segment
 def doc_hash(doc: dict) -> str:
     """Hash of a customer document ignoring ``score`` and bookkeeping: what ``score.doc_hash`` holds.
 
-    The one document hash (:func:`custscore.models.features.document_hash`): echo detection compares what the
+    The one document hash (:func:`custscore.models.input_version.document_hash`): echo detection compares what the
     scorer wrote with what the features code hashes, so there must never be a second implementation.
     """
     return document_hash(doc)

@@ -97,7 +97,7 @@ def test_custscore_as_of_from_the_environment_and_bad_values(home):
 
 def test_with_the_real_churn_model_a_customer_going_quiet_gets_riskier(home):
     from custscore.clock import parse_date
-    from custscore.models import features as F
+    from custscore.models import feature_reads
     from custscore.models.predict import load_production
     from custscore.scorer.batch import score_customers
 
@@ -106,7 +106,7 @@ def test_with_the_real_churn_model_a_customer_going_quiet_gets_riskier(home):
     try:
         models = load_production(store, Settings.build(home=home, environ={}))
         ids = [d["_id"] for d in store.collection(CUSTOMERS).find({}, {"_id": 1})]
-        X = F.features_for(store, ids, end)
+        X = feature_reads.features_for(store, ids, end)
         regulars = X[(X["recency_days"] < 10) & (X["orders_90d"] >= 3)].index[1:21].tolist()
         assert len(regulars) == 20
         score_customers(store, models, regulars, as_of=end)

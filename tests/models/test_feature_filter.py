@@ -12,7 +12,7 @@ import pytest
 
 from custscore.config import Settings
 from custscore.ingest import ingest_file
-from custscore.models import features as F
+from custscore.models import feature_reads
 from custscore.models.dataset import TaskData
 from custscore.models.feature_filter import drop_uninformative, summary, uninformative
 from custscore.models.predict import load_production
@@ -87,9 +87,9 @@ def test_bare_store_scores_buyers_with_customer_base_values_and_new_signups_as_n
     assert {"test_brier_raw", "test_brier", "test_ece_raw", "test_ece"} <= set(board.columns)
     assert "bgnbd" in set(board["model"])
     models = load_production(store, settings)
-    docs = F.read_customers(store)
+    docs = feature_reads.read_customers(store)
     as_of = dt.datetime(2026, 1, 1)
-    events = F.read_events(store, until=as_of)
+    events = feature_reads.read_events(store, until=as_of)
     buyer = next(d for d in docs if d["_id"] in set(events["customer_id"]))
     newcomer = {"_id": "NEW-1", "signup_date": dt.datetime(2025, 12, 20)}
     scored = {s.customer_id: s for s in models.score_documents([buyer, newcomer], events, as_of)}

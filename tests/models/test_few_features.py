@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from custscore.models.features import customer_features, top_categories, events_frame
+from custscore.models.features import customer_features, events_frame, top_categories
 from custscore.models.few_features import few_customer_features
 from custscore.scorer.oneoff import validated_customers, validated_events
 from custscore.simulator.generate import SimulationConfig, simulate

@@ -8,6 +8,7 @@ import pytest
 
 from custscore.config import Settings
 from custscore.errors import ArtifactIntegrityError
+from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models.predict import load_production
 from custscore.models.registry import load_model
@@ -102,8 +103,8 @@ def test_the_workers_hot_path_skips_only_satisfaction_shap_and_changes_no_score(
     models = load_production(store, settings)
     now = dt.datetime(2026, 1, 1)
     ids = [d["_id"] for d in store["customers"].find({}, projection={"_id": 1}, limit=40)]
-    docs = F.read_customers(store, ids)
-    full = models.score_documents(docs, F.read_events(store, ids, until=now), now)  # predict / explain / API
+    docs = feature_reads.read_customers(store, ids)
+    full = models.score_documents(docs, feature_reads.read_events(store, ids, until=now), now)  # predict / explain / API
     hot = models.score_batch(store, docs, now)  # the worker
 
     assert [h.score for h in hot] == [f.score for f in full]

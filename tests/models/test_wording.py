@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from custscore.models.drift import reference_profile
-from custscore.models.features import describe
+from custscore.models.feature_words import describe
 
 
 @pytest.mark.parametrize(("name", "value", "text"), [

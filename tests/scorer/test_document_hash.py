@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from custscore.models.features import document_hash
+from custscore.models.input_version import document_hash
 from custscore.scorer.inserting import is_scored
 from custscore.scorer.writeback import doc_hash
 

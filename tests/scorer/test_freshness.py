@@ -8,6 +8,7 @@ import math
 import pytest
 
 from custscore.clock import FakeClock, FixedClock
+from custscore.models import feature_reads, feature_words, input_version
 from custscore.models import features as F
 from custscore.scorer.freshness import FreshnessSweep, count_stale, stale_cutoff
 from custscore.scorer.partition import Partition
@@ -29,16 +30,16 @@ class RecencyModels:
     def score_batch(self, store, customers, now):
         ids = [c["_id"] for c in customers]
         self.calls.append(ids)
-        events = F.read_events(store, ids, until=now)
+        events = feature_reads.read_events(store, ids, until=now)
         X = F.customer_features(customers, events, now)
-        versions = F.input_versions(customers, events)
+        versions = input_version.input_versions(customers, events)
         out = []
         for cid in ids:
             recency = X.loc[cid, "recency_days"]
             p = 0.9 if math.isnan(recency) else round(1 - math.exp(-recency / 60.0), 4)
             reason = {"feature": "recency_days", "value": None if math.isnan(recency) else float(recency),
                       "contribution": round(p - 0.5, 4),
-                      "sentence": f"{F.describe('recency_days', recency)} raises churn risk"}
+                      "sentence": f"{feature_words.describe('recency_days', recency)} raises churn risk"}
             score = {"model_versions": dict(self.versions), "churn_probability": p,
                      "risk": "high" if p >= 0.5 else "low", "reasons": [reason]}
             out.append(CustomerScore(cid, versions[cid], score, {"churn": {"recency_days": p - 0.5}},
@@ -158,14 +159,14 @@ def test_events_after_the_as_of_date_change_no_feature_and_no_score(store):
     clock, models = FixedClock(START), RecencyModels()
     worker(store, models, clock).run_once()
     before = {cid: score_of(store, cid) for cid in ids}
-    features_before = F.features_for(store, ids, START)
+    features_before = feature_reads.features_for(store, ids, START)
 
     later = START + dt.timedelta(days=2)
     load_events(store, [purchase(ids[0], amount=99.0, when=later), purchase(ids[1], when=later)])
     models.calls.clear()
     stats = worker(store, models, clock).run_once()
 
-    assert F.features_for(store, ids, START).equals(features_before)
+    assert feature_reads.features_for(store, ids, START).equals(features_before)
     assert stats.scored == 0 and stats.replayed == 2  # looked at (the feed said so), nothing written
     assert {cid: score_of(store, cid) for cid in ids} == before
     # the day after, as of a later date, the planted purchases count

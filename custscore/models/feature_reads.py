@@ -1,0 +1,43 @@
+"""Reading the features' inputs from the store: customer documents (without their scores) and purchase events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+
+from custscore.models.features import EVENT_FIELDS, customer_features, events_frame
+from custscore.store.base import Store
+from custscore.store.schema import CUSTOMERS, EVENTS
+
+CUSTOMER_PROJECTION = {"score": 0, "purchase_history": 0}
+
+
+def read_customers(store: Store, ids: Sequence[str] | None = None, with_truth: bool = False) -> list[dict]:
+    """Customer documents (all, or the given ids) without their stored scores."""
+    projection = dict(CUSTOMER_PROJECTION)
+    if not with_truth:
+        projection["_truth"] = 0
+    filt = {} if ids is None else {"_id": {"$in": list(ids)}}
+    return list(store[CUSTOMERS].find(filt, projection=projection))
+
+
+def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> list[dict]:
+    """Purchase event documents (of all customers or of ``ids``) with the fields features read, up to ``until``."""
+    filt: dict = {} if ids is None else {"customer_id": {"$in": list(ids)}}
+    if until is not None:
+        filt["ts"] = {"$lte": until}
+    projection = {k: 1 for k in EVENT_FIELDS} | {"_id": 0}
+    return list(store[EVENTS].find(filt, projection=projection))
+
+
+def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
+    """Purchase events (of all customers or of ``ids``), optionally only those up to ``until``."""
+    return events_frame(read_event_docs(store, ids, until))
+
+
+def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:
+    """Features of the given customers as of ``as_of``, read from the store (the scorer's path)."""
+    customers = read_customers(store, ids)
+    return customer_features(customers, read_events(store, ids, until=as_of), as_of, categories)
