@@ -31,7 +31,7 @@ from custscore.cli.common import (
 
 WINNER = " (winner)"
 COUNTS = {"k", "n", "rows", "customers"}
-SECONDS = {"fit_s", "predict_ms_1k"}
+SECONDS = {"fit_s", "predict_ms_1k", "recommend_ms_1k"}
 KB = {"size_kb"}
 LOWER_IS_BETTER = {"regression": "MAE, lower is better", "classification": "ROC-AUC, higher is better"}
 METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "mae": "MAE", "rmse": "RMSE", "r2": "R²",
@@ -42,13 +42,18 @@ LEADERBOARD_COLUMNS = {
                        "test_brier_raw", "test_brier", "test_ece_raw", "test_ece", "fit_s", "predict_ms_1k", "size_kb"],
     "segment": ["model", "silhouette", "davies_bouldin", "ari_vs_personas", "agreement_with_kmeans", "fit_s",
                 "predict_ms_1k"],
+    "ranking": ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
+                "test_map@10", "test_hit_rate@10", "test_coverage", "test_mean_popularity", "fit_s", "recommend_ms_1k"],
 }
 HEADERS = {"cv_mean": "CV mean", "cv_std": "CV std", "val_mae": "val MAE", "test_mae": "test MAE",
            "test_r2": "test R²", "val_roc_auc": "val AUC", "test_roc_auc": "test AUC", "val_pr_auc": "val PR-AUC",
            "test_f1": "test F1", "test_brier": "Brier (cal.)", "test_brier_raw": "Brier (raw)",
            "test_ece_raw": "ECE (raw)", "test_ece": "ECE (cal.)", "fit_s": "fit s", "predict_ms_1k": "ms/1k rows",
            "size_kb": "size KB", "davies_bouldin": "Davies-Bouldin", "ari_vs_personas": "ARI vs personas",
-           "agreement_with_kmeans": "agrees w/ K-Means"}
+           "agreement_with_kmeans": "agrees w/ K-Means", "val_ndcg@10": "val NDCG@10", "test_precision@10": "precision@10",
+           "test_recall@10": "recall@10", "test_ndcg@10": "test NDCG@10", "test_map@10": "MAP@10",
+           "test_hit_rate@10": "hit rate@10", "test_coverage": "coverage", "test_mean_popularity": "mean popularity",
+           "recommend_ms_1k": "ms/1k customers"}
 
 
 def number(column: str, value: Any) -> str:
@@ -71,6 +76,9 @@ def board_title(task: str, kind: str) -> str:
     if kind == "segment":
         return (f"{task} leaderboard (clustering: silhouette higher is better, Davies-Bouldin lower is better; "
                 "the decision tree assigns new customers)")
+    if kind == "ranking":
+        return (f"{task} leaderboard (NDCG@10 etc. on each customer's last 20% of purchases; the winner is picked on "
+                "validation customers, test customers are reported)")
     metric = LOWER_IS_BETTER.get(kind, "primary metric")
     return (f"{task} leaderboard ({metric}; CV = K-fold mean and std; the winner is picked on validation, "
             "test is reported once)")
@@ -78,7 +86,7 @@ def board_title(task: str, kind: str) -> str:
 
 def board_cells(board: pd.DataFrame, kind: str, winner: str | None) -> tuple[list[str], list[list[str]]]:
     """Columns (in order of importance) and formatted cells of a leaderboard; the winner's model cell marked."""
-    known = LEADERBOARD_COLUMNS.get(kind, [])
+    known = LEADERBOARD_COLUMNS.get(kind, ["model"])
     cols = [c for c in known if c in board.columns] + [
         c for c in board.columns if c not in known and c not in ("tradeoff", "calibration")
         and pd.api.types.is_numeric_dtype(board[c])]

@@ -5,25 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from custscore.cli.common import (
     app,
     cell,
     console,
-    fitted_table,
     opened_store,
-    print_fitted,
     print_tradeoffs_and_notes,
     simple_table,
     user_errors,
 )
-from custscore.cli.leaderboards import WINNER
+from custscore.cli.leaderboards import print_leaderboard
 from custscore.config import Settings
-
-BOARD_COLUMNS = ["model", "val_ndcg@10", "cv_std", "test_precision@10", "test_recall@10", "test_ndcg@10",
-                 "test_map@10", "test_hit_rate@10", "test_coverage", "test_mean_popularity", "fit_s",
-                 "recommend_ms_1k"]
 
 
 def train_recommendations(store: Any, settings: Settings, seed: int = 0, promote: bool = True,
@@ -39,23 +32,12 @@ def train_recommendations(store: Any, settings: Settings, seed: int = 0, promote
 def render_recommend_leaderboard(result: Any) -> None:
     """The ranking leaderboard, the rating models' table and the notes."""
     board = result.leaderboard
-    cols = [c for c in BOARD_COLUMNS if c in board.columns]
-    headers = [c.replace("test_", "").replace("val_", "val ") for c in cols]
-    records = board.to_dict("records")
-    rows = [[cell(row.get(c)) + (WINNER if c == "model" and row["model"] == result.winner else "") for c in cols]
-            for row in records]
-    styles = ["bold green" if row["model"] == result.winner else ("dim" if row["model"] == "oracle" else None)
-              for row in records]
-    print_fitted(*fitted_table("recommend leaderboard (NDCG@10 etc. on each customer's last 20% of purchases; the "
-                               "winner is picked on validation customers, test customers are reported)", headers, rows,
-                               right=set(headers) - {"model"}, styles=styles))
+    print_leaderboard(board, "recommend", "ranking", result.winner)
     if result.ratings is not None:
-        rt = Table(title=f"rating models ({int(result.ratings['ratings'].iloc[0]):,} ratings, K-fold CV)")
-        for c in ("model", "rmse", "mae", "rmse_std", "fit_s"):
-            rt.add_column(c, justify="left" if c == "model" else "right")
-        for row in result.ratings.to_dict("records"):
-            rt.add_row(*(cell(row[c]) for c in ("model", "rmse", "mae", "rmse_std", "fit_s")))
-        console.print(rt)
+        cols = ("model", "rmse", "mae", "rmse_std", "fit_s")
+        console.print(simple_table(f"rating models ({int(result.ratings['ratings'].iloc[0]):,} ratings, K-fold CV)",
+                                   cols, ([cell(row[c]) for c in cols] for row in result.ratings.to_dict("records")),
+                                   right=cols[1:]))
     print_tradeoffs_and_notes(board, result.notes)
     if result.version:
         console.print(f"  winner [bold green]{result.winner}[/] registered as recommend {result.version}")
