@@ -174,3 +174,29 @@ def test_try_next_lines_are_copyable_commands_with_a_real_id(monkeypatch):
     hint = demo.try_next_lines("custscore", None)
     assert hint[:2] == ["custscore is not on PATH; activate its virtual environment first (or run "
                         "/opt/venv/bin/custscore):", "  source /opt/venv/bin/activate"]
+
+
+def test_every_leaderboard_kind_starts_with_the_model_and_marks_the_winner():
+    import pandas as pd
+
+    from custscore.cli.leaderboards import leaderboard_table
+
+    board = pd.DataFrame([{"model": "als", "val_ndcg@10": 0.146, "test_ndcg@10": 0.15, "fit_s": 1.2},
+                          {"model": "user-knn", "val_ndcg@10": 0.189, "test_ndcg@10": 0.198, "fit_s": 0.4}])
+    table, hidden = leaderboard_table(board, "recommend", "ranking", "user-knn", width=120)
+    assert [c.header for c in table.columns] == ["model", "val NDCG@10", "test NDCG@10", "fit s"] and not hidden
+    assert list(table.columns[0].cells) == ["als", "user-knn (winner)"]
+
+
+def test_demo_shows_one_bar_per_step_with_counts_and_closes_them_before_its_next_line(capsys):
+    from custscore.cli.demo import RichDemoUI
+
+    ui = RichDemoUI()
+    for done in (0, 300, 600):
+        ui.progress("simulate customers", done, 600)
+    ui.progress("churn: linear", 1, 3)
+    ui.message("600 customers")
+    captured = capsys.readouterr()
+    bars = [line.split("━")[0].strip() + " " + line.split()[-3] for line in captured.err.splitlines() if "━" in line]
+    assert bars == ["simulate customers 600/600", "churn 3/3"]  # the task done, its family no longer named
+    assert captured.out.strip() == "600 customers"
