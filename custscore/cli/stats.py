@@ -11,6 +11,7 @@ from custscore.cli.common import (
     JsonOpt,
     app,
     console,
+    err_console,
     opened_store,
     output_format,
     render_frame,
@@ -51,7 +52,7 @@ def stats(
                                    ((i.name, i.collection, ", ".join(i.by) or "-", i.description)
                                     for i in list_pipelines())))
         return
-    with user_errors(), opened_store(ctx) as store:
+    with user_errors(), opened_store(ctx) as store, err_console.status(f"running the {name} pipeline"):
         frame = run_pipeline(store, name, by=by)
         if name == "cohort_retention":
             frame = cohort_grid(frame)
