@@ -257,9 +257,16 @@ class Store(abc.ABC):
     backend: str  # "embedded", "memory" or "mongodb"
     location: str  # where it is, safe to show (no password)
 
-    @abc.abstractmethod
     def collection(self, name: str) -> Collection:
-        """The collection called ``name`` (created on first write)."""
+        """The collection called ``name`` (created on first write); one object per name and store."""
+        opened = self.__dict__.setdefault("_opened", {})
+        if name not in opened:
+            opened[name] = self.open_collection(name)
+        return opened[name]
+
+    @abc.abstractmethod
+    def open_collection(self, name: str) -> Collection:
+        """A new handle on the collection called ``name`` (:meth:`collection` keeps one per name)."""
 
     @abc.abstractmethod
     def list_collections(self) -> list[str]:

@@ -328,12 +328,9 @@ class EmbeddedStore(Store):
         self.backend = "embedded" if path is not None else "memory"
         self.location = str(path) if path is not None else "memory:"
         self.engine = SQLiteEngine(path)
-        self._collections: dict[str, EmbeddedCollection] = {}
 
-    def collection(self, name: str) -> EmbeddedCollection:
-        if name not in self._collections:
-            self._collections[name] = EmbeddedCollection(self, name)
-        return self._collections[name]
+    def open_collection(self, name: str) -> EmbeddedCollection:
+        return EmbeddedCollection(self, name)
 
     def list_collections(self) -> list[str]:
         return self.engine.list_tables()

@@ -23,20 +23,7 @@ from pymongo import errors as pm_errors
 
 from custscore.errors import ChangeFeedLost, StoreError, StoreUnavailable
 from custscore.redact import redact as redact_text
-from custscore.store import limits
-from custscore.store.base import (
-    Change,
-    ChangeBatch,
-    Collection,
-    Find,
-    InsertOne,
-    ReplaceOne,
-    Store,
-    UpdateOne,
-    WriteOp,
-    WriteResult,
-    check_no_javascript,
-)
+from custscore.store import base, limits
 from custscore.store.boundary import mapped
 
 log = logging.getLogger(__name__)
@@ -51,7 +38,7 @@ def redact(uri: str) -> str:
     return redact_text(uri)
 
 
-class MongoCollection(Collection):
+class MongoCollection(base.Collection):
     """A pymongo collection behind the store surface."""
 
     def __init__(self, store: MongoStore, name: str):
@@ -62,7 +49,7 @@ class MongoCollection(Collection):
     def _session(self) -> Any:
         return self._store.current_session()
 
-    def run_find(self, query: Find) -> Iterator[dict]:
+    def run_find(self, query: base.Find) -> Iterator[dict]:
         with mapped(f"find in {self.name}", query=True):
             cursor = self._coll.find(query.filter or {}, query.projection, skip=query.skip, limit=query.limit,
                                      session=self._session())
@@ -74,19 +61,19 @@ class MongoCollection(Collection):
             yield from cursor
 
     def count(self, filter: dict | None = None) -> int:
-        check_no_javascript(filter)
+        base.check_no_javascript(filter)
         with mapped(f"count in {self.name}"):
             if not filter:
                 return self._coll.estimated_document_count() if self._session() is None else self._coll.count_documents({}, session=self._session())
             return self._coll.count_documents(filter, session=self._session())
 
     def distinct(self, field_name: str, filter: dict | None = None) -> list:
-        check_no_javascript(filter)
+        base.check_no_javascript(filter)
         with mapped(f"distinct in {self.name}"):
             return [v for v in self._coll.distinct(field_name, filter or {}, session=self._session()) if v is not None]
 
     def aggregate(self, pipeline: list[dict]) -> list[dict]:
-        check_no_javascript(pipeline)
+        base.check_no_javascript(pipeline)
         with mapped(f"aggregate on {self.name}"):
             return list(self._coll.aggregate(pipeline, allowDiskUse=True, session=self._session()))
 
@@ -99,25 +86,25 @@ class MongoCollection(Collection):
         with mapped(f"insert into {self.name}"):
             return list(self._coll.insert_many(docs, ordered=True, session=self._session()).inserted_ids)
 
-    def apply_writes(self, ops: list[WriteOp]) -> WriteResult:
+    def apply_writes(self, ops: list[base.WriteOp]) -> base.WriteResult:
         requests = []
         for op in ops:
-            if isinstance(op, InsertOne):
+            if isinstance(op, base.InsertOne):
                 limits.check_document(op.document, f"document {op.document.get('_id')!r}")
                 requests.append(pymongo.InsertOne(dict(op.document)))
-            elif isinstance(op, UpdateOne):
+            elif isinstance(op, base.UpdateOne):
                 for value in op.update.values():
                     if isinstance(value, dict):
                         limits.check_document(value, f"an update of {op.filter.get('_id', 'a document')!r}")
                 requests.append(pymongo.UpdateOne(op.filter, op.update, upsert=op.upsert))
-            elif isinstance(op, ReplaceOne):
+            elif isinstance(op, base.ReplaceOne):
                 limits.check_document(op.replacement, f"document {op.replacement.get('_id')!r}")
                 requests.append(pymongo.ReplaceOne(op.filter, op.replacement, upsert=op.upsert))
             else:  # DeleteOne (Collection.bulk_write refuses other ops)
                 requests.append(pymongo.DeleteOne(op.filter))
         with mapped(f"bulk write to {self.name}"):
             res = self._coll.bulk_write(requests, ordered=True, session=self._session())
-        return WriteResult(
+        return base.WriteResult(
             inserted=res.inserted_count,
             matched=res.matched_count,
             modified=res.modified_count,
@@ -125,16 +112,16 @@ class MongoCollection(Collection):
             upserted_ids=list(res.upserted_ids.values()),
         )
 
-    def update_many(self, filter: dict, update: dict) -> WriteResult:
-        check_no_javascript(filter)
+    def update_many(self, filter: dict, update: dict) -> base.WriteResult:
+        base.check_no_javascript(filter)
         with mapped(f"update in {self.name}"):
             res = self._coll.update_many(filter, update, session=self._session())
-        return WriteResult(matched=res.matched_count, modified=res.modified_count)
+        return base.WriteResult(matched=res.matched_count, modified=res.modified_count)
 
-    def delete_many(self, filter: dict) -> WriteResult:
-        check_no_javascript(filter)
+    def delete_many(self, filter: dict) -> base.WriteResult:
+        base.check_no_javascript(filter)
         with mapped(f"delete in {self.name}"):
-            return WriteResult(deleted=self._coll.delete_many(filter, session=self._session()).deleted_count)
+            return base.WriteResult(deleted=self._coll.delete_many(filter, session=self._session()).deleted_count)
 
     def create_index(self, field_name: str, unique: bool = False) -> None:
         with mapped(f"create index on {self.name}.{field_name}"):
@@ -146,7 +133,7 @@ class MongoCollection(Collection):
             return [key for ix in self._coll.list_indexes() for key, _ in ix["key"].items() if key != "_id"]
 
 
-class MongoStore(Store):
+class MongoStore(base.Store):
     """A MongoDB database reached through pymongo."""
 
     backend = "mongodb"
@@ -168,12 +155,9 @@ class MongoStore(Store):
             ) from exc
         self.replica_set = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
         self.db = self.client[db_name]
-        self._collections: dict[str, MongoCollection] = {}
 
-    def collection(self, name: str) -> MongoCollection:
-        if name not in self._collections:
-            self._collections[name] = MongoCollection(self, name)
-        return self._collections[name]
+    def open_collection(self, name: str) -> MongoCollection:
+        return MongoCollection(self, name)
 
     def list_collections(self) -> list[str]:
         with mapped("list collections"):
@@ -213,13 +197,13 @@ class MongoStore(Store):
             stream.try_next()
             return STREAM_PREFIX + _b64(stream.resume_token)
 
-    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> base.ChangeBatch:
         if not self.replica_set or (after or "").startswith(POLL_PREFIX):
             return self._poll(collection, after, limit)
         token = _unb64(after[len(STREAM_PREFIX):]) if after else None
         if after and not after.startswith(STREAM_PREFIX):
             raise StoreError(f"resume token {after!r} was not made by MongoDB; start without a token")
-        out: list[Change] = []
+        out: list[base.Change] = []
         try:
             with self._stream(collection, token) as stream:
                 while len(out) < limit:
@@ -230,7 +214,7 @@ class MongoStore(Store):
                     if doc is None:  # deleted before the lookup
                         continue
                     op = "insert" if event["operationType"] == "insert" else "update"
-                    out.append(Change(op, doc["_id"], doc, STREAM_PREFIX + _b64(event["_id"])))
+                    out.append(base.Change(op, doc["_id"], doc, STREAM_PREFIX + _b64(event["_id"])))
                 resume = STREAM_PREFIX + _b64(stream.resume_token) if stream.resume_token else after
         except pm_errors.OperationFailure as exc:
             if exc.code == HISTORY_LOST:
@@ -240,7 +224,7 @@ class MongoStore(Store):
             raise StoreError(f"change stream on {collection}: {exc}") from exc
         except pm_errors.PyMongoError as exc:
             raise StoreUnavailable(f"change stream on {collection}: {exc}") from exc
-        return ChangeBatch(out, resume)
+        return base.ChangeBatch(out, resume)
 
     def _poll_token(self, collection: str, last: dict | None) -> str:
         field_name = POLL_FIELDS.get(collection, "updated_at")
@@ -249,7 +233,7 @@ class MongoStore(Store):
         mark = {"t": last.get(field_name), "id": last["_id"]} if last else {"t": None, "id": None}
         return POLL_PREFIX + _b64(mark)
 
-    def _poll(self, collection: str, after: str | None, limit: int) -> ChangeBatch:
+    def _poll(self, collection: str, after: str | None, limit: int) -> base.ChangeBatch:
         field_name = POLL_FIELDS.get(collection, "updated_at")
         mark = _unb64(after[len(POLL_PREFIX):]) if after else {"t": None, "id": None}
         query: dict = {field_name: {"$ne": None}}
@@ -257,8 +241,8 @@ class MongoStore(Store):
             query = {"$or": [{field_name: {"$gt": mark["t"]}}, {field_name: mark["t"], "_id": {"$gt": mark["id"]}}]}
         with mapped(f"poll {collection}"):
             docs = list(self.db[collection].find(query).sort([(field_name, 1), ("_id", 1)]).limit(limit))
-        changes = [Change("update", d["_id"], d, self._poll_token(collection, d)) for d in docs]
-        return ChangeBatch(changes, changes[-1].token if changes else (after or self._poll_token(collection, None)))
+        changes = [base.Change("update", d["_id"], d, self._poll_token(collection, d)) for d in docs]
+        return base.ChangeBatch(changes, changes[-1].token if changes else (after or self._poll_token(collection, None)))
 
     def close(self) -> None:
         self.client.close()
