@@ -23,7 +23,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from custscore.analytics.eda import IQR_K, iqr_fences  # noqa: E402
+from custscore.analytics.profiling import IQR_K, iqr_fences  # noqa: E402
 
 DPI = 100
 PALETTE = "crest"
@@ -85,7 +85,7 @@ def _boxes(ax, data: list[np.ndarray], labels: list[str]) -> None:
 
 
 def missing_values(profile: pd.DataFrame) -> Figure:
-    """Missing share per field (bars), from :func:`custscore.analytics.eda.profile`."""
+    """Missing share per field (bars), from :func:`custscore.analytics.profiling.profile`."""
     rows = profile[profile["role"] != "event"].sort_values("missing_pct")
     fig, (ax,) = new_figure(9, 0.35 * len(rows) + 1.5)
     labels = [f"{f} (no purchase yet)" if f in ("recency_days", "avg_order_value") else f for f in rows["field"]]
@@ -167,7 +167,7 @@ def outliers(customers: pd.DataFrame, events: pd.DataFrame, profile: pd.DataFram
 
 
 def correlation_heatmap(corr: pd.DataFrame) -> Figure:
-    """Annotated heatmap of a correlation matrix (from :func:`custscore.analytics.eda.correlations`)."""
+    """Annotated heatmap of a correlation matrix (from :func:`custscore.analytics.profiling.correlations`)."""
     fig, (ax,) = new_figure(10, 8.5)
     with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 deprecates
         warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -197,7 +197,7 @@ def income_vs_satisfaction(customers: pd.DataFrame) -> Figure:
 
 
 def recency_vs_churn(table: pd.DataFrame) -> Figure:
-    """Churn rate per recency bucket (table from :func:`custscore.analytics.eda.churn_by_recency`)."""
+    """Churn rate per recency bucket (table from :func:`custscore.analytics.profiling.churn_by_recency`)."""
     fig, (ax,) = new_figure(9, 5)
     if table.empty:
         _empty(ax, "no ground truth (_truth) on these customers")
