@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from custscore.analytics import eda
+from custscore.analytics import eda, findings, profiling
 from custscore.analytics import figures as figs
 from custscore.config import Settings
 from custscore.store import open_store
@@ -25,12 +25,12 @@ def _dataset(tmp_path) -> eda.Dataset:
 
 def test_fields_without_values_are_dropped_not_imputed(tmp_path):
     ds = _dataset(tmp_path)
-    prof = eda.profile(ds).set_index("field")
+    prof = profiling.profile(ds).set_index("field")
     for field in ("age", "income", "support_tickets", "customer_satisfaction", "region", "channel"):
         assert prof.loc[field, "imputation"] == "drop: no values", field
         assert prof.loc[field, "scaling"] == "none (no values)"
     assert prof.loc["total_spent", "imputation"] != "drop: no values"
-    found = eda.findings(ds, prof.reset_index())
+    found = findings.findings(ds, prof.reset_index())
     assert ("no values at all in 6 fields (age, income, support_tickets, customer_satisfaction, region, channel): "
             "drop them (training drops them itself); ingest the columns to use them") in found
     assert not any("impute median" in f for f in found)
@@ -44,7 +44,7 @@ def test_empty_figures_are_skipped(tmp_path):
     fig = figs.distributions(c)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert [t.split(" (")[0] for t in titles] == ["orders per customer", "total spent", "tenure"]
-    box = figs.outliers(c, ds.events, eda.profile(ds))
+    box = figs.outliers(c, ds.events, profiling.profile(ds))
     assert [ax.get_title().split(":")[0] for ax in box.axes] == ["total_spent", "event amount"]
     empty = pd.DataFrame({"region": ["n", "s"], "mean_satisfaction": [None, None]})
     assert not figs.panel_has_values(empty, "mean_satisfaction")

@@ -7,25 +7,22 @@ import datetime as dt
 import io
 import re
 
-import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
-from custscore.analytics import eda
-from custscore.analytics.report import _event_stats, build_report
+from custscore.analytics.report import build_report
 from custscore.config import Settings
 from custscore.errors import InputError
 from custscore.simulator.generate import SimulationConfig
 from custscore.simulator.run import run_simulation
-from custscore.store import UpdateOne, open_store
+from custscore.store import open_store
 
 END = dt.datetime(2026, 6, 30)
 NOW = dt.datetime(2026, 7, 1, 12, 0, 0)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADINGS = ["Key findings", "Data overview", "Missing values, outliers and preprocessing", "Distributions",
-            "Correlations", "Key relationships", "Group statistics", "Segment profiles", "Model leaderboard",
-            "SHAP summaries", "Scorer health"]
+            "Correlations", "Key relationships", "Group statistics", "Segment profiles", "Models",
+            "Recommendations", "Demand forecasts", "Scorer health"]
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
@@ -84,11 +81,12 @@ def test_report_is_self_contained(report):
 
 def test_empty_model_and_score_sections_name_the_command_that_fills_them(report):
     _, result, page = report
-    for title in ("Segment profiles", "Model leaderboard", "SHAP summaries", "Scorer health"):
+    for title in ("Segment profiles", "Models", "Recommendations", "Demand forecasts", "Scorer health"):
         assert result.sections[title] == "empty"
     assert result.sections["Group statistics"] == "ok"
-    assert "No models registered yet: run custscore train" in page
-    assert "No SHAP summaries yet: run custscore train" in page
+    assert "No models registered yet: run custscore train to fill this section." in page
+    assert "No recommender registered yet: run custscore train --task recommend to fill this section." in page
+    assert "No demand forecasts stored yet: run custscore train --task demand to fill this section." in page
     assert "No scores on customers yet: run custscore score" in page
     assert "No segments on customers yet: run custscore train, then run custscore score" in page
 
@@ -99,57 +97,8 @@ def test_no_figures_left_open(report):
     assert plt.get_fignums() == []
 
 
-def test_event_stats_fallback_matches_the_pipelines(report):
-    from custscore.analytics.pipelines import run_pipeline
-
-    store, _, _ = report
-    ds = eda.load_dataset(store)
-    ours = _event_stats(ds.events)
-    for name in ("monthly_revenue", "top_categories"):
-        theirs = run_pipeline(store, name)
-        cols = list(ours[name].columns)
-        pd.testing.assert_frame_equal(ours[name][cols].reset_index(drop=True),
-                                      theirs[cols].reset_index(drop=True), check_dtype=False, atol=0.01)
-
-
 def test_zero_customers_is_a_clear_input_error(tmp_path):
     store = open_store(Settings.build(mongo_uri="memory:", home=tmp_path, environ={}))
     with pytest.raises(InputError, match=r"^no customers yet: run custscore simulate or custscore ingest$"):
         build_report(store, tmp_path / "out")
     assert not (tmp_path / "out" / "index.html").exists()
-
-
-@pytest.mark.slow
-def test_sections_fill_once_models_and_scores_exist(tmp_path):
-    store = _store(tmp_path, 200, seed=5)
-    rng = np.random.default_rng(0)
-    ids = [d["_id"] for d in store["customers"].find({}, {"_id": 1})]
-    store["customers"].bulk_write([
-        UpdateOne({"_id": i}, {"$set": {"score": {
-            "churn_probability": float(rng.random()), "risk": "low", "segment": int(k % 3),
-            "segment_name": ["loyal", "new", "at risk"][k % 3], "scored_at": NOW, "model_versions": {"churn": 1}}}})
-        for k, i in enumerate(ids)])
-    # the record's shape as registry.save_model writes it: the trainer's keys live under "extra"
-    store["models"].insert_one({"_id": "churn:1", "task": "churn", "version": 1, "aliases": ["production"],
-                                "created_at": NOW, "metrics": {"roc_auc": 0.81, "note": "text is skipped"},
-                                "extra": {"winner": "linear", "shap_importance": {"recency_days": 0.4, "orders": 0.2,
-                                                                                  "age": 0.05},
-                                          "leaderboard": [{"model": "linear", "val_roc_auc": 0.81}]}})
-    models_dir = tmp_path / "models"
-    (models_dir / "churn").mkdir(parents=True)
-    (models_dir / "churn" / "shap_beeswarm.png").write_bytes(_tiny_png())
-    result = build_report(store, tmp_path / "out", models_dir=models_dir, now=NOW)
-    page = result.path.read_text(encoding="utf-8")
-    assert {result.sections[t] for t in ("Segment profiles", "Model leaderboard", "SHAP summaries", "Scorer health",
-                                         "Group statistics")} == {"ok"}
-    assert "roc_auc" in page and "production" in page and "shap_beeswarm.png" in page
-    assert "200 of 200 (100.0%)" in page
-    assert "churn v1 candidates" in page and "val_roc_auc" in page  # the leaderboard read from extra
-    assert {"segment_profiles", "score_distribution", "shap_churn_v1"} <= {p.stem for p in result.figures}
-    assert len(DATA_URI.findall(page)) == len(result.figures) + 1  # + the embedded artifact PNG
-
-
-def _tiny_png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (4, 4), "white").save(buf, format="PNG")
-    return buf.getvalue()
