@@ -42,6 +42,8 @@ def test_train_all_prints_three_leaderboards_with_every_family(home):
     assert "oracle (true parameters)" in out and "oracle (true personas)" in out
     assert "kept class weights" in out or "kept SMOTE" in out
     assert "decision threshold" in out and "feature selection" in out
+    assert "next: custscore models | custscore explain C0000001 | custscore score --once" in out  # a real id
+    assert "…" not in out  # no header or cell cut (the columns that fit, the rest named)
 
 
 def test_models_lists_one_production_version_per_task(home):
