@@ -85,6 +85,8 @@ def _is_xgboost(est: Any) -> bool:
 def _is_keras_wrapper(est: Any) -> bool:
     # checked on the MRO's module names so plain sklearn saves never import TensorFlow
     net = getattr(est, "model_", None)
+    if getattr(type(net), "keras_format", False):  # a loaded network not yet opened by Keras (keras_mlp.SavedNetwork)
+        return True
     return net is not None and any(c.__module__.startswith("keras") for c in type(net).__mro__)
 
 
@@ -275,9 +277,9 @@ def _load_keras(directory: Path, state: dict) -> Any:
     est = cls(**state["params"])
     for attr, value in state["attrs"].items():
         setattr(est, attr, value)
-    from custscore.models.keras_mlp import import_keras  # sets the Keras backend before the first import
+    from custscore.models.keras_mlp import SavedNetwork  # Keras (TensorFlow) only when the network itself is needed
 
-    est.model_ = import_keras().saving.load_model(directory / LAYOUT_FILES["keras"], compile=False, safe_mode=True)
+    est.model_ = SavedNetwork.from_path(directory / LAYOUT_FILES["keras"])
     return est
 
 
