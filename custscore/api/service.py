@@ -22,9 +22,9 @@ from custscore.api.batching import Job, MicroBatcher
 from custscore.clock import Clock, WallClock
 from custscore.config import Settings
 from custscore.errors import InputError, ModelError
-from custscore.models.predict import load_production, production_versions
 from custscore.models.registry import list_models
 from custscore.scorer.oneoff import score_stored, score_validated, validated_customers, validated_events
+from custscore.scorer.recommending import load_scoring_models, scoring_versions
 from custscore.store.base import Store
 from custscore.store.schema import CUSTOMERS
 
@@ -69,7 +69,7 @@ class ScoringService:
         if not force and now - self._checked < self.reload_every_s:
             return
         self._checked = now
-        versions = production_versions(self.store)
+        versions = scoring_versions(self.store)
         if self.models is not None and versions == self.models.versions:
             return
         if not versions:
@@ -77,7 +77,7 @@ class ScoringService:
                                                   "`custscore train --task all`"
             return
         try:
-            fresh = load_production(self.store, self.settings)
+            fresh = load_scoring_models(self.store, self.settings)
         except ModelError as exc:
             self.load_error = str(exc)
             log.warning("promoted models %s could not be loaded: %s", versions, exc)
@@ -152,7 +152,7 @@ class ScoringService:
         """The production versions and every registered model (newest first)."""
         with self._lock:
             self._reload()
-        return {"production": production_versions(self.store), "loaded": self.versions,
+        return {"production": scoring_versions(self.store), "loaded": self.versions,
                 "models": list_models(self.store)}
 
     def _as_of(self, value: Any):

@@ -202,8 +202,8 @@ def predict(
 
     Batch: custscore predict new_customers.jsonl --out scores.csv   (or --out scores.jsonl)
     """
-    from custscore.models.predict import load_production
     from custscore.scorer.oneoff import score_given, validated_customers
+    from custscore.scorer.recommending import load_scoring_models
     from custscore.scorer.score_file import score_file_format, score_records
 
     with user_errors(), opened_store(ctx) as store:
@@ -217,7 +217,7 @@ def predict(
                      "channel": channel, "support_tickets": tickets, "customer_satisfaction": satisfaction,
                      "signup_date": _parse_date(signup, "--signup") or now}]
         validated_customers(docs)  # a bad document is refused before any model is loaded
-        models = load_production(store, ctx.obj)
+        models = load_scoring_models(store, ctx.obj)
         warn_if_stale(store, clock)
         # the same function as POST /v1/score: validated documents, given + stored events up to the clock
         scores = score_given(store, models, docs, _read_documents(events) if events else (), as_of=now)
@@ -241,15 +241,15 @@ def explain(
 
     Example: custscore explain C0000042 --top 5
     """
-    from custscore.models.predict import load_production
     from custscore.scorer.oneoff import score_stored
+    from custscore.scorer.recommending import load_scoring_models
     from custscore.store.schema import CUSTOMERS
 
     with user_errors(), opened_store(ctx) as store:
         if store[CUSTOMERS].find_one({"_id": customer_id}, projection={"_id": 1}) is None:
             raise fail(f"customer {customer_id!r} is not in the store; check the id with: custscore query "
                         f"'{{\"_id\": \"{customer_id}\"}}'")
-        models = load_production(store, ctx.obj)
+        models = load_scoring_models(store, ctx.obj)
         clock = command_clock(ctx, as_of)
         warn_if_stale(store, clock)
         # the same function as POST /v1/explain with {"customer_id": ...}

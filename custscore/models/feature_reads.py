@@ -23,12 +23,13 @@ def read_customers(store: Store, ids: Sequence[str] | None = None, with_truth: b
     return list(store[CUSTOMERS].find(filt, projection=projection))
 
 
-def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> list[dict]:
-    """Purchase event documents (of all customers or of ``ids``) with the fields features read, up to ``until``."""
+def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None,
+                    fields: Sequence[str] = EVENT_FIELDS) -> list[dict]:
+    """Purchase event documents (of all customers or of ``ids``) with ``fields`` (those features read), up to ``until``."""
     filt: dict = {} if ids is None else {"customer_id": {"$in": list(ids)}}
     if until is not None:
         filt["ts"] = {"$lte": until}
-    projection = {k: 1 for k in EVENT_FIELDS} | {"_id": 0}
+    projection = {k: 1 for k in fields} | {"_id": 0}
     return list(store[EVENTS].find(filt, projection=projection))
 
 

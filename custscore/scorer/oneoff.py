@@ -72,7 +72,8 @@ def score_validated(store: Store, models: Any, docs: list[dict], events: list[di
     """:func:`score_given` for documents already validated (the API validates per request, scores per batch)."""
     given = [e for e in events if e["ts"] <= as_of]
     # plain documents, not a frame: a few customers take the features path without pandas' fixed costs
-    events = given + feature_reads.read_event_docs(store, [str(d["_id"]) for d in docs], until=as_of)
+    events = given + feature_reads.read_event_docs(store, [str(d["_id"]) for d in docs], until=as_of,
+                                                   fields=_event_fields(models))
     options = {} if k is None else {"k": k}
     return models.score_documents(docs, events, as_of, **options)
 
@@ -82,6 +83,12 @@ def score_stored(store: Store, models: Any, ids: Sequence[str], *, as_of: dt.dat
     docs = feature_reads.read_customers(store, list(ids))
     if not docs:
         return []
-    events = feature_reads.read_events(store, [str(d["_id"]) for d in docs], until=as_of)
+    events = feature_reads.read_event_docs(store, [str(d["_id"]) for d in docs], until=as_of,
+                                           fields=_event_fields(models))
     options = {} if k is None else {"k": k}
     return models.score_documents(docs, events, as_of, **options)
+
+
+def _event_fields(models: Any) -> tuple[str, ...]:
+    """The event fields the models read: a recommender also needs product ids and ratings."""
+    return tuple(getattr(models, "event_fields", feature_reads.EVENT_FIELDS))

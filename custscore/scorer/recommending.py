@@ -46,21 +46,30 @@ class WithRecommendations:
             raise AttributeError(name)
         return getattr(self.models, name)
 
+    @property
+    def event_fields(self) -> tuple[str, ...]:
+        """Event fields to read for a batch: the features' and the recommender's."""
+        return tuple(dict.fromkeys((*F.EVENT_FIELDS, *EVENT_COLUMNS)))
+
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
-        """Score and recommend; one read of the batch's events."""
+        """Score and recommend; one read of the batch's events (the worker's path: no SHAP on the hot path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
-        fields = set(F.EVENT_FIELDS) | set(EVENT_COLUMNS)
         raw = list(store[EVENTS].find({"customer_id": {"$in": ids}, "ts": {"$lte": now}},
-                                      projection={k: 1 for k in fields} | {"_id": 0}))
-        frame = F.events_frame(raw)
+                                      projection={k: 1 for k in self.event_fields} | {"_id": 0}))
+        return self.score_documents(customers, raw, now, skip_shap=HOT_PATH_NO_SHAP)
+
+    def score_documents(self, customers: list[dict], events: list[dict], now: dt.datetime,
+                        **options: Any) -> list[CustomerScore]:
+        """Score and recommend customers given their event documents (``predict``, ``explain``, the HTTP API)."""
+        ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
         if self.models is not None:
-            results = self.models.score_documents(customers, frame, now, skip_shap=HOT_PATH_NO_SHAP)
+            results = self.models.score_documents(customers, events, now, **options)
         else:
-            versions = input_version.input_versions(customers, frame)
+            versions = input_version.input_versions(customers, F.events_frame(events))
             results = [CustomerScore(cid, versions[cid], {}) for cid in ids]
         segments = {str(c.get("_id", c.get("customer_id"))): segment_of(c.get("age"), c.get("channel"))
                     for c in customers}
-        recs = self.recommender.recommend(ids, events_frame(raw), segments, now, n=self.n)
+        recs = self.recommender.recommend(ids, events_frame(events), segments, now, n=self.n)
         for r in results:
             if getattr(r, "error", None):
                 continue

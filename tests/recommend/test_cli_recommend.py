@@ -59,3 +59,25 @@ def test_insert_a_buyer_then_score_once_and_query_shows_recommendations_with_rea
     assert len(recs) == 10 and all({"product_id", "score", "reason"} <= set(r) for r in recs)
     assert any(r["reason"] == "because you bought books-0002" for r in recs)
     assert "books-0002" not in {r["product_id"] for r in recs}  # bought, and books are not bought twice
+
+
+def test_predict_and_the_api_path_return_recommendations_with_reasons(home):
+    """``predict`` and ``POST /v1/score`` share ``score_given``: a handed-in buyer gets the worker's recommendations."""
+    import datetime as dt
+
+    from custscore.config import Settings
+    from custscore.scorer.oneoff import score_given
+    from custscore.scorer.recommending import load_scoring_models
+    from custscore.store import open_store
+
+    settings = Settings.build(home=home, environ={})
+    with open_store(settings) as store:
+        models = load_scoring_models(store, settings)
+        doc = {"customer_id": "GIVEN", "age": 33, "income": 50000, "channel": "web", "signup_date": "2026-11-01"}
+        events = [{"customer_id": "GIVEN", "ts": "2026-11-25", "amount": 30, "category": "books",
+                   "product_id": "books-0002"}]
+        (result,) = score_given(store, models, [doc], events, as_of=dt.datetime(2026, 12, 1))
+    recs = result.score["recommendations"]
+    assert len(recs) == 10 and any(r["reason"] == "because you bought books-0002" for r in recs)
+    assert "books-0002" not in {r["product_id"] for r in recs}
+    assert "recommend" in result.score["model_versions"]
