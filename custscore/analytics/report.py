@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from custscore.analytics import data_sections as D
-from custscore.analytics import eda, profiling
+from custscore.analytics import data_sections, eda, profiling
 from custscore.analytics.demand_section import demand_section
 from custscore.analytics.findings import findings as word_findings
 from custscore.analytics.model_sections import task_sections
@@ -112,15 +111,15 @@ def build_report(store: Store, out_dir: Path, settings: Settings | None = None, 
     records = production_records(store)
     sections: list[Section] = []
     step(2)
-    sections += [D.overview(ds, store), D.quality(ds, prof, figs)]
+    sections += [data_sections.overview(ds, store), data_sections.quality(ds, prof, figs)]
     step(3)
-    sections += [D.distributions(ds, figs), D.correlations(corr, figs)]
+    sections += [data_sections.distributions(ds, figs), data_sections.correlations(corr, figs)]
     step(4)
-    sections.append(D.relationships(ds, figs))
+    sections.append(data_sections.relationships(ds, figs))
     step(5)
-    sections.append(D.groups(store, ds, figs))
+    sections.append(data_sections.groups(store, ds, figs))
     step(6)
-    sections.append(D.segments(ds, figs))
+    sections.append(data_sections.segments(ds, figs))
     step(7)
     sections += task_sections(store, settings, records, figs)
     step(8)
@@ -128,7 +127,7 @@ def build_report(store: Store, out_dir: Path, settings: Settings | None = None, 
     step(9)
     sections.append(demand_section(store, figs))
     step(10)
-    sections.append(D.scorer(store, ds, figs))
+    sections.append(data_sections.scorer(store, ds, figs))
     step(11)
     path = out_dir / "index.html"
     path.write_text(render_page(sections, found, now or clock_now()), encoding="utf-8")

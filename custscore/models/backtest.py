@@ -34,9 +34,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from custscore.config import Settings
 from custscore.errors import InputError
 from custscore.models import calibration as CAL
-from custscore.models import dataset as D
-from custscore.models import features as F
-from custscore.models import labels as L
+from custscore.models import dataset, features, labels
 from custscore.models.customer_base_family import INPUTS, FrameBetaGeoChurn
 from custscore.models.feature_filter import drop_uninformative
 from custscore.store.base import Store
@@ -89,13 +87,13 @@ def check_dates(t1: dt.datetime, t2: dt.datetime, horizon_days: int, first_event
                          f"{pd.Timestamp(last_event).date()}; pass --as-of {latest} or earlier, or a shorter --horizon")
 
 
-def features_as_of(corpus: D.Corpus, as_of: dt.datetime) -> pd.DataFrame:
+def features_as_of(corpus: dataset.Corpus, as_of: dt.datetime) -> pd.DataFrame:
     """Every customer's features as of ``as_of`` from the events at or before it (later events are never read)."""
     events = corpus.events[corpus.events["ts"] <= pd.Timestamp(as_of)]
-    return F.customer_features(corpus.profiles, events, as_of, corpus.categories)
+    return features.customer_features(corpus.profiles, events, as_of, corpus.categories)
 
 
-def truncated(corpus: D.Corpus, until: dt.datetime) -> D.Corpus:
+def truncated(corpus: dataset.Corpus, until: dt.datetime) -> dataset.Corpus:
     """The corpus as it was at ``until``: events after it removed (the data is then observed up to ``until``)."""
     events = corpus.events[corpus.events["ts"] <= pd.Timestamp(until)]
     return replace(corpus, events=events, last_event=min(pd.Timestamp(until), pd.Timestamp(corpus.last_event))
@@ -142,7 +140,7 @@ class Scored:
     bgnbd: pd.Series
 
 
-def score_as_of(fitted, train_data: D.TaskData, corpus: D.Corpus, as_of: dt.datetime) -> Scored:
+def score_as_of(fitted, train_data: dataset.TaskData, corpus: dataset.Corpus, as_of: dt.datetime) -> Scored:
     """Score, as of ``as_of``, every customer who had bought by then: winner, recency heuristic and BG/NBD.
 
     Parameters
@@ -169,7 +167,7 @@ def score_as_of(fitted, train_data: D.TaskData, corpus: D.Corpus, as_of: dt.date
 
 
 def run_backtest(store: Store, settings: Settings, train_cutoff: dt.datetime | None = None,
-                 as_of: dt.datetime | None = None, horizon_days: int = L.DEFAULT_HORIZON_DAYS, options=None,
+                 as_of: dt.datetime | None = None, horizon_days: int = labels.DEFAULT_HORIZON_DAYS, options=None,
                  progress=None) -> BacktestResult:
     """Train at ``train_cutoff``, score as of ``as_of``, compare with the outcomes in ``(as_of, as_of + horizon]``.
 
@@ -192,7 +190,7 @@ def run_backtest(store: Store, settings: Settings, train_cutoff: dt.datetime | N
     """
     from custscore.models.train import TrainOptions, fit_supervised
 
-    corpus = D.read_corpus(store)
+    corpus = dataset.read_corpus(store)
     d1, d2 = default_dates(corpus.first_event, corpus.last_event, horizon_days)
     t1, t2 = train_cutoff or d1, as_of or d2
     if as_of is not None and train_cutoff is None:
@@ -200,11 +198,11 @@ def run_backtest(store: Store, settings: Settings, train_cutoff: dt.datetime | N
     check_dates(t1, t2, horizon_days, corpus.first_event, corpus.last_event)
     options = replace(options or TrainOptions(), cutoff=t1, horizon_days=horizon_days, promote=False)
     past = truncated(corpus, pd.Timestamp(t1) + pd.Timedelta(days=horizon_days))
-    data = drop_uninformative(D.churn_data(past, t1, horizon_days))
+    data = drop_uninformative(dataset.churn_data(past, t1, horizon_days))
     data.categories = list(corpus.categories)
     fitted = fit_supervised(data, options, progress)
     scored = score_as_of(fitted, data, corpus, t2)
-    y = L.churn_labels(corpus.profiles, corpus.events, t2, horizon_days).reindex(scored.X.index)
+    y = labels.churn_labels(corpus.profiles, corpus.events, t2, horizon_days).reindex(scored.X.index)
     if y.isna().any() or y.nunique() < 2:
         raise InputError(f"as-of={pd.Timestamp(t2).date()} leaves {len(scored.X)} buying customers with "
                          f"{y.nunique()} outcome(s) in the next {horizon_days} days; pick another --as-of")

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import InputError
-from custscore.models import feature_reads
-from custscore.models import features as F
-from custscore.models import labels as L
+from custscore.models import feature_reads, features, labels
 from custscore.store.base import Store
 
 TASKS = ("satisfaction", "churn", "segment")
@@ -54,7 +52,7 @@ class Corpus:
     @property
     def shares(self) -> list[str]:
         """Names of the per-category share features."""
-        return [F.share_name(c) for c in self.categories]
+        return [features.share_name(c) for c in self.categories]
 
 
 def read_corpus(store: Store) -> Corpus:
@@ -66,19 +64,19 @@ def read_corpus(store: Store) -> Corpus:
     events = feature_reads.read_events(store)
     if events.empty:
         raise InputError("the store has no purchase events; load them with custscore ingest events.csv --kind events")
-    return Corpus(customers, F.customers_frame(customers), events, events["ts"].min().to_pydatetime(),
-                  events["ts"].max().to_pydatetime(), L.truth_frame(customers), F.top_categories(events))
+    return Corpus(customers, features.customers_frame(customers), events, events["ts"].min().to_pydatetime(),
+                  events["ts"].max().to_pydatetime(), labels.truth_frame(customers), features.top_categories(events))
 
 
 def _frame(corpus: Corpus, as_of: dt.datetime) -> pd.DataFrame:
-    return F.customer_features(corpus.profiles, corpus.events, as_of, corpus.categories)
+    return features.customer_features(corpus.profiles, corpus.events, as_of, corpus.categories)
 
 
 def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) -> TaskData:
     """Features up to the cutoff, label = no purchase in (cutoff, cutoff + horizon]."""
-    cutoff = cutoff or L.default_cutoff(corpus.last_event, horizon_days)
-    L.check_window(cutoff, horizon_days, corpus.first_event, corpus.last_event)
-    y = L.churn_labels(corpus.profiles, corpus.events, cutoff, horizon_days)
+    cutoff = cutoff or labels.default_cutoff(corpus.last_event, horizon_days)
+    labels.check_window(cutoff, horizon_days, corpus.first_event, corpus.last_event)
+    y = labels.churn_labels(corpus.profiles, corpus.events, cutoff, horizon_days)
     if len(y) < MIN_ROWS or y.nunique() < 2:
         raise InputError(f"cutoff={pd.Timestamp(cutoff).date()} leaves {len(y)} buying customers with "
                          f"{y.nunique()} label value(s); pick a cutoff with more history (--cutoff) or load more data")
@@ -88,7 +86,7 @@ def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) ->
     notes = [f"cutoff {pd.Timestamp(cutoff):%Y-%m-%d}, horizon {horizon_days} days: {len(y):,} customers who bought "
              f"by the cutoff, {y.mean():.1%} made no purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
-    return TaskData("churn", "classification", X, y, cutoff, [*F.numeric_features(), *corpus.shares], F.categorical_features(),
+    return TaskData("churn", "classification", X, y, cutoff, [*features.numeric_features(), *corpus.shares], features.categorical_features(),
                     notes, truth, horizon_days=horizon_days, reference_X=reference)
 
 
@@ -117,16 +115,16 @@ def satisfaction_data(corpus: Corpus) -> TaskData:
     X = _frame(corpus, as_of).loc[y.index].drop(columns=list(exclude))
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
     notes = [f"{len(y):,} customers with a survey score (mean {y.mean():.2f})"]
-    return TaskData("satisfaction", "regression", X, y, as_of, [*F.numeric_features(exclude), *corpus.shares],
-                    F.categorical_features(exclude), notes, truth)
+    return TaskData("satisfaction", "regression", X, y, as_of, [*features.numeric_features(exclude), *corpus.shares],
+                    features.categorical_features(exclude), notes, truth)
 
 
 def segment_data(corpus: Corpus) -> TaskData:
     """Features of every customer as of the last event (unsupervised)."""
     X = _frame(corpus, corpus.last_event)
     truth = corpus.truth.reindex(X.index) if corpus.truth is not None else None
-    return TaskData("segment", "segment", X, None, corpus.last_event, [*F.numeric_features(), *corpus.shares],
-                    F.categorical_features(), [f"{len(X):,} customers"], truth)
+    return TaskData("segment", "segment", X, None, corpus.last_event, [*features.numeric_features(), *corpus.shares],
+                    features.categorical_features(), [f"{len(X):,} customers"], truth)
 
 
 def target_data(corpus: Corpus, target: str, kind: str | None) -> TaskData:
@@ -135,17 +133,17 @@ def target_data(corpus: Corpus, target: str, kind: str | None) -> TaskData:
     if raw.isna().all():
         raise InputError(f"no customer has the field {target!r}; check the name (dotted paths work, e.g. "
                          "'labels.converted') or ingest it with the customers")
-    kind = kind or L.infer_kind(raw)
+    kind = kind or labels.infer_kind(raw)
     if kind not in ("regression", "classification"):
         raise InputError(f"kind={kind!r} is not supported for --target; use regression or classification")
-    y, classes = L.encode_target(raw, kind)
-    exclude = (target,) if target in F.FEATURE_NAMES else ()
+    y, classes = labels.encode_target(raw, kind)
+    exclude = (target,) if target in features.FEATURE_NAMES else ()
     X = _frame(corpus, corpus.last_event).loc[y.index].drop(columns=list(exclude))
     notes = [f"target {target!r} ({kind}) known for {len(y):,} customers"]
     if classes is not None:
         notes.append(f"positive class = {classes[1]!r} ({y.mean():.1%})")
-    return TaskData(target, kind, X, y, corpus.last_event, [*F.numeric_features(exclude), *corpus.shares],
-                    F.categorical_features(exclude), notes, None, classes)
+    return TaskData(target, kind, X, y, corpus.last_event, [*features.numeric_features(exclude), *corpus.shares],
+                    features.categorical_features(exclude), notes, None, classes)
 
 
 def _dig(doc: dict, path: str):

@@ -25,8 +25,8 @@ import logging
 import pandas as pd
 
 from custscore.errors import InputError
-from custscore.models import features as F
-from custscore.models import labels as L
+from custscore.models import features
+from custscore.models import labels as churn_labels
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ BAND = "new"
 
 
 def first_purchase_labels(profiles: pd.DataFrame, events: pd.DataFrame, cutoff: dt.datetime,
-                          horizon_days: int = L.DEFAULT_HORIZON_DAYS) -> pd.Series:
+                          horizon_days: int = churn_labels.DEFAULT_HORIZON_DAYS) -> pd.Series:
     """1 = first purchase in (cutoff, cutoff + horizon], for customers signed up by the cutoff who had not bought.
 
     Parameters
@@ -46,7 +46,7 @@ def first_purchase_labels(profiles: pd.DataFrame, events: pd.DataFrame, cutoff: 
     events : DataFrame
         ``features.events_frame`` of all customers, including events after the cutoff.
     """
-    signed, buyers, bought = L.label_window(profiles, events, cutoff, horizon_days)
+    signed, buyers, bought = churn_labels.label_window(profiles, events, cutoff, horizon_days)
     population = [cid for cid in signed if cid not in buyers]
     labels = pd.Series([1 if cid in bought else 0 for cid in population], index=population, dtype=int)
     labels.index.name = "customer_id"
@@ -61,20 +61,20 @@ def first_purchase_data(corpus, cutoff: dt.datetime | None, horizon_days: int, m
     """
     from custscore.models.dataset import TaskData
 
-    cutoff = cutoff or L.default_cutoff(corpus.last_event, horizon_days)
+    cutoff = cutoff or churn_labels.default_cutoff(corpus.last_event, horizon_days)
     y = first_purchase_labels(corpus.profiles, corpus.events, cutoff, horizon_days)
     if len(y) < min_rows or y.nunique() < 2:
         log.warning("first_purchase: skipped, %s customers had not bought by %s (%s of them bought within %d days); "
                     "training needs %d with both outcomes", f"{len(y):,}", f"{pd.Timestamp(cutoff):%Y-%m-%d}",
                     f"{int(y.sum()):,}", horizon_days, min_rows)
         return None
-    X = F.customer_features(corpus.profiles, corpus.events, cutoff, corpus.categories).loc[y.index]
+    X = features.customer_features(corpus.profiles, corpus.events, cutoff, corpus.categories).loc[y.index]
     notes = [f"cutoff {pd.Timestamp(cutoff):%Y-%m-%d}, horizon {horizon_days} days: {len(y):,} customers signed up "
              f"with no purchase by the cutoff, {y.mean():.1%} made a first purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
-    at_end = F.customer_features(corpus.profiles, corpus.events, corpus.last_event, corpus.categories)
-    return TaskData(TASK, "classification", X, y, cutoff, [*F.numeric_features(), *corpus.shares],
-                    F.categorical_features(), notes, truth, reference_X=at_end[never_bought(at_end)])
+    at_end = features.customer_features(corpus.profiles, corpus.events, corpus.last_event, corpus.categories)
+    return TaskData(TASK, "classification", X, y, cutoff, [*features.numeric_features(), *corpus.shares],
+                    features.categorical_features(), notes, truth, reference_X=at_end[never_bought(at_end)])
 
 
 def never_bought(X: pd.DataFrame) -> pd.Series:

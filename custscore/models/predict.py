@@ -21,9 +21,7 @@ from custscore.config import Settings
 from custscore.errors import ModelError
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
-from custscore.models import explain as XP
-from custscore.models import feature_reads, feature_words, input_version, registry
-from custscore.models import features as F
+from custscore.models import explain, feature_reads, feature_words, features, input_version, registry
 from custscore.models import population as POP
 from custscore.models.few_features import FEW, few_customer_features
 from custscore.store.base import Store
@@ -80,7 +78,7 @@ class ProductionModels:
             cols = [f["name"] for f in model.manifest["features"]]
             background = background.set_index("customer_id")[cols] if len(background) else None
             kind = model.manifest.get("kind", "regression")
-            self.explainers[task] = XP.make_explainer(model.pipeline, _typed(background, cols), kind, seed=seed)
+            self.explainers[task] = explain.make_explainer(model.pipeline, _typed(background, cols), kind, seed=seed)
         self.versions = {task: m.version for task, m in loaded.items()}
         self.categories = sorted({c for m in loaded.values() for c in (m.manifest.get("extra") or {}).get("categories")
                                   or ()})
@@ -94,13 +92,13 @@ class ProductionModels:
         return "high" if p >= self.threshold else "medium" if p >= self.threshold / 2 else "low"
 
     def predict_frame(self, X: pd.DataFrame, skip_shap: tuple[str, ...] = ()
-                      ) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
+                      ) -> tuple[pd.DataFrame, dict[str, explain.Explanation]]:
         """Predictions (one column per output) and SHAP explanations per task (less ``skip_shap``) for a feature frame."""
         with threadpool_limits(limits=1, user_api="openmp"):  # see train._train: OpenMP spin-waits
             return self._predict_frame(X, skip_shap)
 
     def _predict_frame(self, X: pd.DataFrame, skip_shap: tuple[str, ...] = ()
-                       ) -> tuple[pd.DataFrame, dict[str, XP.Explanation]]:
+                       ) -> tuple[pd.DataFrame, dict[str, explain.Explanation]]:
         # Customers who never bought (as of X's date) go to the first_purchase model, buyers to churn: a model never
         # scores or explains a population it was not trained on (models/population.py). Rows outside a task's
         # population get zero contributions, hence no reasons from it.
@@ -142,12 +140,12 @@ class ProductionModels:
                 explanations[task] = ex.explain_transformed(Z, cols, pred if task == "satisfaction" else None)
         return out, explanations
 
-    def reasons(self, explanations: dict[str, XP.Explanation], X: pd.DataFrame, k: int = TOP_K) -> dict[str, list]:
+    def reasons(self, explanations: dict[str, explain.Explanation], X: pd.DataFrame, k: int = TOP_K) -> dict[str, list]:
         """task -> per row the top-k reasons (feature, value, contribution, sentence)."""
         out = {}
         for task, e in explanations.items():
             cols = e.feature_names
-            out[task] = XP.top_reasons(e, X[cols], k=k, describe=functools.partial(feature_words.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
+            out[task] = explain.top_reasons(e, X[cols], k=k, describe=functools.partial(feature_words.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
         return out
 
     def score_documents(self, customers: list[dict], events: pd.DataFrame | list[dict], now: dt.datetime,
@@ -163,7 +161,7 @@ class ProductionModels:
         if not isinstance(events, pd.DataFrame) and len(customers) <= FEW:
             X = few_customer_features(customers, events, now, self.categories)
         if X is None:
-            X = F.customer_features(customers, events, now, self.categories)
+            X = features.customer_features(customers, events, now, self.categories)
         versions = input_version.input_versions(customers, events)
         preds, explanations = self.predict_frame(X, skip_shap)
         reasons = self.reasons(explanations, X, k=k)
@@ -196,22 +194,22 @@ class ProductionModels:
         return self.score_documents(customers, feature_reads.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
 
 
-def _within(explainer: XP.Explainer, Z: np.ndarray, cols: list[str], rows: np.ndarray, outputs: np.ndarray
-            ) -> XP.Explanation:
+def _within(explainer: explain.Explainer, Z: np.ndarray, cols: list[str], rows: np.ndarray, outputs: np.ndarray
+            ) -> explain.Explanation:
     """SHAP values for the rows selected by ``rows`` of the transformed ``Z``; zeros (no reasons) elsewhere."""
     values = np.zeros((len(Z), len(cols)))
     if not rows.any():
-        return XP.Explanation(values, 0.0, list(cols), explainer.units)
+        return explain.Explanation(values, 0.0, list(cols), explainer.units)
     part = explainer.explain_transformed(Z[rows], cols, outputs)
     values[rows] = part.values
-    return XP.Explanation(values, part.base_value, part.feature_names, part.units)
+    return explain.Explanation(values, part.base_value, part.feature_names, part.units)
 
 
 def _typed(frame: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:
     if frame is None:
         return None
     for c in cols:
-        frame[c] = frame[c].astype(float) if F.feature_info(c).kind == "num" else frame[c].astype(object)
+        frame[c] = frame[c].astype(float) if features.feature_info(c).kind == "num" else frame[c].astype(object)
     return frame
 
 

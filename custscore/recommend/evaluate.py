@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from custscore.recommend import metrics as M
+from custscore.recommend import metrics
 from custscore.recommend.interactions import Interactions, Split, relevant_sets
 
 log = logging.getLogger(__name__)
 
-PRIMARY = f"ndcg@{M.K}"
+PRIMARY = f"ndcg@{metrics.K}"
 # Oracle: (customer row, bought product columns) -> scores over the product columns, or None if unknown.
 OracleFn = Callable[[int, np.ndarray], np.ndarray | None]
 
@@ -78,17 +78,17 @@ def make_holdout(inter: Interactions, split: Split, segments: np.ndarray, repeat
                    np.sort(rows[half:]), relevant_sets(split.future), popularity)
 
 
-def recommend_rows(model, hold: Holdout, rows: np.ndarray, n: int = M.K) -> tuple[np.ndarray, np.ndarray]:
+def recommend_rows(model, hold: Holdout, rows: np.ndarray, n: int = metrics.K) -> tuple[np.ndarray, np.ndarray]:
     """Top-``n`` product columns for training rows ``rows`` (their past is the history)."""
     H = hold.X[rows]
     scores = model.score(H, hold.segments[rows])
-    return M.top_n(scores, n, M.excluded_mask(H, hold.repeatable))
+    return metrics.top_n(scores, n, metrics.excluded_mask(H, hold.repeatable))
 
 
 def _judge(recs: np.ndarray, hold: Holdout, rows: np.ndarray, folds: int) -> tuple[dict, float, float]:
     relevant = [hold.relevant.get(int(r), set()) for r in rows]
-    overall = M.summary(recs, relevant, hold.popularity)
-    per = M.per_customer(recs, relevant)["ndcg"]
+    overall = metrics.summary(recs, relevant, hold.popularity)
+    per = metrics.per_customer(recs, relevant)["ndcg"]
     groups = np.array_split(np.arange(len(rows)), folds)
     fold_means = [float(per[g].mean()) for g in groups if len(g)]
     return overall, float(np.mean(fold_means)), float(np.std(fold_means))
@@ -131,7 +131,7 @@ def oracle_result(oracle: OracleFn, hold: Holdout, folds: int = 5) -> RankerResu
                 scores[j], known[j] = s, True
         if known.mean() < 0.5:
             return None
-        recs, _ = M.top_n(scores, M.K, M.excluded_mask(hold.X[rows], hold.repeatable))
+        recs, _ = metrics.top_n(scores, metrics.K, metrics.excluded_mask(hold.X[rows], hold.repeatable))
         recs[~known] = -1
         out[part] = _judge(recs, hold, rows, folds)
     (val, cv_mean, cv_std), (test, _, _) = out["val"], out["test"]

@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from custscore.errors import InputError
-from custscore.recommend import metrics as M
+from custscore.recommend import metrics
 from custscore.recommend.interactions import HALF_LIFE_DAYS, weighted_matrix
 from custscore.recommend.rankers import RANKERS, ItemKNN, Popularity
 
@@ -119,7 +119,7 @@ class Recommender:
         # cold rows, and ties at zero in warm rows, fall back on the segment's popularity (scaled to rank below)
         scale = np.abs(scores).max(axis=1, keepdims=True)
         scores = np.where(warm[:, None], scores + 1e-3 * scale * popular / (popular.max() + 1e-12), popular)
-        cols, vals = M.top_n(scores, n, M.excluded_mask(H, self.repeatable))
+        cols, vals = metrics.top_n(scores, n, metrics.excluded_mask(H, self.repeatable))
         contrib_src = self._reasons(H, cols)
         bought = [set(H.indices[H.indptr[r]:H.indptr[r + 1]].tolist()) for r in range(H.shape[0])]
         out: dict[str, list[dict]] = {}

@@ -24,9 +24,7 @@ import pandas as pd
 from custscore.config import Settings
 from custscore.errors import InputError
 from custscore.models import registry
-from custscore.recommend import evaluate as EV
-from custscore.recommend import interactions as I
-from custscore.recommend import rankers as R
+from custscore.recommend import evaluate, interactions, rankers
 from custscore.recommend.serving import Recommender
 from custscore.store.base import Store
 
@@ -78,9 +76,9 @@ class RecommendResult:
 
 def candidates(seed: int, names: Sequence[str] | None = None) -> dict[str, object]:
     """Unfitted rankers by name."""
-    every = {"popularity": R.Popularity(), "popularity-segment": R.Popularity(by_segment=True),
-             "item-knn": R.ItemKNN(), "user-knn": R.UserKNN(), "als": R.ALS(seed=seed), "bpr": R.BPR(seed=seed),
-             "pure-svd": R.PureSVD(seed=seed)}
+    every = {"popularity": rankers.Popularity(), "popularity-segment": rankers.Popularity(by_segment=True),
+             "item-knn": rankers.ItemKNN(), "user-knn": rankers.UserKNN(), "als": rankers.ALS(seed=seed), "bpr": rankers.BPR(seed=seed),
+             "pure-svd": rankers.PureSVD(seed=seed)}
     if names is None:
         return every
     unknown = [n for n in names if n not in every]
@@ -89,7 +87,7 @@ def candidates(seed: int, names: Sequence[str] | None = None) -> dict[str, objec
     return {n: every[n] for n in names}
 
 
-def _oracle_fn(inter: I.Interactions, truth: dict, scores_of: OracleScores | None) -> EV.OracleFn | None:
+def _oracle_fn(inter: interactions.Interactions, truth: dict, scores_of: OracleScores | None) -> evaluate.OracleFn | None:
     if scores_of is None or not truth:
         return None
     column = {p: j for j, p in enumerate(inter.items.tolist())}
@@ -117,36 +115,36 @@ def fit_and_compare(events: pd.DataFrame, profiles: pd.DataFrame, options: Recom
     """Everything but the registry: leaderboard, winner and the production recommender (fitted on all events)."""
     from custscore.models.train import pick_winner  # the one-standard-error rule every task uses
 
-    inter = I.index_events(events)
-    if len(inter.customers) < I.MIN_CUSTOMERS:
+    inter = interactions.index_events(events)
+    if len(inter.customers) < interactions.MIN_CUSTOMERS:
         raise InputError(f"events: {len(inter.customers)} customers bought a product; recommendations need at "
-                         f"least {I.MIN_CUSTOMERS} (load more events with a product_id)")
+                         f"least {interactions.MIN_CUSTOMERS} (load more events with a product_id)")
     notes = []
-    repeatable = list(options.repeatable) if options.repeatable is not None else I.infer_repeatable(events)
+    repeatable = list(options.repeatable) if options.repeatable is not None else interactions.infer_repeatable(events)
     notes.append(f"repeatable categories ({'given' if options.repeatable is not None else 'inferred'}): "
                  f"{', '.join(repeatable) or 'none'}; other products are never recommended to a customer who "
                  "bought them")
     prof = profiles.reindex(inter.customers)
-    segments = np.array([I.segment_of(a, c) for a, c in zip(prof["age"], prof["channel"], strict=True)], dtype=str)
-    split = I.temporal_split(inter)
-    hold = EV.make_holdout(inter, split, segments, repeatable, seed=options.seed)
+    segments = np.array([interactions.segment_of(a, c) for a, c in zip(prof["age"], prof["channel"], strict=True)], dtype=str)
+    split = interactions.temporal_split(inter)
+    hold = evaluate.make_holdout(inter, split, segments, repeatable, seed=options.seed)
     notes.append(f"temporal holdout: last 20% of each customer's purchases (at least 1) for {len(split.evaluated):,} "
                  f"customers with 2+ purchases; {len(hold.validation):,} validation / {len(hold.test):,} test "
                  f"customers; {len(split.past):,} past purchases train every model")
-    results = EV.evaluate_rankers(candidates(options.seed, options.models), hold, folds=options.folds,
+    results = evaluate.evaluate_rankers(candidates(options.seed, options.models), hold, folds=options.folds,
                                   on_progress=progress)
-    best, pick_note = pick_winner(results, KIND, options.folds, metric=EV.PRIMARY, order=SERVING_ORDER)
+    best, pick_note = pick_winner(results, KIND, options.folds, metric=evaluate.PRIMARY, order=SERVING_ORDER)
     notes.append(pick_note)
     rows = list(results)
     truth = {} if "_truth" not in prof else {str(k): v for k, v in prof["_truth"].items() if isinstance(v, dict)}
     oracle = _oracle_fn(inter, truth, oracle_scores)
     if oracle is not None:
-        o = EV.oracle_result(oracle, hold, folds=options.folds)
+        o = evaluate.oracle_result(oracle, hold, folds=options.folds)
         if o is not None:
             rows.append(o)
-            ratio = best.test_metrics[EV.PRIMARY] / max(o.test_metrics[EV.PRIMARY], 1e-12)
+            ratio = best.test_metrics[evaluate.PRIMARY] / max(o.test_metrics[evaluate.PRIMARY], 1e-12)
             notes.append(f"the winner reaches {ratio:.0%} of the oracle's test NDCG@10")
-    board = EV.leaderboard(rows, NOTES)
+    board = evaluate.leaderboard(rows, NOTES)
     ratings = None
     if options.ratings and events["rating"].notna().any():
         from custscore.recommend.ratings import compare_rating_models
@@ -161,8 +159,8 @@ def fit_and_compare(events: pd.DataFrame, profiles: pd.DataFrame, options: Recom
     X_recent = inter.matrix(recent, half_life_days=None)
     winner = candidates(options.seed, [best.name])[best.name]
     winner.fit(X_recent if best.name.startswith("popularity") else X_all, segments)
-    neighbours = winner if isinstance(winner, R.ItemKNN) else R.ItemKNN().fit(X_all)
-    popular = R.Popularity(by_segment=True).fit(X_recent, segments)
+    neighbours = winner if isinstance(winner, rankers.ItemKNN) else rankers.ItemKNN().fit(X_all)
+    popular = rankers.Popularity(by_segment=True).fit(X_recent, segments)
     rec = Recommender(winner, neighbours, popular, inter.items, inter.item_category, repeatable)
     result = RecommendResult(TASK, board, best.name, None, best.test_metrics, ratings, notes)
     return result, rec
@@ -195,16 +193,16 @@ def train_recommender(store: Store, settings: Settings, options: RecommendOption
     """
     options = options or RecommendOptions()
     started = time.perf_counter()
-    events = I.read_events(store)
-    profiles = I.read_profiles(store)
+    events = interactions.read_events(store)
+    profiles = interactions.read_profiles(store)
     result, rec = fit_and_compare(events, profiles, options, oracle_scores, progress)
     board = result.leaderboard
     extra = {"winner": result.winner, "leaderboard": board.to_dict("records"), "notes": result.notes,
              "ratings": None if result.ratings is None else result.ratings.to_dict("records"),
              "repeatable_categories": rec.repeatable_categories, "products": len(rec.items)}
     metrics = {f"test_{k}": v for k, v in result.test_metrics.items()}
-    val = board.loc[board["model"] == result.winner, f"val_{EV.PRIMARY}"]
-    metrics[f"val_{EV.PRIMARY}"] = float(val.iloc[0])
+    val = board.loc[board["model"] == result.winner, f"val_{evaluate.PRIMARY}"]
+    metrics[f"val_{evaluate.PRIMARY}"] = float(val.iloc[0])
     fingerprint = registry.training_fingerprint(
         events[["customer_id", "product_id", "ts"]].astype(str).reset_index(drop=True))
     result.version = registry.save_model(store, settings, TASK, rec, kind=KIND, features=[], metrics=metrics,

@@ -20,8 +20,7 @@ import logging
 from typing import Any
 
 from custscore.config import Settings
-from custscore.models import features as F
-from custscore.models import input_version, registry
+from custscore.models import features, input_version, registry
 from custscore.models.predict import HOT_PATH_NO_SHAP, CustomerScore, load_production, production_versions
 from custscore.recommend.interactions import EVENT_COLUMNS, events_frame, segment_of
 from custscore.recommend.serving import DEFAULT_N, Recommender
@@ -49,7 +48,7 @@ class WithRecommendations:
     @property
     def event_fields(self) -> tuple[str, ...]:
         """Event fields to read for a batch: the features' and the recommender's."""
-        return tuple(dict.fromkeys((*F.EVENT_FIELDS, *EVENT_COLUMNS)))
+        return tuple(dict.fromkeys((*features.EVENT_FIELDS, *EVENT_COLUMNS)))
 
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
         """Score and recommend; one read of the batch's events (the worker's path: no SHAP on the hot path)."""
@@ -65,7 +64,7 @@ class WithRecommendations:
         if self.models is not None:
             results = self.models.score_documents(customers, events, now, **options)
         else:
-            versions = input_version.input_versions(customers, F.events_frame(events))
+            versions = input_version.input_versions(customers, features.events_frame(events))
             results = [CustomerScore(cid, versions[cid], {}) for cid in ids]
         segments = {str(c.get("_id", c.get("customer_id"))): segment_of(c.get("age"), c.get("channel"))
                     for c in customers}
