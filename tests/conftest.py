@@ -7,8 +7,12 @@ import uuid
 
 import pytest
 
-from custscore.config import Settings
-from custscore.store import open_store
+# pytest-xdist workers inherit COLUMNS=80 from their launcher; the CLI honours COLUMNS when piped, so without this
+# the output the tests read would depend on how the suite was started. Tests that need a width set it themselves.
+os.environ.pop("COLUMNS", None)
+
+from custscore.config import Settings  # noqa: E402
+from custscore.store import open_store  # noqa: E402
 
 MONGO_URI = os.environ.get("CUSTSCORE_TEST_MONGO_URI")
 BACKENDS = ["memory", "embedded", "pymongo-adapter", "mongodb"]

@@ -40,8 +40,17 @@ app = typer.Typer(
 models_app = typer.Typer(no_args_is_help=False, help="The model registry: list (the default), export, import.")
 # Piped output (CI logs, files, `| less`) gets room for the leaderboards instead of rich's 80-column default,
 # unless COLUMNS says how wide (rich reads it).
-console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 150)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 150)
+PIPED_WIDTH = 150
+
+
+def _piped_width() -> int:
+    """COLUMNS when it holds a width, else :data:`PIPED_WIDTH`; read once, so a later change cannot shrink tables."""
+    value = os.environ.get("COLUMNS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else PIPED_WIDTH
+
+
+console = Console(width=None if sys.stdout.isatty() else _piped_width())
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _piped_width())
 MAX_PROBLEMS_SHOWN = 10
 
 
