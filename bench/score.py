@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing
-import random
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -52,7 +52,6 @@ STREAM_SECONDS = 15.0
 DRAIN_BUDGET_S = 60.0
 TICK_S = 0.1
 STORE_DOCS = 50_000
-STORE_OPS = 200
 STORE_BUDGET_S = 20.0
 
 
@@ -214,36 +213,12 @@ def _stream(settings, home: Path, rate: float, seed: int) -> None:
 
 
 def _store_paths(tmp: Path) -> None:
-    import mongomock
+    """The store rows of the issue: bench/store.py's paired embedded-vs-mongomock measurement, run in this process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from store import store_paths  # bench/store.py (bench/ is a folder of scripts, not a package)
 
-    rng = random.Random(SEED)
-    docs = [{"_id": f"C{i:06d}", "n": rng.randint(0, 999), "x": rng.random(), "s": f"s{i % 97}"}
-            for i in range(STORE_DOCS)]
-    embedded = open_store(_settings(tmp / "paths"))["t"]
-    embedded.insert_many([dict(d) for d in docs])
-    mock = mongomock.MongoClient().db.t
-    mock.insert_many([dict(d) for d in docs])
-    picks = [f"C{rng.randrange(STORE_DOCS):06d}" for _ in range(STORE_OPS)]
-
-    def rate(fn, ops) -> float:
-        t0 = time.perf_counter()
-        done = 0
-        for op in ops:
-            fn(op)
-            done += 1
-            if time.perf_counter() - t0 > STORE_BUDGET_S:
-                break
-        return done / (time.perf_counter() - t0)
-
-    rows = [
-        ("find_one by _id", lambda c: (lambda i: c.find_one({"_id": i})), picks),
-        ("update_one by _id", lambda c: (lambda i: c.update_one({"_id": i}, {"$set": {"y": i}})), picks),
-        ("numeric filter, no index (n >= 990)", lambda c: (lambda _: list(c.find({"n": {"$gte": 990}}))), range(10)),
-    ]
-    for name, make, ops in rows:
-        ours, theirs = rate(make(embedded), ops), rate(make(mock), ops)
-        print(f"store {name}, {STORE_DOCS:,} docs: embedded {ours:,.3g}/s, mongomock {theirs:,.3g}/s, "
-              f"{ours / theirs:,.1f}x", flush=True)
+    (tmp / "paths").mkdir()
+    store_paths(tmp / "paths", STORE_DOCS, STORE_BUDGET_S)
 
 
 def main(argv: list[str] | None = None) -> None:
