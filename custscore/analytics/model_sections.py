@@ -84,7 +84,7 @@ def notes_list(extra: dict) -> str:
 
 def drift(store: Store, record: dict) -> list[str]:
     """PSI per feature of recent scores against the version's training reference (``custscore monitor``'s numbers)."""
-    from custscore.scorer.monitor import drift_report  # the function monitor runs per task
+    from custscore.models.drift_report import drift_report  # the function monitor runs per task
 
     task = record.get("task")
     reference = (record.get("extra") or {}).get("reference")

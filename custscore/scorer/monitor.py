@@ -23,7 +23,6 @@ from typing import Any
 import pandas as pd
 
 from custscore.clock import now
-from custscore.errors import InputError
 from custscore.models.drift import (  # noqa: F401 - reference_profile, psi, population_of: monitor's public surface
     EVERYONE,
     POPULATION_WORDS,
@@ -34,102 +33,20 @@ from custscore.models.drift import (  # noqa: F401 - reference_profile, psi, pop
     psi_row,
     reference_profile,
 )
+from custscore.models.drift_report import (  # noqa: F401 - drift_report, noise_floor: monitor's public surface
+    MIN_RECENT,
+    REPORT_COLUMNS,
+    SEVERITY,
+    drift_report,
+    noise_floor,
+    psi_table,
+    recent_predictions,
+    too_few_message,
+)
 from custscore.store.base import Store
-from custscore.store.schema import MONITORING, PREDICTIONS
+from custscore.store.schema import MONITORING
 
 log = logging.getLogger(__name__)
-
-MIN_RECENT = 100
-REPORT_COLUMNS = ["kind", "name", "psi", "band", "bucket", "ref_share", "now_share", "noise_floor"]
-NOISE_QUANTILE = 0.99
-SEVERITY = ("stable", "moderate", "shift")
-
-
-def noise_floor(profile: Mapping, n_reference: int | None, n_recent: int) -> float:
-    """The PSI two samples of these sizes reach by chance alone in 1% of draws, with no drift at all.
-
-    Under no drift, PSI * n*m/(n+m) is approximately chi-square with (buckets - 1) degrees of freedom, so small
-    references or samples give large PSIs from noise (10 buckets, 120 vs 140 rows: 0.33). A PSI at or below
-    this floor is reported as stable whatever its size.
-    """
-    if not n_reference or not n_recent:
-        return 0.0
-    from scipy.stats import chi2
-
-    buckets = len(profile.get("fractions", [])) + (2 if profile.get("kind") == "cat" else 1)
-    return float(chi2.ppf(NOISE_QUANTILE, max(buckets - 1, 1)) * (1.0 / n_reference + 1.0 / n_recent))
-
-
-def recent_predictions(store: Store, since: Any = None, limit: int = 5000, as_of: Any = None) -> list[dict]:
-    """The latest prediction record of each recently scored customer (newest first); only those as of ``as_of``."""
-    spec: dict = {"scored_at": {"$gte": since}} if since is not None else {}
-    if as_of is not None:
-        spec["as_of"] = {"$lte": as_of}
-    latest: dict[Any, dict] = {}
-    for record in store.collection(PREDICTIONS).find(spec, sort=[("scored_at", -1)], limit=limit):
-        latest.setdefault(record.get("customer_id", record.get("_id")), record)
-    return list(latest.values())
-
-
-def _report(records: list[dict], reference: Mapping) -> pd.DataFrame:
-    features = pd.DataFrame.from_records([r.get("features") or {} for r in records], index=range(len(records)))
-    rows = []
-    n_ref = reference.get("n")
-    for name, profile in reference.get("features", {}).items():
-        values = features[name] if name in features.columns else pd.Series([None] * len(records), dtype=object)
-        rows.append({**psi_row("feature", name, profile, values),
-                     "noise_floor": noise_floor(profile, n_ref, len(records))})
-    for name, profile in reference.get("predictions", {}).items():
-        values = pd.Series([r.get(name, r.get(f"{name}_probability")) for r in records], dtype=object)
-        if values.isna().all():  # the scorer does not write this prediction: nothing to compare, not a shift
-            continue
-        rows.append({**psi_row("prediction", name, profile, values),
-                     "noise_floor": noise_floor(profile, n_ref, len(records))})
-    frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
-    frame.loc[frame["psi"] <= frame["noise_floor"], "band"] = "stable"  # within what sampling noise gives
-    return frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def _too_few(n: int, since: Any, min_recent: int) -> str:
-    window = f" since {since}" if since is not None else ""
-    return (f"only {n} scored customers{window}; drift needs at least {min_recent} for a stable PSI - "
-            "let the scorer run longer or widen --since")
-
-
-def drift_report(store: Store, reference: Mapping, since: Any = None, limit: int = 5000,
-                 min_recent: int = MIN_RECENT) -> pd.DataFrame:
-    """PSI per feature and per prediction of recently scored customers against one reference.
-
-    Parameters
-    ----------
-    store : Store
-        Where the ``predictions`` records are.
-    reference : dict
-        A :func:`reference_profile`.
-    since : datetime, optional
-        Only records scored at or after this time; default the latest ``limit``.
-    limit : int
-        At most this many records are read (the latest per customer is used).
-    min_recent : int
-        Fewer scored customers than this raise instead of giving a noisy PSI.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns kind, name, psi, band, bucket (the bucket that moved most),
-        ref_share, now_share; worst first. ``attrs["n_recent"]`` is the sample size.
-    """
-    records = recent_predictions(store, since, limit)
-    if records:  # like with like: only the scored customers of the reference's population
-        features = pd.DataFrame.from_records([r.get("features") or {} for r in records], index=range(len(records)))
-        mask = in_population(features, reference.get("population", EVERYONE))
-        records = [r for r, keep in zip(records, mask, strict=True) if keep]
-    if len(records) < min_recent:
-        raise InputError(_too_few(len(records), since, min_recent))
-    frame = _report(records, reference)
-    frame.attrs["n_recent"] = len(records)
-    return frame
-
 
 @dataclass
 class MonitorResult:
@@ -168,7 +85,7 @@ def monitor(store: Store, reference_by_task: Mapping[str, Mapping], since: Any =
     n = len(records)
     if n < min_recent:
         frame = pd.DataFrame(columns=["task", *REPORT_COLUMNS])
-        worst, message = "insufficient", _too_few(n, since, min_recent)
+        worst, message = "insufficient", too_few_message(n, since, min_recent)
     else:
         parts, skipped = _compare_populations(records, reference_by_task, min_recent)
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task", *REPORT_COLUMNS])
@@ -199,7 +116,7 @@ def _compare_populations(records: list[dict], reference_by_task: Mapping[str, Ma
             skipped.append(f"{task} not compared: {len(chosen)} recent {POPULATION_WORDS.get(population, population)} "
                            f"scored, fewer than {min_recent}")
             continue
-        parts.append(_report(chosen, ref).assign(task=task))
+        parts.append(psi_table(chosen, ref).assign(task=task))
     return parts, skipped
 
 
