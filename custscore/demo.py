@@ -50,8 +50,7 @@ class DemoUI(Protocol):
 
 
 def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> tuple[Any, Any, list]:
-    from custscore.scorer.recommending import load_scoring_models, scoring_versions
-    from custscore.scorer.worker import Worker
+    from custscore.scorer.recommending import production_worker
     from custscore.simulator.run import run_stream
 
     stop = threading.Event()
@@ -60,8 +59,7 @@ def _stream_and_score(settings: Settings, options: DemoOptions, ui: DemoUI) -> t
 
     def work() -> None:
         with open_store(settings) as wstore:
-            worker = Worker(wstore, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256,
-                            max_wait_ms=250)
+            worker = production_worker(wstore, settings, batch_size=256, max_wait_ms=250)
 
             def on_batch(stats):
                 box["stats"] = stats

@@ -39,14 +39,6 @@ from custscore.cli.common import (
 from custscore.config import Settings
 
 
-def make_worker(store: Any, settings: Settings, **options: Any):
-    """A scorer worker wired to the registry's production models."""
-    from custscore.scorer.recommending import load_scoring_models, scoring_versions
-    from custscore.scorer.worker import Worker
-
-    return Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, **options)
-
-
 def stats_panel(stats: Any) -> Table:
     """The live panel of a running worker."""
     table = Table(title=f"scorer {stats.worker}", show_header=False)
@@ -103,6 +95,7 @@ def score(
     Example: custscore score --once      (or: custscore score --watch --max-age 1d --workers 2 --worker-index 0)
     """
     from custscore.clock import parse_age
+    from custscore.scorer.recommending import production_worker
 
     if watch and once:
         raise fail("choose one of --watch and --once")
@@ -111,8 +104,8 @@ def score(
         if watch:
             wait_for_locks(store)  # a held write lock pauses the worker; it does not stop it
         clock = command_clock(ctx, as_of)
-        worker = make_worker(store, settings, batch_size=batch_size, max_wait_ms=max_wait_ms, workers=workers,
-                             worker_index=worker_index, clock=clock, max_age=parse_age(max_age))
+        worker = production_worker(store, settings, batch_size=batch_size, max_wait_ms=max_wait_ms, workers=workers,
+                                   worker_index=worker_index, clock=clock, max_age=parse_age(max_age))
         warn_if_stale(store, clock)
         if not watch:
             with progress_bar() as bar:

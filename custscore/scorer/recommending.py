@@ -101,3 +101,13 @@ def load_scoring_models(store: Store, settings: Settings) -> Any:
         return models
     recommender = registry.load_model(store, settings, TASK, version).pipeline
     return WithRecommendations(models, recommender, version)
+
+
+def production_worker(store: Store, settings: Settings, **options: Any) -> Any:
+    """A scorer :class:`~custscore.scorer.worker.Worker` wired to the registry's production models and recommender.
+
+    The one wiring of ``score --watch``/``--once`` and the demo; ``options`` go to the Worker (batch size, waits...).
+    """
+    from custscore.scorer.worker import Worker
+
+    return Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, **options)
