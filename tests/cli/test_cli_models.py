@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from custscore.config import Settings
-from custscore.models.predict import production_versions
 from custscore.models.registry import list_models
+from custscore.scorer.recommending import scoring_versions as production_versions  # predict serves the recommender too
 from custscore.store import open_store
 from tests.cli.test_cli_foundation import assert_one_red_line, cli
 
