@@ -18,10 +18,10 @@ from custscore.config import Settings
 from custscore.errors import CustscoreError
 from custscore.models.registry import load_model
 from custscore.scorer.deadletters import list_dead_letters
-from custscore.store.query import query_customers
 from custscore.scorer.worker import Worker
 from custscore.store import limits, open_store
 from custscore.store.loading import load_customers
+from custscore.store.query import query_customers
 from custscore.store.schema import CUSTOMERS, MODELS
 from custscore.store.sql import run_sql
 from tests.scorer.fakes import FakeRegistry

@@ -8,8 +8,8 @@ import pytest
 
 from custscore.config import Settings
 from custscore.errors import InputError, LimitExceeded, QueryTimeout
-from custscore.store.query import iter_customer_frames, parse_filter, query_customers
 from custscore.store import open_store
+from custscore.store.query import iter_customer_frames, parse_filter, query_customers
 from custscore.store.schema import CUSTOMERS
 from tests.security.cli_helpers import assert_one_red_line, cli
 from tests.security.helpers import good

@@ -9,9 +9,9 @@ import pytest
 
 from custscore.config import Settings
 from custscore.errors import InputError
-from custscore.store.query import DEFAULT_FIELDS, parse_filter, parse_sort, query_customers
 from custscore.store import open_store
 from custscore.store.loading import load_customers
+from custscore.store.query import DEFAULT_FIELDS, parse_filter, parse_sort, query_customers
 
 JS_REFUSED = (
     "operator {op} runs server-side JavaScript and is refused; "
