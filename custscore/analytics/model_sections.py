@@ -19,7 +19,7 @@ from custscore.analytics import model_figures
 from custscore.analytics.page import SCORE_HINT, TRAIN_HINT, WINNER, Figures, Section, heading, paragraph, table
 from custscore.config import Settings
 from custscore.errors import CustscoreError
-from custscore.models.registry import figure_files
+from custscore.models.registry import figure_files, is_winner
 from custscore.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,6 @@ def figure_title(path: Path, task: str) -> str:
         if Path(path).stem.endswith(ending):
             return title.format(task=task)
     return f"{Path(path).stem.replace('_', ' ')} ({task})"
-
-
-def is_winner(model: str, winner: str | None) -> bool:
-    """Whether a leaderboard row is the registered winner (the segment winner is the tree over K-Means)."""
-    if not winner:
-        return False
-    return model == winner or (winner.startswith("decision tree") and model.startswith("decision tree"))
 
 
 def leaderboard(record: dict) -> tuple[pd.DataFrame, pd.Series]:

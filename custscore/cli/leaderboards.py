@@ -86,6 +86,8 @@ def board_title(task: str, kind: str) -> str:
 
 def board_cells(board: pd.DataFrame, kind: str, winner: str | None) -> tuple[list[str], list[list[str]]]:
     """Columns (in order of importance) and formatted cells of a leaderboard; the winner's model cell marked."""
+    from custscore.models.registry import is_winner
+
     known = LEADERBOARD_COLUMNS.get(kind, ["model"])
     cols = [c for c in known if c in board.columns] + [
         c for c in board.columns if c not in known and c not in ("tradeoff", "calibration")
@@ -93,15 +95,10 @@ def board_cells(board: pd.DataFrame, kind: str, winner: str | None) -> tuple[lis
     rows = []
     for row in board.to_dict("records"):
         cells = [number(c, row.get(c)) for c in cols]
-        if "model" in cols and winner is not None and _is_winner(str(row.get("model")), winner):
+        if "model" in cols and winner is not None and is_winner(str(row.get("model")), winner):
             cells[cols.index("model")] += WINNER
         rows.append(cells)
     return cols, rows
-
-
-def _is_winner(model: str, winner: str) -> bool:
-    # the segment winner is "decision tree over K-Means", its row "decision tree (assigns new customers)"
-    return model == winner or (winner.startswith("decision tree") and model.startswith("decision tree"))
 
 
 def leaderboard_table(board: pd.DataFrame, task: str, kind: str, winner: str | None, wide: bool = False,
@@ -132,7 +129,7 @@ def leaderboard(
 
     Example: custscore leaderboard --task churn   (or: custscore leaderboard --task churn --version latest --csv)
     """
-    from custscore.models.registry import PRODUCTION, list_models, resolve_version
+    from custscore.models.registry import PRODUCTION, is_winner, list_models, resolve_version
 
     with user_errors(), opened_store(ctx) as store:
         if version is not None and task is None:
@@ -154,7 +151,7 @@ def leaderboard(
         if csv:
             out = board.drop(columns=[c for c in ("calibration",) if c in board.columns])
             out.insert(0, "task", doc["task"])
-            out["winner"] = [_is_winner(str(m), str(extra.get("winner"))) for m in out["model"]]
+            out["winner"] = [is_winner(str(m), str(extra.get("winner"))) for m in out["model"]]
             console.print(frame_csv(out), end="", markup=False, highlight=False, soft_wrap=True)
             continue
         print_leaderboard(board, doc["task"], doc.get("kind", ""), extra.get("winner"), wide)

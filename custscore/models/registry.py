@@ -434,6 +434,17 @@ def production_version(store: Store, task: str) -> str | None:
     return doc["version"] if doc else None
 
 
+def is_winner(model: str, winner: str | None) -> bool:
+    """Whether a stored leaderboard row is the registered winner.
+
+    The segment winner is registered as "decision tree over K-Means" while its row reads "decision tree (assigns new
+    customers)"; every other task's row carries the winner's name as is.
+    """
+    if not winner:
+        return False
+    return model == winner or (winner.startswith("decision tree") and model.startswith("decision tree"))
+
+
 def model_record(store: Store, task: str, version: str = PRODUCTION) -> dict:
     """The registry entry of a version (full, prefix, ``latest`` or alias): the manifest with its ``extra``
     (winner, leaderboard, notes, curves, drift reference), ``aliases`` and ``artifacts``; ModelError if none."""
