@@ -20,13 +20,12 @@ import logging
 from typing import Any
 
 from custscore.config import Settings
-from custscore.models import features, input_version, registry
+from custscore.models import feature_reads, features, input_version, registry
 from custscore.models.predict import HOT_PATH_NO_SHAP, CustomerScore, load_production, production_versions
 from custscore.recommend.interactions import EVENT_COLUMNS, events_frame, segment_of
 from custscore.recommend.serving import DEFAULT_N, Recommender
 from custscore.recommend.train import TASK
 from custscore.store.base import Store
-from custscore.store.schema import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +44,12 @@ class WithRecommendations:
             raise AttributeError(name)
         return getattr(self.models, name)
 
-    @property
-    def event_fields(self) -> tuple[str, ...]:
-        """Event fields to read for a batch: the features' and the recommender's."""
-        return tuple(dict.fromkeys((*features.EVENT_FIELDS, *EVENT_COLUMNS)))
+    event_fields = tuple(dict.fromkeys((*features.EVENT_FIELDS, *EVENT_COLUMNS)))  # the features' and the recommender's
 
     def score_batch(self, store: Store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
         """Score and recommend; one read of the batch's events (the worker's path: no SHAP on the hot path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
-        raw = list(store[EVENTS].find({"customer_id": {"$in": ids}, "ts": {"$lte": now}},
-                                      projection={k: 1 for k in self.event_fields} | {"_id": 0}))
+        raw = feature_reads.read_event_docs(store, ids, until=now, fields=self.event_fields)
         return self.score_documents(customers, raw, now, skip_shap=HOT_PATH_NO_SHAP)
 
     def score_documents(self, customers: list[dict], events: list[dict], now: dt.datetime,
