@@ -34,7 +34,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from custscore.errors import CustscoreError, InputError, ModelError
 from custscore.models.bgnbd import BetaGeoModel
-from custscore.models.features import Feature
+from custscore.models.feature_catalogue import Feature
 from custscore.models.gamma_gamma import GammaGammaModel, clv
 from custscore.models.rfm_summary import RFM_COLUMNS, rfm_from_features
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import InputError
-from custscore.models import feature_reads, features, labels
+from custscore.models import feature_catalogue, feature_reads, features, labels
 from custscore.store.base import Store
 
 TASKS = ("satisfaction", "churn", "segment")
@@ -52,7 +52,7 @@ class Corpus:
     @property
     def shares(self) -> list[str]:
         """Names of the per-category share features."""
-        return [features.share_name(c) for c in self.categories]
+        return [feature_catalogue.share_name(c) for c in self.categories]
 
 
 def read_corpus(store: Store) -> Corpus:
@@ -86,7 +86,7 @@ def churn_data(corpus: Corpus, cutoff: dt.datetime | None, horizon_days: int) ->
     notes = [f"cutoff {pd.Timestamp(cutoff):%Y-%m-%d}, horizon {horizon_days} days: {len(y):,} customers who bought "
              f"by the cutoff, {y.mean():.1%} made no purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
-    return TaskData("churn", "classification", X, y, cutoff, [*features.numeric_features(), *corpus.shares], features.categorical_features(),
+    return TaskData("churn", "classification", X, y, cutoff, [*feature_catalogue.numeric_features(), *corpus.shares], feature_catalogue.categorical_features(),
                     notes, truth, horizon_days=horizon_days, reference_X=reference)
 
 
@@ -115,16 +115,16 @@ def satisfaction_data(corpus: Corpus) -> TaskData:
     X = _frame(corpus, as_of).loc[y.index].drop(columns=list(exclude))
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
     notes = [f"{len(y):,} customers with a survey score (mean {y.mean():.2f})"]
-    return TaskData("satisfaction", "regression", X, y, as_of, [*features.numeric_features(exclude), *corpus.shares],
-                    features.categorical_features(exclude), notes, truth)
+    return TaskData("satisfaction", "regression", X, y, as_of, [*feature_catalogue.numeric_features(exclude), *corpus.shares],
+                    feature_catalogue.categorical_features(exclude), notes, truth)
 
 
 def segment_data(corpus: Corpus) -> TaskData:
     """Features of every customer as of the last event (unsupervised)."""
     X = _frame(corpus, corpus.last_event)
     truth = corpus.truth.reindex(X.index) if corpus.truth is not None else None
-    return TaskData("segment", "segment", X, None, corpus.last_event, [*features.numeric_features(), *corpus.shares],
-                    features.categorical_features(), [f"{len(X):,} customers"], truth)
+    return TaskData("segment", "segment", X, None, corpus.last_event, [*feature_catalogue.numeric_features(), *corpus.shares],
+                    feature_catalogue.categorical_features(), [f"{len(X):,} customers"], truth)
 
 
 def target_data(corpus: Corpus, target: str, kind: str | None) -> TaskData:
@@ -137,13 +137,13 @@ def target_data(corpus: Corpus, target: str, kind: str | None) -> TaskData:
     if kind not in ("regression", "classification"):
         raise InputError(f"kind={kind!r} is not supported for --target; use regression or classification")
     y, classes = labels.encode_target(raw, kind)
-    exclude = (target,) if target in features.FEATURE_NAMES else ()
+    exclude = (target,) if target in feature_catalogue.FEATURE_NAMES else ()
     X = _frame(corpus, corpus.last_event).loc[y.index].drop(columns=list(exclude))
     notes = [f"target {target!r} ({kind}) known for {len(y):,} customers"]
     if classes is not None:
         notes.append(f"positive class = {classes[1]!r} ({y.mean():.1%})")
-    return TaskData(target, kind, X, y, corpus.last_event, [*features.numeric_features(exclude), *corpus.shares],
-                    features.categorical_features(exclude), notes, None, classes)
+    return TaskData(target, kind, X, y, corpus.last_event, [*feature_catalogue.numeric_features(exclude), *corpus.shares],
+                    feature_catalogue.categorical_features(exclude), notes, None, classes)
 
 
 def _dig(doc: dict, path: str):

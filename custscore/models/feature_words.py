@@ -1,6 +1,6 @@
 """Feature values in plain words for reasons: ``describe("recency_days", 120) == "last purchase 120 days ago"``.
 
-The templates of plain numbers come from the catalogue (``Feature.phrase`` in :mod:`custscore.models.features`);
+The templates of plain numbers come from the catalogue (``Feature.phrase`` in :mod:`custscore.models.feature_catalogue`);
 counts ("1 order", "2 orders"), money and the few special cases are here.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from custscore.models.features import FEATURES, SHARE_PREFIX
+from custscore.models.feature_catalogue import FEATURES, SHARE_PREFIX
 
 _DESCRIPTIONS = {f.name: f.description for f in FEATURES}
 

@@ -25,7 +25,7 @@ import logging
 import pandas as pd
 
 from custscore.errors import InputError
-from custscore.models import features
+from custscore.models import feature_catalogue, features
 from custscore.models import labels as churn_labels
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ def first_purchase_data(corpus, cutoff: dt.datetime | None, horizon_days: int, m
              f"with no purchase by the cutoff, {y.mean():.1%} made a first purchase in the window"]
     truth = corpus.truth.reindex(y.index) if corpus.truth is not None else None
     at_end = features.customer_features(corpus.profiles, corpus.events, corpus.last_event, corpus.categories)
-    return TaskData(TASK, "classification", X, y, cutoff, [*features.numeric_features(), *corpus.shares],
-                    features.categorical_features(), notes, truth, reference_X=at_end[never_bought(at_end)])
+    return TaskData(TASK, "classification", X, y, cutoff, [*feature_catalogue.numeric_features(), *corpus.shares],
+                    feature_catalogue.categorical_features(), notes, truth, reference_X=at_end[never_bought(at_end)])
 
 
 def never_bought(X: pd.DataFrame) -> pd.Series:

@@ -21,7 +21,7 @@ from custscore.config import Settings
 from custscore.errors import ModelError
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
-from custscore.models import explain, feature_reads, feature_words, features, input_version, registry
+from custscore.models import explain, feature_catalogue, feature_reads, feature_words, features, input_version, registry
 from custscore.models import population as POP
 from custscore.models.few_features import FEW, few_customer_features
 from custscore.store.base import Store
@@ -209,7 +209,7 @@ def _typed(frame: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:
     if frame is None:
         return None
     for c in cols:
-        frame[c] = frame[c].astype(float) if features.feature_info(c).kind == "num" else frame[c].astype(object)
+        frame[c] = frame[c].astype(float) if feature_catalogue.feature_info(c).kind == "num" else frame[c].astype(object)
     return frame
 
 

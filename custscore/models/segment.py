@@ -28,7 +28,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from custscore.errors import InputError
-from custscore.models import features as feats
+from custscore.models import feature_catalogue
 from custscore.models.log_transform import ClippedLog1p
 from custscore.models.segment_names import name_segments, segment_percentiles
 
@@ -147,8 +147,8 @@ class SegmentModel(BaseEstimator):
         self.features_ = cols
         self.numeric_ = [c for c in cols if pd.api.types.is_numeric_dtype(data[c])]
         self.categorical_ = [c for c in cols if c not in self.numeric_]
-        known_log = set(feats.log_features())
-        known = set(feats.FEATURE_NAMES)
+        known_log = set(feature_catalogue.log_features())
+        known = set(feature_catalogue.FEATURE_NAMES)
         self.log_features_ = [c for c in self.numeric_
                               if c in known_log or (c not in known and _is_skewed(data[c].astype(float)))]
         prep = self._kmeans_prep()
@@ -194,12 +194,12 @@ class SegmentModel(BaseEstimator):
                              "build it with custscore.models.features.customer_features")
         if self.features is None:
             cols = [c for c in BEHAVIOUR_FEATURES if c in X.columns]
-            shares = [str(c) for c in X.columns if str(c).startswith(feats.SHARE_PREFIX)]
+            shares = [str(c) for c in X.columns if str(c).startswith(feature_catalogue.SHARE_PREFIX)]
             if shares:
                 cols += shares
             elif FALLBACK_CATEGORY in X.columns:
                 log.warning("no %s* category-share columns in X; clustering on %s instead (weaker segments)",
-                            feats.SHARE_PREFIX, FALLBACK_CATEGORY)
+                            feature_catalogue.SHARE_PREFIX, FALLBACK_CATEGORY)
                 cols.append(FALLBACK_CATEGORY)
             if not cols:
                 raise InputError(f"X has none of the segment features {BEHAVIOUR_FEATURES}; "

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from custscore.config import Settings
-from custscore.models import explain, features, registry
+from custscore.models import explain, feature_catalogue, registry
 from custscore.models.shap_figures import save_shap_figures
 from custscore.store.base import Store
 
@@ -81,7 +81,7 @@ def register(store: Store, settings: Settings, data: Any, model: Any, *, explain
                       "shap_units": explained.units, "background": background.reset_index().to_dict("records"),
                       "reference": reference, "as_of": data.as_of.isoformat(), "categories": data.categories}
     version = registry.save_model(
-        store, settings, data.task, model, kind=data.kind, features=features.feature_schema(list(data.X.columns)),
+        store, settings, data.task, model, kind=data.kind, features=feature_catalogue.feature_schema(list(data.X.columns)),
         metrics=metrics, threshold=threshold, training_fingerprint=fingerprint, extra=manifest_extra,
         promote=promote)
     return version, file_figures(settings, data.task, version, explained.figures if figures is None else figures)

@@ -25,7 +25,7 @@ from custscore.config import Settings
 from custscore.errors import InputError
 from custscore.models import calibration as CAL
 from custscore.models import customer_base_family as CBF
-from custscore.models import dataset, evaluate, features, registry, zoo
+from custscore.models import dataset, evaluate, feature_catalogue, registry, zoo
 from custscore.models.curves import classifier_curves
 from custscore.models.drift import NEW, reference_profile
 from custscore.models.feature_filter import drop_uninformative
@@ -136,7 +136,7 @@ def fit_supervised(data: dataset.TaskData, options: TrainOptions, progress: Prog
     X_tr, X_va, X_te = data.X.loc[tr], data.X.loc[va], data.X.loc[te]
     y_tr, y_va, y_te = data.y.loc[tr], data.y.loc[va], data.y.loc[te]
     notes = list(data.notes)
-    logs = [f for f in features.log_features() if f in data.numeric]
+    logs = [f for f in feature_catalogue.log_features() if f in data.numeric]
     balance = None
     if kind == "classification":
         choice = evaluate.compare_balance(data.numeric, data.categorical, X_tr, y_tr, X_va, y_va, log_cols=logs, seed=seed)

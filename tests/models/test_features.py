@@ -10,7 +10,7 @@ import pytest
 
 from custscore.config import Settings
 from custscore.errors import InputError
-from custscore.models import feature_reads, feature_words, input_version
+from custscore.models import feature_catalogue, feature_reads, feature_words, input_version
 from custscore.models import features as F
 from custscore.models import labels as L
 from custscore.simulator.generate import SimulationConfig, simulate
@@ -82,10 +82,10 @@ def test_training_and_scoring_paths_give_the_same_features(sim, tmp_path):
 
 def test_schema_lists_every_column():
     X = F.customer_features([_cust()], [_ev("A", 1)], dt.datetime(2025, 2, 1))
-    assert list(X.columns) == F.FEATURE_NAMES
-    assert set(F.numeric_features()) | set(F.categorical_features()) == set(F.FEATURE_NAMES)
-    assert set(F.log_features()) <= set(F.numeric_features())
-    assert all(X[c].dtype == float for c in F.numeric_features())
+    assert list(X.columns) == feature_catalogue.FEATURE_NAMES
+    assert set(feature_catalogue.numeric_features()) | set(feature_catalogue.categorical_features()) == set(feature_catalogue.FEATURE_NAMES)
+    assert set(feature_catalogue.log_features()) <= set(feature_catalogue.numeric_features())
+    assert all(X[c].dtype == float for c in feature_catalogue.numeric_features())
 
 
 def test_document_hash_ignores_score_and_bookkeeping():
