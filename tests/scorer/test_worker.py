@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -97,19 +96,23 @@ def test_run_scores_live_inserts_and_stops_cleanly(store):
     simulate(store, 10)
     registry = FakeRegistry()
     worker = Worker(store, registry.loader, registry.probe, batch_size=64, max_wait_ms=50, poll_interval_s=0.02)
-    stop = threading.Event()
+    stop, first_ten, all_fifteen = threading.Event(), threading.Event(), threading.Event()
     batches: list = []
-    thread = threading.Thread(target=lambda: batches.append(worker.run(stop, on_batch=lambda s: None)))
+
+    def on_batch(stats):
+        if stats.scored >= 10:  # the stored ten are scored: the feed positions were taken before, so inserts come live
+            first_ten.set()
+        if stats.scored >= 15:
+            all_fifteen.set()
+
+    thread = threading.Thread(target=lambda: batches.append(worker.run(stop, on_batch=on_batch)))
     thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while not worker_alive(store):  # started: its feed positions are taken, so these inserts come live
-            assert time.monotonic() < deadline, "the worker did not start"
-            time.sleep(0.01)
+        assert first_ten.wait(20), "the worker did not score the stored customers"
+        assert worker_alive(store)
         load_customers(store, [{"customer_id": f"N{i}", "signup_date": "2024-01-01", "age": 30 + i} for i in range(5)])
-        while store.collection(CUSTOMERS).count({"score": {"$exists": True}}) < 15:
-            assert time.monotonic() < deadline, "live inserts were not scored"
-            time.sleep(0.02)
+        assert all_fifteen.wait(20), "live inserts were not scored"
+        assert store.collection(CUSTOMERS).count({"score": {"$exists": True}}) == 15
     finally:
         stop.set()
         thread.join(timeout=20)
