@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from custscore.models.features import FEATURE_NAMES, FEATURES, share_name
+from custscore.models.feature_catalogue import FEATURE_NAMES, FEATURES, share_name
 
 FEW = 32  # up to this many customers the plain path is faster than pandas'
 _DAY_US = 86_400_000_000
