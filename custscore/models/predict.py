@@ -19,26 +19,34 @@ from threadpoolctl import threadpool_limits
 
 from custscore.config import Settings
 from custscore.errors import ModelError
-from custscore.models import calibration as CAL
-from custscore.models import customer_base_family as CBF
-from custscore.models import explain, feature_catalogue, feature_reads, feature_words, features, input_version, registry
-from custscore.models import population as POP
+from custscore.models import (
+    calibration,
+    customer_base_family,
+    explain,
+    feature_catalogue,
+    feature_reads,
+    feature_words,
+    features,
+    input_version,
+    population,
+    registry,
+)
 from custscore.models.few_features import FEW, few_customer_features
 from custscore.store.base import Store
 from custscore.store.plain import plain
 from custscore.store.schema import MODELS
 
 log = logging.getLogger(__name__)
-TASKS = ("churn", "satisfaction", "segment", POP.TASK)
+TASKS = ("churn", "satisfaction", "segment", population.TASK)
 TOP_K = 3
 PHRASES = {"churn": "churn risk", "satisfaction": "predicted satisfaction", "segment": "this segment",
-           POP.TASK: POP.PHRASE}
+           population.TASK: population.PHRASE}
 # The worker's hot path computes no SHAP values for these tasks: satisfaction's exact TreeSHAP cost ~100x its
 # prediction and fed only the prediction records (the reasons shown come from churn / first_purchase). The records
 # keep the features and model versions, so ``predict`` / ``explain`` / the API still compute them exactly on demand.
 HOT_PATH_NO_SHAP = ("satisfaction",)
-OUTPUTS = ("churn_probability", "risk", "first_purchase_probability", *CBF.SCORE_FIELDS, "satisfaction", "segment",
-           "segment_name")
+OUTPUTS = ("churn_probability", "risk", "first_purchase_probability", *customer_base_family.SCORE_FIELDS,
+           "satisfaction", "segment", "segment_name")
 
 
 @dataclass
@@ -104,15 +112,16 @@ class ProductionModels:
         # population get zero contributions, hence no reasons from it.
         out = pd.DataFrame(index=X.index)
         explanations = {}
-        new = POP.never_bought(X).to_numpy() if ("churn" in self.loaded or POP.TASK in self.loaded) else None
+        split = "churn" in self.loaded or population.TASK in self.loaded
+        new = population.never_bought(X).to_numpy() if split else None
         if new is not None:
             out["churn_probability"] = np.nan
-            out["risk"] = np.where(new, POP.BAND, None)
+            out["risk"] = np.where(new, population.BAND, None)
         for task, model in self.loaded.items():
             ex = self.explainers[task]
             cols = [f["name"] for f in model.manifest["features"]]
             Z = ex.transform(X[cols])  # one transform per model, shared by the prediction and its SHAP values
-            if task in ("churn", POP.TASK):
+            if task in ("churn", population.TASK):
                 rows = ~new if task == "churn" else new
                 raw = np.asarray(ex.model.predict_proba(Z[rows]), dtype=float) if rows.any() else np.empty((0, 2))
                 calibrator = getattr(model.pipeline, "calibrator", None)  # a CalibratedPipeline's
@@ -120,8 +129,9 @@ class ProductionModels:
                 if task == "churn":
                     out.loc[rows, "churn_probability"] = p
                     out.loc[rows, "risk"] = [self.risk(v) for v in p]
-                    values = CBF.customer_base_values(CAL.base_pipeline(model.pipeline), X[rows]) if rows.any() else None
-                    for name in CBF.SCORE_FIELDS if values is not None else ():
+                    values = (customer_base_family.customer_base_values(calibration.base_pipeline(model.pipeline),
+                                                                        X[rows]) if rows.any() else None)
+                    for name in customer_base_family.SCORE_FIELDS if values is not None else ():
                         out.loc[rows, name] = values[name].to_numpy()
                 else:
                     out.loc[rows, "first_purchase_probability"] = p
@@ -165,20 +175,21 @@ class ProductionModels:
         versions = input_version.input_versions(customers, events)
         preds, explanations = self.predict_frame(X, skip_shap)
         reasons = self.reasons(explanations, X, k=k)
-        new = POP.never_bought(X).to_numpy()
+        new = population.never_bought(X).to_numpy()
         out = []
         pred_rows = preds.to_dict("records")
         feature_rows = X.to_dict("records")
         outputs = [n for n in OUTPUTS if n in preds]
         for i, cid in enumerate(X.index):
-            skip = "churn" if new[i] else POP.TASK  # the model of the other population says nothing about this row
+            skip = "churn" if new[i] else population.TASK  # the model of the other population says nothing about this row
             tasks = [t for t in reasons if t != skip]
-            main = next((t for t in ("churn", POP.TASK) if t in tasks), tasks[0] if tasks else None)
+            main = next((t for t in ("churn", population.TASK) if t in tasks), tasks[0] if tasks else None)
             score = {"model_versions": dict(self.versions), "reasons": reasons[main][i] if main else [],
                      "reasons_task": main}
             for name in outputs:
                 value = plain(pred_rows[i][name])
-                if value is None and name in ("churn_probability", "first_purchase_probability", *CBF.SCORE_FIELDS):
+                if value is None and name in ("churn_probability", "first_purchase_probability",
+                                              *customer_base_family.SCORE_FIELDS):
                     continue
                 score[name] = round(value, 4) if isinstance(value, float) else value
             shap_vectors = {task: dict(zip(e.feature_names, np.round(e.values[i], 5).tolist(), strict=True))
