@@ -73,21 +73,31 @@ class SQLiteEngine:
             if path is not None:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
-            with self.write():
-                self.conn.execute(
-                    "CREATE TABLE IF NOT EXISTS _meta_indexes ("
-                    "collection TEXT NOT NULL, field TEXT NOT NULL, unique_ INTEGER NOT NULL, "
-                    "PRIMARY KEY (collection, field))"
-                )
-                self.conn.execute(
-                    "CREATE TABLE IF NOT EXISTS _meta_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)"
-                )
-                self.conn.execute("INSERT OR IGNORE INTO _meta_sequence (id, seq) VALUES (1, 0)")
+            if not self._has_meta():  # a store made before needs no write to open (another process may hold the lock)
+                self._create_meta()
         except sqlite3.DatabaseError as exc:
             raise StoreUnavailable(
                 f"cannot open the embedded store at {target}: {exc}; "
                 "move the file away or choose another --home"
             ) from exc
+
+    def _has_meta(self) -> bool:
+        tables = self.conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_meta_indexes', '_meta_sequence')"
+        ).fetchone()[0]
+        return tables == 2 and self.conn.execute("SELECT count(*) FROM _meta_sequence WHERE id = 1").fetchone()[0] == 1
+
+    def _create_meta(self) -> None:
+        with self.write():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS _meta_indexes ("
+                "collection TEXT NOT NULL, field TEXT NOT NULL, unique_ INTEGER NOT NULL, "
+                "PRIMARY KEY (collection, field))"
+            )
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS _meta_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)"
+            )
+            self.conn.execute("INSERT OR IGNORE INTO _meta_sequence (id, seq) VALUES (1, 0)")
 
     # -- transactions -------------------------------------------------------------
     @contextmanager

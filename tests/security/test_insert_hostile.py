@@ -100,30 +100,58 @@ def test_arrays_pretty_objects_and_lines_are_read_one_document_at_a_time(monkeyp
     assert list(iter_documents(io.StringIO("\n".join(json.dumps(d) for d in docs)))) == docs
 
 
-def test_insert_streams_a_file_in_batches(tmp_path, monkeypatch):
-    """The reader is consumed batch by batch: at most one batch of documents is held at a time."""
+class CountingText(io.StringIO):
+    """A text stream that knows how many characters its reader has taken so far."""
+
+    taken = 0
+
+    def read(self, size=-1):
+        text = super().read(size)
+        self.taken += len(text)
+        return text
+
+    def readline(self, size=-1):
+        line = super().readline(size)
+        self.taken += len(line)
+        return line
+
+    def __next__(self):
+        line = super().__next__()
+        self.taken += len(line)
+        return line
+
+
+@pytest.mark.parametrize("layout", ["lines", "array"])
+def test_insert_reads_a_file_one_batch_ahead_at_most(tmp_path, monkeypatch, layout):
+    """The reader is consumed batch by batch: when document i is validated, at most one batch more was read."""
+    from bisect import bisect_right
+
+    from custscore.scorer import document_stream
     from custscore.store import loading
 
-    path = tmp_path / "many.jsonl"
-    path.write_text("".join(json.dumps({**GOOD, "customer_id": f"C{i}"}) + "\n" for i in range(2500)))
-    read = {"n": 0}
-    high = {"n": 0}
+    monkeypatch.setattr(document_stream, "CHUNK_CHARS", 1024)
+    n, batch = 12_000, 5_000  # batch: load_customers' default, which insert uses
+    texts = [json.dumps({**GOOD, "customer_id": f"C{i:06d}"}) for i in range(n)]
+    head, sep, tail = ("", "\n", "\n") if layout == "lines" else ("[", ",\n", "]")
+    starts, at = [], len(head)
+    for t in texts:
+        starts.append(at)
+        at += len(t) + len(sep)
+    stream = CountingText(head + sep.join(texts) + tail)
+    ahead = {"most": 0}
     original = loading.validate_customer
 
-    def counting(raw, i, **kw):
-        high["n"] = max(high["n"], read["n"] - i)
+    def validating(raw, i, **kw):  # i counts from 1
+        begun = bisect_right(starts, stream.taken - 1)  # documents whose first character has been read
+        ahead["most"] = max(ahead["most"], begun - i)
         return original(raw, i, **kw)
 
-    def docs():
-        for doc in iter_documents(path):
-            read["n"] += 1
-            yield doc
-
-    monkeypatch.setattr(loading, "validate_customer", counting)
+    monkeypatch.setattr(loading, "validate_customer", validating)
     store = open_store(Settings.build(mongo_uri="memory:", home=tmp_path, environ={}))
-    report = insert_customers(store, docs())
-    assert report.inserted == 2500
-    assert high["n"] <= 5000  # read ahead by at most one batch (load_customers' batch_size)
+    report = insert_customers(store, iter_documents(stream))  # what `custscore insert FILE` calls
+    assert report.inserted == n
+    # one batch, plus the documents in one 1 KB read; reading the whole file first puts all 12,000 ahead
+    assert ahead["most"] <= batch + 1024 // len(texts[0]) + 1, ahead
     store.close()
 
 

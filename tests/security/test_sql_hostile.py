@@ -72,3 +72,22 @@ def test_ordinary_functions_still_work(mirror):
 @pytest.mark.parametrize("limit", ["-1", "9223372036854775808"])
 def test_the_row_limit_is_validated(tmp_path, mirror, limit):
     assert_one_red_line(cli(tmp_path, "sql", "SELECT 1", "--limit", limit), f"--limit must be 0 up to 10,000,000, got {limit}")
+
+
+def test_the_sql_command_passes_its_30_second_default_to_the_engine(tmp_path, mirror, monkeypatch):
+    """The CLI, not only run_sql, has the time limit: a plain `custscore sql QUERY` is stopped after 30 s."""
+    import pandas as pd
+
+    from custscore.store import sql as sql_module
+
+    asked = {}
+
+    def spy(path, query, limit=None, timeout="not passed", **kw):
+        asked["timeout"] = timeout
+        return pd.DataFrame({"n": [1]})
+
+    monkeypatch.setattr(sql_module, "run_sql", spy)
+    (tmp_path / "mirror.sqlite").write_bytes(mirror.read_bytes())
+    result = cli(tmp_path, "sql", FOREVER)
+    assert result.exit_code == 0, result.output
+    assert asked == {"timeout": 30.0}

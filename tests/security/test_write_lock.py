@@ -87,3 +87,74 @@ def test_the_worker_waits_for_a_held_lock_says_so_and_then_scores(tmp_path, monk
     assert waits == sorted(waits) and waits[1] - waits[0] >= waits[0]  # growing pauses
     assert store.collection(CUSTOMERS).count({"score": {"$exists": True}}) == 5
     store.close()
+
+
+def _release_after_three_waits(monkeypatch, holder) -> list:
+    """The holder's transaction ends once the command has said three times that it is waiting (no sleeping)."""
+    from custscore.store import locking
+
+    said: list[float] = []
+    original = locking.wait_for_write_lock
+
+    def wrapped(store, on_wait=None):
+        def counting(waited: float) -> None:
+            on_wait(waited)
+            said.append(waited)
+            if len(said) == 3:
+                holder.commit()
+
+        return original(store, counting)
+
+    monkeypatch.setattr(locking, "wait_for_write_lock", wrapped)
+    return said
+
+
+def _short_waits(monkeypatch) -> None:
+    monkeypatch.setattr(sqlite_engine, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sqlite_engine, "WAIT_FIRST_S", 0.05)
+    monkeypatch.setattr(sqlite_engine, "WAIT_LONGEST_S", 0.2)
+
+
+def test_score_watch_waits_for_a_held_lock_and_says_so(tmp_path, monkeypatch):
+    from custscore.scorer import recommending
+
+    _short_waits(monkeypatch)
+    path = tmp_path / "store.sqlite"
+    with open_store(Settings.build(mongo_uri=f"embedded:{path}", home=tmp_path, environ={})) as store:
+        store.collection(CUSTOMERS).insert_many([good(f"C{i}") for i in range(5)])
+    registry = FakeRegistry()
+
+    class StopsWhenScored(Worker):
+        def run(self, stop, on_batch=None):
+            def batch(stats):
+                if on_batch:
+                    on_batch(stats)
+                if stats.scored >= 5:
+                    stop.set()
+
+            return super().run(stop, batch)
+
+    monkeypatch.setattr(recommending, "production_worker", lambda store, settings, **kw: StopsWhenScored(
+        store, registry.loader, registry.probe, max_wait_ms=0, poll_interval_s=0.01))
+    holder = _hold_lock(path)
+    said = _release_after_three_waits(monkeypatch, holder)
+    result = cli(tmp_path, "score", "--watch", "--max-age", "0", env={"CUSTSCORE_MONGO_URI": f"embedded:{path}"})
+    holder.close()
+    assert result.exit_code == 0, result.output
+    assert len(said) >= 3 and "waiting for the store's write lock, held by another process" in result.output
+    assert "stopped after 5 scores" in result.output
+
+
+def test_simulate_stream_waits_for_a_held_lock_and_says_so(tmp_path, monkeypatch):
+    _short_waits(monkeypatch)
+    path = tmp_path / "store.sqlite"
+    open_store(Settings.build(mongo_uri=f"embedded:{path}", home=tmp_path, environ={})).close()
+    holder = _hold_lock(path)
+    said = _release_after_three_waits(monkeypatch, holder)
+    result = cli(tmp_path, "simulate", "--customers", "0", "--stream", "--rate", "20", "--duration", "0.5",
+                 env={"CUSTSCORE_MONGO_URI": f"embedded:{path}"})
+    holder.close()
+    assert result.exit_code == 0, result.output
+    assert len(said) >= 3 and "waiting for the store's write lock, held by another process" in result.output
+    with open_store(Settings.build(mongo_uri=f"embedded:{path}", home=tmp_path, environ={})) as store:
+        assert store.collection(CUSTOMERS).count() > 0
