@@ -81,3 +81,40 @@ def test_predict_and_the_api_path_return_recommendations_with_reasons(home):
     assert len(recs) == 10 and any(r["reason"] == "because you bought books-0002" for r in recs)
     assert "books-0002" not in {r["product_id"] for r in recs}
     assert "recommend" in result.score["model_versions"]
+
+
+def test_your_own_purchases_and_ratings_with_your_own_column_names(tmp_path):
+    """No simulator: a shop's own customers and till rows (renamed with --map) train, recommend and explain."""
+    import random
+
+    rng = random.Random(5)
+    home = tmp_path / "home"
+    people = ["id,joined,years,via"] + [f"U{i:03d},2025-0{1 + i % 9}-15,{20 + i % 50},{'web' if i % 2 else 'store'}"
+                                        for i in range(80)]
+    (tmp_path / "crm.csv").write_text("\n".join(people) + "\n")
+    rows = ["cust,when,paid,sku,kind,stars"]
+    for i in range(80):
+        taste = ["tea-a", "book-a"] if i % 2 else ["tea-b", "book-b"]  # two kinds of customer
+        for k in range(8):
+            kind = taste[k % 2]
+            sku = f"{kind}{rng.randrange(6)}"
+            stars = "" if k % 3 == 2 else str(rng.choice([3, 3.5, 4, 4.5, 5]))  # two of three rows rated
+            rows.append(f"U{i:03d},2026-{1 + k:02d}-{1 + i % 27:02d},{9.5 + k},{sku},{kind.split('-')[0]},{stars}")
+    (tmp_path / "till.csv").write_text("\n".join(rows) + "\n")
+    result = cli(home, "ingest", "customers", str(tmp_path / "crm.csv"), "--map", "id=customer_id",
+                 "--map", "joined=signup_date", "--map", "years=age", "--map", "via=channel")
+    assert result.exit_code == 0, result.output
+    result = cli(home, "ingest", "events", str(tmp_path / "till.csv"), "--map", "cust=customer_id", "--map", "when=ts",
+                 "--map", "paid=amount", "--map", "sku=product_id", "--map", "kind=category", "--map", "stars=rating")
+    assert result.exit_code == 0, result.output
+    result = cli(home, "train", "--task", "recommend")
+    assert result.exit_code == 0, result.output
+    assert "registered as recommend" in result.output and "│ oracle" not in result.output  # no truth, no oracle
+    for name in ("item-knn", "user-knn", "SVD", "BaselineOnly", "global mean"):
+        assert f"│ {name}" in result.output, name
+    assert "repeatable categories (inferred): book, tea" in result.output  # both bought again and again
+    result = cli(home, "recommend", "U001", "--n", "3")
+    assert result.exit_code == 0, result.output
+    assert "recommendations for U001" in result.output
+    shown = [ln for ln in result.output.splitlines() if ln.startswith("│ ")]
+    assert len(shown) == 3 and all("-a" in ln for ln in shown), result.output  # U001 likes the "a" products

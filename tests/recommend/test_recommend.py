@@ -105,6 +105,24 @@ def test_a_planted_future_purchase_changes_nothing_in_training(sim):
     X_before = I.index_events(events).matrix(before.past, as_of=before.past["ts"].max())
     X_after = inter_after.matrix(after.past, as_of=after.past["ts"].max())
     assert (abs(R.ItemKNN().fit(X_before).similarity_ - R.ItemKNN().fit(X_after).similarity_)).max() == 0
+    # everything the leaderboard's rankers learn from (evaluate_rankers fits on hold.X / hold.X_recent, the
+    # segments, and judges the same halves) is the same; only the planted customer's future grew
+    from custscore.recommend.evaluate import make_holdout
+
+    inter_before = I.index_events(events)
+    segments = np.array(["all"] * len(inter_before.customers))
+    hold_before = make_holdout(inter_before, before, segments, sorted(REPEATABLE), seed=0)
+    hold_after = make_holdout(inter_after, after, segments, sorted(REPEATABLE), seed=0)
+    for name in ("X", "X_recent"):
+        a, b = getattr(hold_before, name), getattr(hold_after, name)
+        assert a.shape == b.shape and abs(a - b).max() == 0, name
+    np.testing.assert_array_equal(hold_before.popularity, hold_after.popularity)
+    np.testing.assert_array_equal(hold_before.validation, hold_after.validation)
+    np.testing.assert_array_equal(hold_before.test, hold_after.test)
+    row = int(np.flatnonzero(inter_after.customers == cid)[0])
+    column = int(np.flatnonzero(inter_after.items == unseen)[0])
+    assert column not in hold_before.relevant[row] and column in hold_after.relevant[row]
+    assert hold_after.X[row, column] == 0  # the planted purchase is not in the past the models learn
 
 
 @pytest.mark.slow
