@@ -1,6 +1,6 @@
 """Soak: SIGKILL the scorer worker and the simulate writer again and again, then count what went wrong.
 
-    python bench/soak.py [--kills 10] [--seed 0]
+    python bench/soak.py [--kills 10]
 
 Worker: a worker process (tests/scorer/crash_worker.py, fake models that sleep
 between scoring and writing) follows an embedded store while new customers and

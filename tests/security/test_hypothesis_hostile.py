@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,8 @@ from custscore.store.sql import run_sql
 from tests.scorer.fakes import FakeRegistry
 from tests.security.cli_helpers import assert_no_traceback, cli
 from tests.security.helpers import GOOD, good, nested
+
+pytestmark = pytest.mark.slow  # about 30 s in all; derandomized, so every run tries the same inputs
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 SLOW_FAST = settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
