@@ -112,3 +112,22 @@ def test_csv_and_json_exports_stream_every_row_in_bounded_tables(tmp_path):
     with open_store(Settings.build(home=tmp_path, environ={})) as store:
         sizes = [len(f) for f in iter_customer_frames(store, {}, limit=0, fields=["age"], chunk_rows=1000)]
     assert sizes == [1000, 1000, 500]
+
+
+def test_the_query_command_has_a_30_second_budget_by_default(tmp_path, monkeypatch):
+    """A plain `custscore query FILTER` (no --timeout) runs under the 30 s budget, tables and exports alike."""
+    from custscore.store import query as query_module
+
+    _seed(tmp_path, n=2)
+    asked = []
+    for name in ("query_customers", "iter_customer_frames"):
+        original = getattr(query_module, name)
+
+        def spy(*args, _original=original, **kw):
+            asked.append(kw.get("timeout"))
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(query_module, name, spy)
+    assert cli(tmp_path, "query", "{}").exit_code == 0
+    assert cli(tmp_path, "query", "{}", "--csv").exit_code == 0
+    assert asked == [30.0, 30.0]
