@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import ConfigError, CustscoreError, InputError, ModelError
-from custscore.models.prep_numpy import compile_transform, sklearn_transform, transform_steps
+from custscore.models.prep_numpy import FeatureRows, compile_transform, sklearn_transform, transform_steps
 from custscore.store.plain import plain
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ class Explainer:
         self.pipeline, self.kind, self.method, self.units = pipeline, kind, method, units
         self.raw_names, self.col_map, self.background_t, self.seed = raw_names, col_map, background_t, seed
         self.model = pipeline.named_steps["model"]
-        # raw frame -> the matrix the model step sees (sklearn, or its NumPy replay checked against it)
-        self.transform = transform or (lambda X: sklearn_transform(pipeline, X))
+        # raw frame or FeatureRows -> the matrix the model step sees (sklearn, or its NumPy replay checked against it)
+        self.transform = transform or (lambda X: sklearn_transform(
+            pipeline, X.select(raw_names) if isinstance(X, FeatureRows) else X))
         self._multi = kind != "regression" and len(getattr(self.model, "classes_", ())) > 2
         self._tree = None
         self._background_mean = None  # the permutation explainer's mean output over the background, computed once
@@ -391,7 +392,7 @@ def top_reasons(explanation: Explanation, X_raw: pd.DataFrame, k: int = 3, descr
     ----------
     explanation : Explanation
         From :meth:`Explainer.explain` on ``X_raw``.
-    X_raw : pandas.DataFrame
+    X_raw : pandas.DataFrame or FeatureRows
         The explained raw rows (for the feature values).
     k : int
         Reasons per row; features with exactly zero contribution are never listed.
@@ -408,7 +409,8 @@ def top_reasons(explanation: Explanation, X_raw: pd.DataFrame, k: int = 3, descr
     """
     describe = describe or _default_describe
     names = explanation.feature_names
-    cells = X_raw[names].to_numpy(dtype=object)
+    cells = X_raw.objects(X_raw.indices(names)) if isinstance(X_raw, FeatureRows) else \
+        X_raw[names].to_numpy(dtype=object)
     vals = explanation.values
     order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :k]
     result = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from custscore.config import Settings
 from custscore.errors import ModelError
@@ -32,6 +32,7 @@ from custscore.models import (
     registry,
 )
 from custscore.models.few_features import FEW, few_customer_features
+from custscore.models.prep_numpy import FeatureRows
 from custscore.store.base import Store
 from custscore.store.plain import plain
 from custscore.store.schema import MODELS
@@ -80,13 +81,18 @@ class ProductionModels:
         self.loaded = loaded
         self.currency = currency  # how money reads in reasons (Settings.currency)
         self.explainers = {}
+        self.columns = {}  # task -> the raw feature columns its model reads, in order (read once from the manifest)
         for task, model in loaded.items():
             extra = model.manifest.get("extra") or {}
             background = pd.DataFrame(extra.get("background") or [])
             cols = [f["name"] for f in model.manifest["features"]]
+            self.columns[task] = cols
             background = background.set_index("customer_id")[cols] if len(background) else None
             kind = model.manifest.get("kind", "regression")
             self.explainers[task] = explain.make_explainer(model.pipeline, _typed(background, cols), kind, seed=seed)
+        # once per loaded models, not per call: finding the OpenMP libraries scans the process's mappings (~5 ms)
+        self._threadpools = ThreadpoolController()
+        self._describe = functools.partial(feature_words.describe, currency=currency)
         self.versions = {task: m.version for task, m in loaded.items()}
         self.categories = sorted({c for m in loaded.values() for c in (m.manifest.get("extra") or {}).get("categories")
                                   or ()})
@@ -102,41 +108,49 @@ class ProductionModels:
     def predict_frame(self, X: pd.DataFrame, skip_shap: tuple[str, ...] = ()
                       ) -> tuple[pd.DataFrame, dict[str, explain.Explanation]]:
         """Predictions (one column per output) and SHAP explanations per task (less ``skip_shap``) for a feature frame."""
-        with threadpool_limits(limits=1, user_api="openmp"):  # see train._train: OpenMP spin-waits
-            return self._predict_frame(X, skip_shap)
+        outputs, explanations = self.predict_rows(FeatureRows(X), skip_shap)
+        return pd.DataFrame(outputs, index=X.index), explanations
 
-    def _predict_frame(self, X: pd.DataFrame, skip_shap: tuple[str, ...] = ()
-                       ) -> tuple[pd.DataFrame, dict[str, explain.Explanation]]:
+    def predict_rows(self, rows: FeatureRows, skip_shap: tuple[str, ...] = ()
+                     ) -> tuple[dict[str, np.ndarray], dict[str, explain.Explanation]]:
+        """:meth:`predict_frame` on a feature frame already converted to NumPy: output name -> array per row."""
+        with self._threadpools.limit(limits=1, user_api="openmp"):  # see train._train: OpenMP spin-waits
+            return self._predict_rows(rows, skip_shap)
+
+    def _predict_rows(self, rows: FeatureRows, skip_shap: tuple[str, ...] = ()
+                      ) -> tuple[dict[str, np.ndarray], dict[str, explain.Explanation]]:
         # Customers who never bought (as of X's date) go to the first_purchase model, buyers to churn: a model never
         # scores or explains a population it was not trained on (models/population.py). Rows outside a task's
         # population get zero contributions, hence no reasons from it.
-        out = pd.DataFrame(index=X.index)
+        n = len(rows)
+        out: dict[str, np.ndarray] = {}
         explanations = {}
         split = "churn" in self.loaded or population.TASK in self.loaded
-        new = population.never_bought(X).to_numpy() if split else None
+        new = _never_bought(rows) if split else None
         if new is not None:
-            out["churn_probability"] = np.nan
-            out["risk"] = np.where(new, population.BAND, None)
+            out["churn_probability"] = np.full(n, np.nan)
+            out["risk"] = np.where(new, population.BAND, None).astype(object)
         for task, model in self.loaded.items():
             ex = self.explainers[task]
-            cols = [f["name"] for f in model.manifest["features"]]
-            Z = ex.transform(X[cols])  # one transform per model, shared by the prediction and its SHAP values
+            cols = self.columns[task]
+            Z = ex.transform(rows)  # one transform per model, shared by the prediction and its SHAP values
             if task in ("churn", population.TASK):
-                rows = ~new if task == "churn" else new
-                raw = np.asarray(ex.model.predict_proba(Z[rows]), dtype=float) if rows.any() else np.empty((0, 2))
+                members = ~new if task == "churn" else new
+                raw = np.asarray(ex.model.predict_proba(Z[members]), dtype=float) if members.any() \
+                    else np.empty((0, 2))
                 calibrator = getattr(model.pipeline, "calibrator", None)  # a CalibratedPipeline's
                 p = calibrator.transform(raw[:, 1]) if calibrator is not None and len(raw) else raw[:, 1]
                 if task == "churn":
-                    out.loc[rows, "churn_probability"] = p
-                    out.loc[rows, "risk"] = [self.risk(v) for v in p]
+                    out["churn_probability"][members] = p
+                    out["risk"][members] = [self.risk(v) for v in p]
                     values = (customer_base_family.customer_base_values(calibration.base_pipeline(model.pipeline),
-                                                                        X[rows]) if rows.any() else None)
+                                                                        rows.frame[members]) if members.any() else None)
                     for name in customer_base_family.SCORE_FIELDS if values is not None else ():
-                        out.loc[rows, name] = values[name].to_numpy()
+                        out.setdefault(name, np.full(n, np.nan))[members] = values[name].to_numpy(dtype=float)
                 else:
-                    out.loc[rows, "first_purchase_probability"] = p
-                    out.loc[rows, "churn_probability"] = 1.0 - p  # P(no purchase within the horizon), as for buyers
-                explanations[task] = _within(ex, Z, cols, rows, raw)
+                    out.setdefault("first_purchase_probability", np.full(n, np.nan))[members] = p
+                    out["churn_probability"][members] = 1.0 - p  # P(no purchase within the horizon), as for buyers
+                explanations[task] = _within(ex, Z, cols, members, raw)
                 continue
             if task == "satisfaction":
                 pred = ex.model.predict(Z)
@@ -145,18 +159,18 @@ class ProductionModels:
                 pred = None
                 seg = np.asarray(ex.model.predict(Z)).astype(int)
                 out["segment"] = seg
-                out["segment_name"] = [self.segment_names.get(int(s), f"segment {s}") for s in seg]
+                out["segment_name"] = np.array([self.segment_names.get(int(s), f"segment {s}") for s in seg],
+                                               dtype=object)
             if task not in skip_shap:
                 explanations[task] = ex.explain_transformed(Z, cols, pred if task == "satisfaction" else None)
         return out, explanations
 
-    def reasons(self, explanations: dict[str, explain.Explanation], X: pd.DataFrame, k: int = TOP_K) -> dict[str, list]:
+    def reasons(self, explanations: dict[str, explain.Explanation], X: pd.DataFrame | FeatureRows,
+                k: int = TOP_K) -> dict[str, list]:
         """task -> per row the top-k reasons (feature, value, contribution, sentence)."""
-        out = {}
-        for task, e in explanations.items():
-            cols = e.feature_names
-            out[task] = explain.top_reasons(e, X[cols], k=k, describe=functools.partial(feature_words.describe, currency=self.currency), target_phrase=PHRASES.get(task, task))
-        return out
+        rows = X if isinstance(X, FeatureRows) else FeatureRows(X)
+        return {task: explain.top_reasons(e, rows, k=k, describe=self._describe, target_phrase=PHRASES.get(task, task))
+                for task, e in explanations.items()}
 
     def score_documents(self, customers: list[dict], events: pd.DataFrame | list[dict], now: dt.datetime,
                         k: int = TOP_K, skip_shap: tuple[str, ...] = ()) -> list[CustomerScore]:
@@ -173,13 +187,16 @@ class ProductionModels:
         if X is None:
             X = features.customer_features(customers, events, now, self.categories)
         versions = input_version.input_versions(customers, events)
-        preds, explanations = self.predict_frame(X, skip_shap)
-        reasons = self.reasons(explanations, X, k=k)
-        new = population.never_bought(X).to_numpy()
+        rows = FeatureRows(X)  # the frame converted to NumPy once, for every model, the reasons and the records
+        preds, explanations = self.predict_rows(rows, skip_shap)
+        reasons = self.reasons(explanations, rows, k=k)
+        new = _never_bought(rows)
         out = []
-        pred_rows = preds.to_dict("records")
-        feature_rows = X.to_dict("records")
         outputs = [n for n in OUTPUTS if n in preds]
+        pred_rows = [dict(zip(outputs, values, strict=True))
+                     for values in zip(*(preds[n].tolist() for n in outputs), strict=True)] if outputs else \
+            [{} for _ in range(len(rows))]
+        feature_rows = rows.objects(np.arange(len(rows.columns))).tolist()
         for i, cid in enumerate(X.index):
             skip = "churn" if new[i] else population.TASK  # the model of the other population says nothing about this row
             tasks = [t for t in reasons if t != skip]
@@ -194,7 +211,7 @@ class ProductionModels:
                 score[name] = round(value, 4) if isinstance(value, float) else value
             shap_vectors = {task: dict(zip(e.feature_names, np.round(e.values[i], 5).tolist(), strict=True))
                             for task, e in explanations.items() if task != skip}
-            feats = {c: plain(v) for c, v in feature_rows[i].items()}
+            feats = {c: plain(v) for c, v in zip(rows.columns, feature_rows[i], strict=True)}
             out.append(CustomerScore(cid, versions[cid], score, shap_vectors, feats,
                                      reasons_by_task={task: reasons[task][i] for task in tasks}))
         return out
@@ -203,6 +220,14 @@ class ProductionModels:
         """Score customer documents, reading their events from the store (the worker's path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
         return self.score_documents(customers, feature_reads.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
+
+
+def _never_bought(rows: FeatureRows) -> np.ndarray:
+    """:func:`population.never_bought` on converted rows (a boolean array)."""
+    if "orders_total" not in rows.position:
+        return population.never_bought(rows.frame).to_numpy()  # its error names the missing column
+    orders = rows.floats(rows.indices(["orders_total"]))[:, 0]
+    return np.nan_to_num(orders, nan=0.0) <= 0
 
 
 def _within(explainer: explain.Explainer, Z: np.ndarray, cols: list[str], rows: np.ndarray, outputs: np.ndarray
