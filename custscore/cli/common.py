@@ -177,6 +177,9 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple) and value and all(isinstance(v, dict) and "product_id" in v for v in value):
+        # score.recommendations: one line per product with its reason, not a list of dict reprs
+        return "\n".join(f"{v['product_id']}: {v.get('reason', '-')}" for v in value)
     if isinstance(value, list | tuple):  # aliases: "production", not "['production']"
         return ", ".join(map(str, value)) or "-"
     if isinstance(value, str) and len(value) > 16 and value[4:5] == "-" and value[10:11] == "T":
@@ -190,11 +193,15 @@ def fmt(value: Any) -> str:
 CELL_PAD = 3  # rich's padding and border per column of a boxed table
 
 
+def _widest_line(text: str) -> int:
+    return max(map(cell_len, text.split("\n"))) if "\n" in text else cell_len(text)
+
+
 def fitting_columns(headers: list[str], rows: list[list[str]], width: int,
                     first: Collection[str] = ()) -> list[int]:
     """Indices of the columns to show, in table order: the first column always, then the ones named in
     ``first``, then the rest in order, until the next one would not fit ``width``."""
-    widths = [max([cell_len(h), *(cell_len(r[i]) for r in rows)]) + CELL_PAD for i, h in enumerate(headers)]
+    widths = [max([cell_len(h), *(_widest_line(r[i]) for r in rows)]) + CELL_PAD for i, h in enumerate(headers)]
     order = sorted(range(len(headers)), key=lambda i: (i != 0, headers[i] not in first, i))
     chosen, used = [], 1
     for i in order:

@@ -59,6 +59,11 @@ def test_insert_a_buyer_then_score_once_and_query_shows_recommendations_with_rea
     assert len(recs) == 10 and all({"product_id", "score", "reason"} <= set(r) for r in recs)
     assert any(r["reason"] == "because you bought books-0002" for r in recs)
     assert "books-0002" not in {r["product_id"] for r in recs}  # bought, and books are not bought twice
+    # the table a user reads: one line per product with its reason, not a column left out for width
+    table = cli(home, "query", '{"_id": "NEWBUYER"}', "--fields", "score.recommendations")
+    assert table.exit_code == 0, table.output
+    lines = [ln for ln in table.output.splitlines() if ": because you bought books-0002" in ln]
+    assert lines and "more column" not in table.output and "{'product_id'" not in table.output, table.output
 
 
 def test_predict_and_the_api_path_return_recommendations_with_reasons(home):
