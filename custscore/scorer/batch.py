@@ -15,8 +15,10 @@ from typing import Any
 
 from custscore.clock import now as utc_now
 from custscore.errors import LimitExceeded, StoreError
+from custscore.models import feature_reads, features, input_version
+from custscore.models.predict import HOT_PATH_NO_SHAP
 from custscore.scorer.deadletters import check_customer, dead_letter_op, letter_hash, open_dead_letters
-from custscore.scorer.writeback import ScoredRow, doc_hash, is_replay, write_batch
+from custscore.scorer.writeback import ScoredRow, doc_hash, is_replay, same_day, write_batch
 from custscore.store.base import Store
 from custscore.store.schema import CUSTOMERS
 
@@ -37,10 +39,13 @@ class BatchOutcome:
     scored_at: dt.datetime | None = None
 
 
-def _score_isolating(models: Any, store: Store, docs: list[dict], now: dt.datetime) -> list:
-    """``models.score_batch``, bisecting on an unexpected exception so one poison document cannot stall the rest."""
+Score = Callable[[list[dict]], list]
+
+
+def _score_isolating(score: Score, docs: list[dict]) -> list:
+    """``score(docs)``, bisecting on an unexpected exception so one poison document cannot stall the rest."""
     try:
-        return list(models.score_batch(store, docs, now))
+        return list(score(docs))
     except StoreError:
         raise  # the store is down: no document is to blame
     except Exception as exc:
@@ -49,7 +54,47 @@ def _score_isolating(models: Any, store: Store, docs: list[dict], now: dt.dateti
             reason = f"scoring failed: {type(exc).__name__}: {exc}"
             return [SimpleNamespace(customer_id=docs[0]["_id"], error=reason)]
         half = len(docs) // 2
-        return _score_isolating(models, store, docs[:half], now) + _score_isolating(models, store, docs[half:], now)
+        return _score_isolating(score, docs[:half]) + _score_isolating(score, docs[half:])
+
+
+def _events_by_customer(store: Store, models: Any, docs: list[dict], as_of: dt.datetime) -> dict[str, list] | None:
+    """The batch's event documents by customer id, read once, for models that score given events
+    (``score_documents``); None for models that read their own (``score_batch`` only)."""
+    if not callable(getattr(models, "score_documents", None)):
+        return None
+    fields = getattr(models, "event_fields", features.EVENT_FIELDS)
+    out: dict[str, list] = {str(d["_id"]): [] for d in docs}
+    for event in feature_reads.read_event_docs(store, list(out), until=as_of, fields=fields):
+        out.setdefault(str(event.get("customer_id")), []).append(event)
+    return out
+
+
+def _scorer(store: Store, models: Any, as_of: dt.datetime, events: dict[str, list] | None) -> Score:
+    if events is None:
+        return lambda docs: models.score_batch(store, docs, as_of)
+    return lambda docs: models.score_documents(
+        docs, [e for d in docs for e in events.get(str(d["_id"]), ())], as_of, skip_shap=HOT_PATH_NO_SHAP)
+
+
+def _unchanged(good: list[dict], docs: dict, hashes: dict, versions: dict, as_of: dt.datetime,
+               events: dict[str, list]) -> set:
+    """Ids whose stored score was computed from exactly these inputs by these models on this as-of day.
+
+    Only customers whose document hash and models match the stored score are candidates; their input
+    versions (the same function the models use) decide. A customer asked for twice (its events feed
+    change read after the batch that scored it) is then not computed again.
+    """
+    candidates = []
+    for clean in good:
+        stored = docs[clean["_id"]].get("score")
+        if (isinstance(stored, dict) and stored.get("doc_hash") == hashes[clean["_id"]]
+                and stored.get("model_versions") == versions and same_day(stored.get("as_of"), as_of)):
+            candidates.append(clean)
+    if not candidates:
+        return set()
+    current = input_version.input_versions(candidates, [e for c in candidates for e in events.get(str(c["_id"]), ())])
+    return {c["_id"] for c in candidates
+            if is_replay(docs[c["_id"]].get("score"), current.get(str(c["_id"])), versions, as_of)}
 
 
 def _write_isolating(
@@ -74,6 +119,13 @@ def _write_isolating(
     written, _ = write_batch(store, [], dl_ops, stamp, worker, resolved)
     written.predictions_inserted = len(kept)
     return kept, written, scores
+
+
+def _hash_or_none(doc: dict) -> str | None:
+    try:
+        return doc_hash(doc)
+    except (RecursionError, TypeError, ValueError):  # unhashable: check_customer turns it into a dead letter
+        return None
 
 
 def score_customers(
@@ -139,7 +191,13 @@ def score_customers(
         else:
             good.append(clean)
     as_of = as_of or clock()
-    results = _score_isolating(models, store, good, as_of) if good else []
+    hashes = {cid: _hash_or_none(docs[cid]) for cid in docs}
+    events = _events_by_customer(store, models, good, as_of) if good else None
+    if events is not None:
+        unchanged = _unchanged(good, docs, hashes, dict(models.versions), as_of, events)
+        outcome.replayed.extend(c["_id"] for c in good if c["_id"] in unchanged)
+        good = [c for c in good if c["_id"] not in unchanged]
+    results = _score_isolating(_scorer(store, models, as_of, events), good) if good else []
     by_id = {r.customer_id: r for r in results}
     rows: list[ScoredRow] = []
     for clean in good:
@@ -155,7 +213,7 @@ def score_customers(
                 outcome.replayed.append(cid)
             else:
                 arrival = arrivals.get(cid) or docs[cid].get("updated_at")
-                rows.append(ScoredRow(cid, result, versions, doc_hash(docs[cid]), arrival, as_of))
+                rows.append(ScoredRow(cid, result, versions, hashes[cid] or doc_hash(docs[cid]), arrival, as_of))
     stamp = clock()
     dl_ops = []
     if record_dead_letters:

@@ -49,12 +49,15 @@ class FakeModels:
     def score_batch(self, store, customers: list[dict], now: dt.datetime) -> list[CustomerScore]:
         if self.explode & {c["_id"] for c in customers}:
             raise RuntimeError("model blew up")
-        self.batches.append(len(customers))
         counts = event_counts(store, [c["_id"] for c in customers])
+        return self._score(customers, counts, {c["_id"]: input_version(c, counts[c["_id"]]) for c in customers})
+
+    def _score(self, customers: list[dict], counts: Counter, versions: dict) -> list[CustomerScore]:
+        self.batches.append(len(customers))
         out = []
         for doc in customers:
             cid = doc["_id"]
-            version = input_version(doc, counts[cid])
+            version = versions[cid]
             x = int(version[:8], 16) / 0xFFFFFFFF
             tickets = doc.get("support_tickets") or 0
             orders = (doc.get("purchase_history") or {}).get("orders", 0)
@@ -74,6 +77,21 @@ class FakeModels:
         if self.sleep_s:
             time.sleep(self.sleep_s)
         return out
+
+
+@dataclass
+class EventFakeModels(FakeModels):
+    """FakeModels that score given event documents, as the production models do (``score_documents``, the
+    real input versions): the worker reads a batch's events once and skips customers whose inputs are unchanged."""
+
+    def score_documents(self, customers: list[dict], events: list[dict], now: dt.datetime,
+                        skip_shap: tuple = ()) -> list[CustomerScore]:
+        from custscore.models.input_version import input_versions
+
+        if self.explode & {c["_id"] for c in customers}:
+            raise RuntimeError("model blew up")
+        counts = Counter(e["customer_id"] for e in events)
+        return self._score(customers, counts, input_versions(customers, events))
 
 
 class FakeRegistry:

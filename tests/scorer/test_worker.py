@@ -12,7 +12,16 @@ from custscore.scorer.worker import Worker
 from custscore.scorer.writeback import prediction_id
 from custscore.store.loading import load_customers, load_events
 from custscore.store.schema import CUSTOMERS, PREDICTIONS, SCORER_STATE
-from tests.scorer.fakes import VERSIONS, FakeRegistry, event_counts, input_version, open_embedded, purchase, simulate
+from tests.scorer.fakes import (
+    VERSIONS,
+    EventFakeModels,
+    FakeRegistry,
+    event_counts,
+    input_version,
+    open_embedded,
+    purchase,
+    simulate,
+)
 
 
 @pytest.fixture
@@ -154,3 +163,19 @@ def test_same_contract_through_the_mongodb_adapter_with_its_polling_feed(monkeyp
     load_events(store, [purchase(ids[2])])
     assert Worker(store, registry.loader, registry.probe).run_once().scored == 1
     assert store.collection(PREDICTIONS).count() == 21
+
+
+def test_a_customer_in_both_the_feed_and_the_scan_is_scored_once(store):
+    # tokens from before the customers exist: every customer is in the feed (its document and each of its
+    # events, read in several polls) *and* in the start-up scan (no score yet)
+    store.collection(SCORER_STATE).update_one(
+        {"_id": "worker-1-0"}, {"$set": {"tokens": {"customers": "seq:0", "events": "seq:0"}}}, upsert=True)
+    ids = simulate(store, 30)
+    models = EventFakeModels()
+
+    stats = Worker(store, lambda st: models, None, batch_size=8).run_once()
+
+    assert stats.scored == 30
+    assert sum(models.batches) == 30  # the models computed each customer once; later asks were skipped unscored
+    assert sorted(p["customer_id"] for p in store.collection(PREDICTIONS).find({})) == sorted(ids)
+    assert Worker(store, lambda st: models, None).run_once().scored == 0 and sum(models.batches) == 30
