@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -186,41 +188,79 @@ def status(ctx: typer.Context) -> None:
 def mirror(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Rebuild the mirror from scratch.")] = False,
-    with_stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Also store every pipeline's output as stats_<name>.")] = True,
+    with_stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Also keep every pipeline's output as stats_<name>.")] = True,
 ) -> None:
     """Copy customers (flattened), events, predictions and pipeline outputs into $CUSTSCORE_HOME/mirror.sqlite.
 
-    Incremental: a second run copies only what changed since the last one.
+    Incremental: a second run copies only what changed since the last one, and recomputes a pipeline's
+    stats_<name> table only when a collection it reads changed.
 
     Example: custscore mirror && custscore sql "SELECT count(*) FROM customers"
     """
+    from custscore.store.mirror import STATS_PREFIX
     from custscore.store.mirror import mirror as run_mirror
 
+    started = time.perf_counter() - _process_age()
     settings: Settings = ctx.obj
     with user_errors(), opened_store(ctx) as store:
-        frames = {}
+        stats = {}
         if with_stats:
-            from custscore.analytics.pipelines import list_pipelines, run_pipeline
+            from custscore.analytics.pipelines import stats_tables
 
-            with progress_bar() as progress:
-                infos = list_pipelines()
-                task = progress.add_task("pipelines", total=len(infos))
-                for info in infos:
-                    frames[info.name] = run_pipeline(store, info.name)
-                    progress.advance(task)
+            stats = stats_tables(store)
         with progress_bar() as progress:
-            task = progress.add_task("mirroring", total=None)
-            report = run_mirror(
-                store, settings.home / "mirror.sqlite", pipeline_frames=frames, full=full,
-                on_progress=lambda _table, rows: progress.advance(task, rows),
-            )
+            bars = _MirrorBars(progress, store, len(stats))
+            report = run_mirror(store, settings.home / "mirror.sqlite", stats=stats, full=full, on_progress=bars)
+            bars.finish()
     table = Table(title=f"SQL mirror {report.path}" + (" (rebuilt)" if report.full else ""))
     for column in ("table", "copied", "deleted", "rows now", "seconds"):
         table.add_column(column, justify="left" if column == "table" else "right")
     for name, copy in report.tables.items():
-        table.add_row(name, f"{copy.rows:,}", f"{copy.deleted:,}", f"{copy.total:,}", f"{copy.seconds:.2f}")
+        copied = "kept" if copy.kept else f"{copy.rows:,}"
+        table.add_row(name, copied, f"{copy.deleted:,}", f"{copy.total:,}", f"{copy.seconds:.2f}")
     console.print(table)
-    console.print(f"{report.rows:,} rows copied in {report.seconds:.1f}s")
+    copied = sum(c.rows for n, c in report.tables.items() if not n.startswith(STATS_PREFIX))
+    line = f"{copied:,} {'document' if copied == 1 else 'documents'} copied"
+    if stats:
+        line += (f", {len(report.refreshed)} of {len(stats)} stats tables recomputed"
+                 + (f" ({len(report.kept)} kept: what they read did not change)" if report.kept else ""))
+    console.print(f"{line}, in {time.perf_counter() - started:.1f} s", highlight=False)
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Python's start-up and imports included), 0 where /proc cannot say."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class _MirrorBars:
+    """The mirror's ``on_progress(table, rows)`` as a bar per collection (against its size) and one for stats."""
+
+    def __init__(self, progress: Any, store: Any, n_stats: int):
+        self.progress, self.store, self.n_stats = progress, store, n_stats
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, table: str, rows: int) -> None:
+        from custscore.store.mirror import STATS_PREFIX
+
+        name = "stats tables" if table.startswith(STATS_PREFIX) else table
+        if name not in self.bars:
+            total = self.n_stats if table.startswith(STATS_PREFIX) else self.store.collection(table).count()
+            self.bars[name] = self.progress.add_task(f"mirror {name}", total=total)
+        bar = self.bars[name]
+        self.progress.advance(bar, 1 if table.startswith(STATS_PREFIX) else rows)
+        task = self.progress.tasks[bar]
+        if task.total is not None and task.completed > task.total:
+            self.progress.update(bar, total=task.completed)
+
+    def finish(self) -> None:
+        """Every bar full at what was done: an incremental run copies fewer rows than the collection holds."""
+        for bar in self.bars.values():
+            self.progress.update(bar, total=self.progress.tasks[bar].completed)
 
 
 @app.command()

@@ -11,16 +11,25 @@ upserting by primary key. A run is one SQLite transaction (WAL mode), so
 readers see the old mirror or the new one, never half of it. Deletions are
 not in the change feed; they are found when the mirror holds more rows than
 the store and reconciled by ``_id``.
+
+Stats tables (``stats_<name>``, pipeline outputs) are refreshed only when one
+of their source collections changed: each collection's row of ``_mirror_state``
+counts the rows the mirror ever copied or deleted for it (``changes``), each
+stats table's row records those counters as they were when it was computed,
+and a run recomputes a stats table only when a counter moved (or the table is
+missing). Sources are copied before their stats are computed, so a write that
+lands in between shows up as a change next time rather than being missed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 5000
 STATE_TABLE = "_mirror_state"
+_SAVE_STATE = (f"INSERT OR REPLACE INTO {STATE_TABLE} (collection, token, source, rows, mirrored_at, changes) "
+               "VALUES (?, ?, ?, ?, ?, ?)")
 STATS_PREFIX = "stats_"
 _STATS_NAME = re.compile(r"^[A-Za-z0-9_]{1,60}$")
 
@@ -61,14 +72,23 @@ INDEXED = ("customer_id", "region", "channel", "ts", "signup_date", "scored_at")
 Progress = Callable[[str, int], None]
 
 
+@dataclass(frozen=True)
+class StatsTable:
+    """A pipeline output the mirror keeps as ``stats_<name>``: the collections it reads and how to compute it."""
+
+    sources: tuple[str, ...]
+    compute: Callable[[], pd.DataFrame]
+
+
 @dataclass
 class TableCopy:
-    """What one run did to one mirror table."""
+    """What one run did to one mirror table (``kept``: a stats table left as it was, its sources unchanged)."""
 
     rows: int = 0
     seconds: float = 0.0
     deleted: int = 0
     total: int = 0
+    kept: bool = False
 
 
 @dataclass
@@ -84,6 +104,16 @@ class MirrorReport:
     def rows(self) -> int:
         """Rows copied over all tables."""
         return sum(t.rows for t in self.tables.values())
+
+    @property
+    def refreshed(self) -> list[str]:
+        """The stats tables recomputed by this run."""
+        return [n for n, t in self.tables.items() if n.startswith(STATS_PREFIX) and not t.kept]
+
+    @property
+    def kept(self) -> list[str]:
+        """The stats tables left as they were (their sources did not change)."""
+        return [n for n, t in self.tables.items() if t.kept]
 
 
 def _key_text(value: Any) -> str:
@@ -221,13 +251,41 @@ def _copy_collection(
     return copy, token
 
 
-def _check_frames(frames: dict) -> None:
-    """Refuse pipeline frames that cannot become ``stats_<name>`` tables, before any copying."""
-    for name, frame in frames.items():
+def _check_stats(stats: Mapping[str, StatsTable]) -> None:
+    """Refuse stats tables that cannot become ``stats_<name>`` tables or whose sources are not mirrored, before any copying."""
+    for name, entry in stats.items():
         if not isinstance(name, str) or not _STATS_NAME.match(name):
             raise InputError(f"pipeline frame name {name!r} cannot be a table name; use letters, digits and '_'")
-        if not isinstance(frame, pd.DataFrame):
-            raise InputError(f"pipeline frame {name!r} is a {type(frame).__name__}, expected a pandas DataFrame")
+        unknown = [s for s in entry.sources if s not in TABLES]
+        if unknown or not entry.sources:
+            raise InputError(f"stats table {name!r} reads {unknown or 'no collection'}; its sources must be among "
+                             f"the mirrored collections {', '.join(TABLES)}")
+
+
+def _stats_state(conn: sqlite3.Connection, name: str) -> str | None:
+    """The recorded source counters of ``stats_<name>`` when the table still exists, else None."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (STATS_PREFIX + name,)).fetchone()
+    row = conn.execute(f"SELECT token FROM {STATE_TABLE} WHERE collection = ?", (STATS_PREFIX + name,)).fetchone()
+    return row[0] if exists and row else None
+
+
+def _refresh_stats(conn: sqlite3.Connection, name: str, entry: StatsTable, counters: dict[str, int],
+                   location: str, now: Any) -> TableCopy:
+    """Recompute ``stats_<name>`` when a source's change counter moved since it was computed, else keep it."""
+    started = time.perf_counter()
+    seen = json.dumps({source: counters.get(source, 0) for source in sorted(entry.sources)})
+    if _stats_state(conn, name) == seen:
+        total = conn.execute(f"SELECT count(*) FROM {quote(STATS_PREFIX + name)}").fetchone()[0]
+        return TableCopy(total=total, kept=True, seconds=time.perf_counter() - started)
+    frame = entry.compute()
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"pipeline frame {name!r} is a {type(frame).__name__}, expected a pandas DataFrame")
+    copy = _write_frame(conn, name, frame)
+    conn.execute(_SAVE_STATE,
+                 (STATS_PREFIX + name, seen, location, copy.total, now, 0))
+    copy.seconds = time.perf_counter() - started
+    return copy
 
 
 def _write_frame(conn: sqlite3.Connection, name: str, frame: pd.DataFrame) -> TableCopy:
@@ -264,7 +322,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def mirror(
     store: Store,
     path: Path,
-    pipeline_frames: dict[str, pd.DataFrame] | None = None,
+    stats: Mapping[str, StatsTable] | None = None,
     on_progress: Progress | None = None,
     full: bool = False,
 ) -> MirrorReport:
@@ -276,11 +334,13 @@ def mirror(
         The document store to read (any backend).
     path : Path
         The mirror file, normally ``Settings.home / "mirror.sqlite"``; created if missing.
-    pipeline_frames : dict of str to DataFrame, optional
-        Pipeline outputs; each replaces the table ``stats_<name>``. Stats tables not
-        passed are kept as they are.
+    stats : dict of str to StatsTable, optional
+        Pipeline outputs kept as ``stats_<name>``. Each is recomputed only when one of its
+        source collections changed since it was last computed (or its table is missing);
+        otherwise it is kept (``TableCopy.kept``). Stats tables not passed are kept as they are.
     on_progress : callable, optional
-        Called as ``on_progress(table, rows)`` after every copied batch.
+        Called as ``on_progress(table, rows)`` after every copied batch of a collection, and
+        once per stats table (``stats_<name>``, its rows; 0 when it was kept).
     full : bool
         Drop the mirror's tables and copy everything again.
 
@@ -294,38 +354,41 @@ def mirror(
     StoreError
         The mirror file cannot be opened or written.
     InputError
-        A pipeline frame name or content cannot become a table.
+        A stats table's name, sources or computed frame cannot become a table.
     """
     started = time.perf_counter()
     path = Path(path)
-    _check_frames(pipeline_frames or {})
+    stats = stats or {}
+    _check_stats(stats)
     report = MirrorReport(path=path, full=full)
     conn = _connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (collection TEXT PRIMARY KEY, token TEXT, "
-            "source TEXT, rows INTEGER, mirrored_at TEXT)"
-        )
-        state = {c: (t, s, n) for c, t, s, n in conn.execute(f"SELECT collection, token, source, rows FROM {STATE_TABLE}")}
-        if not full and any(source != store.location for _, source, _ in state.values()):
+        state = _read_state(conn)
+        if not full and any(source != store.location for _, source, _, _ in state.values()):
             log.warning("mirror %s was copied from another store; rebuilding it from %s", path, store.location)
             full = report.full = True
         if full:
             _drop_all(conn)
             state = {}
         now = sql_value(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        counters: dict[str, int] = {}
         for name in TABLES:
-            token, _, had_rows = state.get(name, (None, None, 0))
+            token, _, had_rows, changes = state.get(name, (None, None, 0, 0))
             copy, token = _copy_collection(store, conn, name, token, on_progress, had_rows or 0)
             report.tables[name] = copy
+            counters[name] = (changes or 0) + copy.rows + copy.deleted
             conn.execute(
-                f"INSERT OR REPLACE INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?)",
-                (name, token, store.location, copy.total, now),
+                _SAVE_STATE,
+                (name, token, store.location, copy.total, now, counters[name]),
             )
             log.info("mirror %s: %d rows copied, %d deleted in %.2fs", name, copy.rows, copy.deleted, copy.seconds)
-        for name, frame in (pipeline_frames or {}).items():
-            report.tables[STATS_PREFIX + name] = _write_frame(conn, name, frame)
+        for name, entry in stats.items():
+            copy = report.tables[STATS_PREFIX + name] = _refresh_stats(conn, name, entry, counters, store.location, now)
+            log.info("mirror %s%s: %s in %.2fs", STATS_PREFIX, name,
+                     "kept (sources unchanged)" if copy.kept else f"{copy.rows} rows", copy.seconds)
+            if on_progress:
+                on_progress(STATS_PREFIX + name, copy.rows)
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         if conn.in_transaction:
@@ -339,6 +402,19 @@ def mirror(
         conn.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_state(conn: sqlite3.Connection) -> dict[str, tuple]:
+    """``_mirror_state`` as {collection or stats table: (token, source, rows, changes)}, created (or given its
+    ``changes`` column, for a mirror made before stats were tracked) when needed."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (collection TEXT PRIMARY KEY, token TEXT, "
+        "source TEXT, rows INTEGER, mirrored_at TEXT, changes INTEGER NOT NULL DEFAULT 0)"
+    )
+    if "changes" not in [r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")]:
+        conn.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN changes INTEGER NOT NULL DEFAULT 0")
+    rows = conn.execute(f"SELECT collection, token, source, rows, changes FROM {STATE_TABLE}")
+    return {c: (t, s, n, k) for c, t, s, n, k in rows}
 
 
 def _drop_all(conn: sqlite3.Connection) -> None:

@@ -44,9 +44,38 @@ def test_mirror_then_sql_counts_match_status(home):
     assert count.output.strip().splitlines() == ["n", "400"]
     assert "400" in cli(home, "status").output
     again = cli(home, "mirror", "--no-stats")
-    assert "0 rows copied" in again.output
+    assert again.output.splitlines()[-1].startswith("0 documents copied, in ")
     example = cli(home, "sql", "--example", "satisfaction_by_age_group", "--csv")
     assert example.exit_code == 0 and "avg_satisfaction" in example.output
+
+
+def stats_rows(output):
+    """``{table: copied}`` of the mirror's summary table, for the stats tables."""
+    cells = [[c.strip() for c in ln.split("│")[1:-1]] for ln in output.splitlines() if ln.startswith("│ stats_")]
+    return {c[0]: c[1] for c in cells}
+
+
+def test_a_second_mirror_recomputes_only_the_stats_whose_sources_changed(tmp_path):
+    assert cli(tmp_path, "simulate", "-n", "120", "--seed", "5", "--end", "2026-06-30").exit_code == 0
+    first = cli(tmp_path, "mirror")
+    assert first.exit_code == 0, first.output
+    assert ", 10 of 10 stats tables recomputed, in " in first.output.splitlines()[-1]
+
+    again = cli(tmp_path, "mirror")  # nothing changed: nothing copied, no pipeline run
+    assert again.output.splitlines()[-1].startswith(
+        "0 documents copied, 0 of 10 stats tables recomputed (10 kept: what they read did not change), in ")
+    assert set(stats_rows(again.output).values()) == {"kept"} and len(stats_rows(again.output)) == 10
+
+    new = '{"_id": "N1", "age": 30, "income": 40000, "signup_date": "2026-06-01", "region": "north"}'
+    assert runner.invoke(app, ["--home", str(tmp_path), "insert", "-"], input=new,
+                         env={"CUSTSCORE_MONGO_URI": ""}).exit_code == 0
+    third = cli(tmp_path, "mirror")
+    assert third.output.splitlines()[-1].startswith(
+        "1 document copied, 6 of 10 stats tables recomputed (4 kept: what they read did not change), in ")
+    kept = {name for name, copied in stats_rows(third.output).items() if copied == "kept"}
+    assert kept == {"stats_rfm", "stats_monthly_revenue", "stats_top_categories", "stats_top_products"}
+    counted = cli(tmp_path, "sql", "SELECT sum(customers) AS n FROM stats_satisfaction_by_group", "--csv")
+    assert counted.output.split() == ["n", "121"]  # the recomputed table counts N1
 
 
 def test_sql_refuses_writes_and_keeps_the_table(home):

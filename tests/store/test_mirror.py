@@ -15,7 +15,7 @@ from custscore.simulator.generate import SimulationConfig
 from custscore.simulator.run import run_simulation
 from custscore.store import UpdateOne, open_store
 from custscore.store.loading import load_events
-from custscore.store.mirror import mirror
+from custscore.store.mirror import StatsTable, mirror
 from custscore.store.sql import EXAMPLE_QUERIES, run_sql
 from tests.conftest import make_settings
 
@@ -177,24 +177,85 @@ def test_predictions_table_with_shap_as_json(store, path):
     assert frame["scored_at"][0] == "2026-07-01 09:30:00"
 
 
-def test_pipeline_frames_replace_stats_tables(store, path):
+def frames(**by_name):
+    """Stats tables computing the given frames, each read from customers; ``calls`` counts the computations."""
+    calls = {name: 0 for name in by_name}
+
+    def computing(name, frame):
+        def compute():
+            calls[name] += 1
+            return frame
+        return compute
+
+    return {name: StatsTable(("customers",), computing(name, f)) for name, f in by_name.items()}, calls
+
+
+def test_stats_tables_replace_their_previous_rows(store, path):
     frame = pd.DataFrame({"region": ["north", "south"], "customers": [3, 4], "avg_spent": [1.5, None]})
-    report = mirror(store, path, pipeline_frames={"by_region": frame})
+    report = mirror(store, path, stats=frames(by_region=frame)[0])
     assert report.tables["stats_by_region"].rows == 2
+    store["customers"].update_one({"_id": "C0000001"}, {"$set": {"age": 98}})
     smaller = pd.DataFrame({"region": ["east"], "customers": [9], "avg_spent": [2.0]})
-    mirror(store, path, pipeline_frames={"by_region": smaller})
+    mirror(store, path, stats=frames(by_region=smaller)[0])
     assert query(path, "SELECT region, customers, avg_spent FROM stats_by_region") == [("east", 9, 2.0)]
+
+
+def test_stats_are_recomputed_only_when_a_source_changed(store, path):
+    one = pd.DataFrame({"n": [1]})
+    stats = {"on_customers": StatsTable(("customers",), lambda: one),
+             "on_events": StatsTable(("events",), lambda: one),
+             "on_both": StatsTable(("events", "customers"), lambda: one)}
+    first = mirror(store, path, stats=stats)
+    assert first.refreshed == ["stats_on_customers", "stats_on_events", "stats_on_both"] and first.kept == []
+
+    again = mirror(store, path, stats=stats)  # nothing changed: nothing recomputed
+    assert again.rows == 0 and again.refreshed == []
+    assert again.kept == ["stats_on_customers", "stats_on_events", "stats_on_both"]
+    assert again.tables["stats_on_both"].total == 1
+
+    load_events(store, [{"customer_id": "C0000002", "ts": LATER, "amount": 5.0}])  # also updates C0000002
+    assert mirror(store, path, stats=stats).refreshed == ["stats_on_customers", "stats_on_events", "stats_on_both"]
+    store["events"].delete_one({"customer_id": "C0000002", "ts": LATER})
+    assert mirror(store, path, stats=stats).refreshed == ["stats_on_events", "stats_on_both"]
+    store["customers"].update_one({"_id": "C0000001"}, {"$set": {"age": 98}})
+    assert mirror(store, path, stats=stats).refreshed == ["stats_on_customers", "stats_on_both"]
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE stats_on_events")
+    assert mirror(store, path, stats=stats).refreshed == ["stats_on_events"]
+
+
+def test_a_run_without_stats_leaves_them_to_be_recomputed_later(store, path):
+    stats, calls = frames(by_region=pd.DataFrame({"n": [1]}))
+    mirror(store, path, stats=stats)
+    store["customers"].update_one({"_id": "C0000001"}, {"$set": {"age": 98}})
+    assert mirror(store, path).tables["customers"].rows == 1  # --no-stats: the change is copied, stats untouched
+    assert mirror(store, path, stats=stats).refreshed == ["stats_by_region"]
+    assert mirror(store, path, stats=stats).kept == ["stats_by_region"] and calls == {"by_region": 2}
+
+
+def test_stats_of_a_collection_the_mirror_does_not_copy_are_refused(store, path):
+    with pytest.raises(InputError, match=r"stats table 'x' reads \['orders'\]; its sources must be among"):
+        mirror(store, path, stats={"x": StatsTable(("orders",), lambda: pd.DataFrame())})
+
+
+def test_a_mirror_made_before_stats_were_tracked_gets_them_on_its_next_run(store, path):
+    with sqlite3.connect(path) as conn:  # the state table as earlier versions made it
+        conn.execute("CREATE TABLE _mirror_state (collection TEXT PRIMARY KEY, token TEXT, source TEXT, "
+                     "rows INTEGER, mirrored_at TEXT)")
+    stats, calls = frames(by_region=pd.DataFrame({"n": [1]}))
+    assert mirror(store, path, stats=stats).refreshed == ["stats_by_region"]
+    assert mirror(store, path, stats=stats).kept == ["stats_by_region"] and calls == {"by_region": 1}
 
 
 def test_failed_run_leaves_the_mirror_untouched(store, path):
     with pytest.raises(InputError, match="cannot be a table name"):
-        mirror(store, path, pipeline_frames={"bad name;": pd.DataFrame({"a": [1]})})
+        mirror(store, path, stats=frames(**{"bad name;": pd.DataFrame({"a": [1]})})[0])
     assert "customers" not in [r[0] for r in query(path, "SELECT name FROM sqlite_master")]
     mirror(store, path)
     before = dump(path)
     store["customers"].update_one({"_id": "C0000001"}, {"$set": {"age": 98}})
     with pytest.raises(InputError, match="expected a pandas DataFrame"):
-        mirror(store, path, pipeline_frames={"x": "not a frame"})
+        mirror(store, path, stats=frames(x="not a frame")[0])
     load_events(store, [{"customer_id": "C0000002", "ts": LATER, "amount": 5.0}])
 
     def interrupted(table, rows):

@@ -28,6 +28,12 @@ labels. ``frame.attrs["label_source"]`` names the label used.
 """
 
 from custscore.analytics.pipelines.common import PipelineInfo
-from custscore.analytics.pipelines.registry import build_pipeline, get_pipeline, list_pipelines, run_pipeline
+from custscore.analytics.pipelines.registry import (
+    build_pipeline,
+    get_pipeline,
+    list_pipelines,
+    run_pipeline,
+    stats_tables,
+)
 
-__all__ = ["PipelineInfo", "build_pipeline", "get_pipeline", "list_pipelines", "run_pipeline"]
+__all__ = ["PipelineInfo", "build_pipeline", "get_pipeline", "list_pipelines", "run_pipeline", "stats_tables"]

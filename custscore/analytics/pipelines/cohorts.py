@@ -87,6 +87,7 @@ INFO = PipelineInfo(
     columns={"cohort": "signup month YYYY-MM", "months_since": "calendar months from signup month to purchase month",
              "cohort_size": "customers who signed up that month", "active_customers": "of those, with an event that month",
              "retention": "active_customers / cohort_size; pivot on cohort x months_since for the triangle"},
+    also_reads=(CUSTOMERS,),
 )
 
 PIPELINES = [Pipeline(INFO, cohort_retention_stages, _run_cohort_retention)]

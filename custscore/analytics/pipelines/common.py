@@ -44,6 +44,9 @@ class PipelineInfo:
         Accepted keyword options -> what they mean.
     columns : dict
         Columns of the returned DataFrame -> what they hold (``{by}`` stands for the ``by`` field).
+    also_reads : tuple of str
+        Collections read besides ``collection`` (``sources`` is both): a change in any of them
+        changes the result, so the SQL mirror recomputes its ``stats_<name>`` table.
     """
 
     name: str
@@ -53,6 +56,12 @@ class PipelineInfo:
     default_by: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)
+    also_reads: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every collection the pipeline reads."""
+        return (self.collection, *self.also_reads)
 
     def column_names(self, by: str | None = None) -> list[str]:
         """Column names of the result for ``by`` (``{by}`` replaced)."""

@@ -11,6 +11,7 @@ from custscore.analytics.pipelines import cohorts, customers, events
 from custscore.analytics.pipelines.common import Pipeline, PipelineInfo
 from custscore.errors import InputError
 from custscore.store.base import Store
+from custscore.store.mirror import StatsTable
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +125,12 @@ def run_pipeline(store: Store, name: str, by: str | None = None, **options) -> p
     frame = entry.run(store, by, **options)
     log.info("pipeline %s (by=%s) returned %d rows in %.2fs", name, by, len(frame), time.perf_counter() - started)
     return frame
+
+
+def stats_tables(store: Store) -> dict[str, StatsTable]:
+    """Every named pipeline (default ``by`` and options) as a stats table for the SQL mirror.
+
+    The mirror recomputes ``stats_<name>`` only when a collection in ``PipelineInfo.sources`` changed.
+    """
+    return {info.name: StatsTable(info.sources, lambda name=info.name: run_pipeline(store, name))
+            for info in list_pipelines()}
