@@ -17,6 +17,8 @@ only (promotions are planned demand, not noise) and applied to those periods.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +34,7 @@ FREQS = {"D": 7, "W": 52, "M": 12}  # frequency -> season length
 KEY_SEP = "|"
 TOTAL = "total"  # the key of the one series of --by total
 IQR_K = 1.5
+log = logging.getLogger(__name__)
 
 
 def parse_by(by: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
@@ -151,17 +154,21 @@ def series_pipeline(by: tuple[str, ...], freq: str, as_of: dt.datetime | None = 
     """Stages: units and promo flag per (by fields, day or month) from events up to ``as_of``.
 
     Weeks are folded from days afterwards (MongoDB has no ISO-week start as a plain date part).
+    Every argument is a plain field path or a date part of one, and the only filter a
+    datetime comparison: the embedded store groups such stages with its hash-based
+    ``$group`` and filters them on its compiled fast path (an ``$ifNull`` or a
+    ``$ne: None`` would send all events through mongomock's engine, about 4x slower
+    on the demo's events). So ``units`` sums stored quantities (validation stores 1
+    when an event has none), a period is promoted when its events' highest ``promo``
+    is true (missing counts as false), and events without a key field form groups
+    with a null key, which :func:`load_panel` drops.
     """
     key = {f.replace("_", ""): f"${f}" for f in by}
     key.update(y={"$year": "$ts"}, m={"$month": "$ts"})
     if freq != "M":
         key["d"] = {"$dayOfMonth": "$ts"}
-    match = {f: {"$ne": None} for f in by}
-    if as_of is not None:
-        match["ts"] = {"$lte": as_of}
-    return [{"$match": match},
-            {"$group": {"_id": key, "units": {"$sum": {"$ifNull": ["$quantity", 1]}},
-                        "promo": {"$max": {"$ifNull": ["$promo", False]}}}}]
+    stages: list[dict] = [{"$match": {"ts": {"$lte": as_of}}}] if as_of is not None else []
+    return [*stages, {"$group": {"_id": key, "units": {"$sum": "$quantity"}, "promo": {"$max": "$promo"}}}]
 
 
 def load_panel(store: Store, by: tuple[str, ...] | str | None = None, freq: str = "D",
@@ -183,17 +190,21 @@ def load_panel(store: Store, by: tuple[str, ...] | str | None = None, freq: str 
     """
     fields = parse_by(by)
     freq = check_freq(freq)
+    started = time.perf_counter()
     rows = store.collection(EVENTS).aggregate(series_pipeline(fields, freq, as_of))
+    names = [f.replace("_", "") for f in fields]
+    rows = [r for r in rows if all(r["_id"].get(n) is not None for n in names) and isinstance(r["_id"].get("y"), int)]
     if not rows:
         raise InputError(f"no events with {', '.join(fields) or 'ts'} to build demand series from; "
                          "ingest events with those fields first (or choose another --by)")
-    names = [f.replace("_", "") for f in fields]
-    frame = pd.DataFrame({f: [r["_id"].get(n) for r in rows] for f, n in zip(fields, names, strict=True)})
+    frame = pd.DataFrame({f: [r["_id"][n] for r in rows] for f, n in zip(fields, names, strict=True)})
     frame["date"] = pd.to_datetime(pd.DataFrame({"year": [r["_id"]["y"] for r in rows],
                                                  "month": [r["_id"]["m"] for r in rows],
                                                  "day": [r["_id"].get("d", 1) for r in rows]}))
-    frame["quantity"] = [r["units"] for r in rows]
-    frame["promo"] = [bool(r["promo"]) for r in rows]
+    frame["quantity"] = [r["units"] or 0 for r in rows]
+    frame["promo"] = [r["promo"] is True for r in rows]
+    log.info("demand series by %s at %s: %d groups read in %.1fs", "+".join(fields) or "total", freq, len(rows),
+             time.perf_counter() - started)
     return from_frame(frame, fields, freq, end=pd.Timestamp(as_of or end) if (as_of or end) else None)
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from custscore.simulator import personas, products
+from custscore.simulator import personas, products, stores
 
 __all__ = ["SimulationConfig", "SimulatedBatch", "simulate", "simulate_stream_tick"]
 
@@ -87,6 +87,10 @@ class SimulationConfig:
         Choose products by taste and add ratings (:mod:`custscore.simulator.products`; own random
         streams, so customers, times, categories and amounts are the same either way); False keeps
         the plain Zipf-within-category product draw.
+    stores : int
+        Physical stores (:class:`~custscore.simulator.stores.ShopNetwork`, own random streams): store-channel
+        purchases carry their customer's home ``store_id``, other channels ``ONLINE``, and every purchase a
+        ``promo`` flag from a chain promotion calendar; 0 leaves both fields out.
     """
 
     n_customers: int
@@ -98,6 +102,7 @@ class SimulationConfig:
     outlier_rate: float = 0.01
     id_prefix: str = "C"
     products: bool = True
+    stores: int = 8
 
     def validate(self) -> None:
         """Check the configuration.
@@ -120,6 +125,8 @@ class SimulationConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1], got {v!r}; pass a probability")
+        if not _is_int(self.stores) or not 0 <= self.stores <= 999:
+            raise ValueError(f"stores must be an integer in [0, 999], got {self.stores!r}; pass e.g. 8 (0: no stores)")
         if not isinstance(self.id_prefix, str) or not self.id_prefix:
             raise ValueError(f"id_prefix must be a non-empty string, got {self.id_prefix!r}; pass e.g. 'C'")
 
@@ -200,11 +207,16 @@ def _block_events(c: dict[str, np.ndarray], lo: int, hi: int, seed: int, block: 
     return ev
 
 
-def _event_dicts(ids: list[str], ev: dict[str, np.ndarray], ts: np.ndarray) -> list[dict]:
+def _event_dicts(ids: list[str], ev: dict[str, np.ndarray], ts: np.ndarray,
+                 store_ids: np.ndarray | None = None) -> list[dict]:
     cols = (ids, ts.tolist(), ev["amount"].tolist(), _CATS[ev["cat"]].tolist(),
             _PRODUCT_IDS[ev["product"]].tolist(), ev["qty"].tolist(), _CHANS[ev["channel"]].tolist())
     out = [{"customer_id": a, "ts": b, "amount": x, "category": d, "product_id": e, "quantity": f, "channel": g}
            for a, b, x, d, e, f, g in zip(*cols, strict=True)]
+    if store_ids is not None and "store" in ev:  # simulator/stores.py: the purchase's store and promotion flag
+        for doc, store_id, promo in zip(out, store_ids[ev["store"]].tolist(), ev["promo"].tolist(), strict=True):
+            doc["store_id"] = store_id
+            doc["promo"] = promo
     if "rating" in ev:  # only rated purchases carry the field
         rated = np.flatnonzero(~np.isnan(ev["rating"]))
         for i, r in zip(rated.tolist(), ev["rating"][rated].tolist(), strict=True):
@@ -275,11 +287,12 @@ def simulate(config: SimulationConfig, batch_size: int = 5000) -> Iterator[Simul
                            config.missing_rate, config.outlier_rate)
     if config.products:
         cust.update(products.draw_tastes(config.seed, cust["persona"]))
-    return _iter_batches(config, int(batch_size), end, cust)
+    shops = stores.ShopNetwork(config.stores, len(_PRODUCT_IDS), config.days, config.seed) if config.stores else None
+    return _iter_batches(config, int(batch_size), end, cust, shops)
 
 
 def _iter_batches(config: SimulationConfig, batch_size: int, end: dt.datetime,
-                  cust: dict[str, np.ndarray]) -> Iterator[SimulatedBatch]:
+                  cust: dict[str, np.ndarray], shops: stores.ShopNetwork | None = None) -> Iterator[SimulatedBatch]:
     n = config.n_customers
     end64 = np.datetime64(end, "s")
     cache: dict[int, dict[str, np.ndarray]] = {}
@@ -292,6 +305,10 @@ def _iter_batches(config: SimulationConfig, batch_size: int, end: dt.datetime,
                                           config.days, config.outlier_rate)}
                 if config.products:
                     products.choose_products(cache[b], cust, config.seed, b)
+                if shops is not None:
+                    first, last = b * _BLOCK, min((b + 1) * _BLOCK, n)
+                    home = shops.home_stores(_REGS[cust["region"][first:last]], b)
+                    shops.place(cache[b], home, first, personas.CHANNELS.index("store"))
             ev = cache[b]
             a, z = np.searchsorted(ev["idx"], [lo, hi])
             parts.append({k: v[a:z] for k, v in ev.items()})
@@ -303,7 +320,8 @@ def _iter_batches(config: SimulationConfig, batch_size: int, end: dt.datetime,
             for c, extra in zip(customers, products.truth_fields(cust, lo, hi), strict=True):
                 c["_truth"].update(extra)
         yield SimulatedBatch(customers=customers,
-                             events=_event_dicts(ev_ids, ev, end64 + ev["t"].astype("timedelta64[s]")))
+                             events=_event_dicts(ev_ids, ev, end64 + ev["t"].astype("timedelta64[s]"),
+                                                 None if shops is None else shops.store_ids))
 
 
 def simulate_stream_tick(rng: np.random.Generator, now: dt.datetime, n_new: int, existing_ids: Sequence[str],

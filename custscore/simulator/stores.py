@@ -21,7 +21,22 @@ and their purchases stay exactly what the same seed always gave.
   ``expected`` in :attr:`DemandData.sales` is ``lam``, the ``_truth`` an oracle
   forecaster uses.
 
-Reproducibility: everything comes from ``np.random.default_rng([seed, 5501])``.
+* **Stores and promotions on the customers' purchases** (:class:`ShopNetwork`, wired into
+  :func:`custscore.simulator.generate.simulate` by ``SimulationConfig.stores``): every
+  customer has a home store, a physical store of their own (true) region drawn with
+  probability proportional to size (any store when their region has none); a purchase
+  through the ``store`` channel carries that ``store_id``, every other channel
+  :data:`ONLINE_STORE`. A chain promotion calendar over the simulated days (the same
+  rule as above: 5-10 days about every two months per product, 70% of the stores
+  taking part) sets ``promo`` on each purchase of a promoted product in a taking-part
+  store that day. In the customer simulation the flag marks the purchase only: it does
+  not change what customers buy, so a seed's customers, times, categories, products,
+  amounts and quantities are the same with or without stores (the demand process above
+  is where promotions lift demand).
+
+Reproducibility: the demand simulation comes from ``np.random.default_rng([seed, 5501])``;
+the shop network from ``[seed, 5507]`` (stores) and ``[seed, 5509]`` (calendar), home
+stores per block of customers from ``[seed, 5511, block]``.
 """
 
 from __future__ import annotations
@@ -35,12 +50,16 @@ import pandas as pd
 from custscore.simulator import personas
 
 __all__ = ["ONLINE_STORE", "DemandConfig", "DemandData", "make_stores", "simulate_demand", "assign_stores",
-           "expected_quantiles", "DISPERSION"]
+           "expected_quantiles", "DISPERSION", "ShopNetwork"]
 
 ONLINE_STORE = "ONLINE"
 DISPERSION = 8.0  # negative binomial k: variance = lam + lam^2 / k
 _STREAM = 5501
 _ASSIGN_STREAM = 5503
+_SHOP_STREAM = 5507
+_CALENDAR_STREAM = 5509
+_HOME_STREAM = 5511
+_DAY = 86_400
 _WEEKLY = np.array([0.85, 0.8, 0.85, 0.95, 1.15, 1.45, 0.95])  # Monday .. Sunday
 
 
@@ -194,6 +213,22 @@ def expected_quantiles(expected: np.ndarray, q: float) -> np.ndarray:
     return stats.nbinom.ppf(q, DISPERSION, DISPERSION / (DISPERSION + lam))
 
 
+def _draw_in_region(rng: np.random.Generator, regions: np.ndarray, physical: pd.DataFrame) -> np.ndarray:
+    """Row positions in ``physical``: a store of each region (by size), any store where the region has none."""
+    u = rng.random(len(regions))
+    out = np.empty(len(regions), dtype=np.int64)
+    sizes = physical["size"].to_numpy(float)
+    store_region = physical["region"].to_numpy(object)
+    everywhere = np.arange(len(physical))
+    for region in pd.unique(regions):
+        rows = np.flatnonzero(regions == region) if region is not None else np.flatnonzero(pd.isna(regions))
+        pool = np.flatnonzero(store_region == region)
+        pool = pool if pool.size else everywhere
+        cum = np.cumsum(sizes[pool])
+        out[rows] = pool[np.minimum(np.searchsorted(cum / cum[-1], u[rows], side="right"), pool.size - 1)]
+    return out
+
+
 def assign_stores(events: list[dict], stores: pd.DataFrame, region_of: dict[str, str | None], seed: int) -> None:
     """Give each event a ``store_id`` in place: a store in the customer's region for the store channel.
 
@@ -203,13 +238,67 @@ def assign_stores(events: list[dict], stores: pd.DataFrame, region_of: dict[str,
     random stream, so the events are otherwise unchanged.
     """
     rng = np.random.default_rng([seed, _ASSIGN_STREAM])
-    physical = stores[stores["store_id"] != ONLINE_STORE]
-    by_region = {r: g for r, g in physical.groupby("region")}
-    draws = rng.random(len(events))
-    for event, u in zip(events, draws, strict=True):
-        if event.get("channel") != "store" or physical.empty:
-            event["store_id"] = ONLINE_STORE
-            continue
-        group = by_region.get(region_of.get(event.get("customer_id")), physical)
-        cum = np.cumsum(group["size"].to_numpy())
-        event["store_id"] = group["store_id"].iloc[int(np.searchsorted(cum / cum[-1], u))]
+    physical = stores[stores["store_id"] != ONLINE_STORE].reset_index(drop=True)
+    in_store = np.array([e.get("channel") == "store" for e in events], dtype=bool)
+    regions = np.array([region_of.get(e.get("customer_id")) for e in events], dtype=object)
+    ids = np.full(len(events), ONLINE_STORE, dtype=object)
+    if not physical.empty and in_store.any():
+        picked = _draw_in_region(rng, regions, physical)
+        ids[in_store] = physical["store_id"].to_numpy(object)[picked[in_store]]
+    for event, store_id in zip(events, ids.tolist(), strict=True):
+        event["store_id"] = store_id
+
+
+class ShopNetwork:
+    """Stores and a chain promotion calendar for the customer simulation (see the module docstring).
+
+    Parameters
+    ----------
+    n_stores : int
+        Physical stores (>= 1); the online store is added.
+    n_products : int
+        Products of the calendar (indices into :data:`~custscore.simulator.personas.PRODUCT_IDS`).
+    days : int
+        Days of history the events span; day ``d`` of the calendar is ``end - days + d``.
+    seed : int
+        The simulation seed.
+    """
+
+    def __init__(self, n_stores: int, n_products: int, days: int, seed: int):
+        self.seed = int(seed)
+        self.days = int(days)
+        self.stores = make_stores(int(n_stores), np.random.default_rng([self.seed, _SHOP_STREAM]))
+        self.store_ids = self.stores["store_id"].to_numpy(object)
+        self.online = int(np.flatnonzero(self.store_ids == ONLINE_STORE)[0])
+        self._physical = self.stores.drop(index=self.online).reset_index(drop=True)
+        rng = np.random.default_rng([self.seed, _CALENDAR_STREAM])
+        # window id per (product, day), -1 outside promotions; which stores take part in each window
+        self.window = np.full((n_products, self.days + 1), -1, dtype=np.int32)
+        taking_part = []
+        for p in range(n_products):
+            start = int(rng.integers(0, 60))
+            while start <= self.days:
+                length = int(rng.integers(5, 11))
+                self.window[p, start:start + length] = len(taking_part)
+                taking_part.append(rng.random(len(self.stores)) < 0.7)
+                start += length + int(rng.integers(40, 80))
+        self.taking_part = np.array(taking_part, dtype=bool).reshape(-1, len(self.stores))
+
+    def home_stores(self, regions: np.ndarray, block: int) -> np.ndarray:
+        """Home store (row of :attr:`stores`) of each customer of a block, from their region names."""
+        rng = np.random.default_rng([self.seed, _HOME_STREAM, int(block)])
+        picked = _draw_in_region(rng, regions, self._physical)
+        return np.where(picked >= self.online, picked + 1, picked)  # rows of the physical stores inside ``stores``
+
+    def place(self, ev: dict[str, np.ndarray], home: np.ndarray, first: int, store_channel: int) -> None:
+        """Add ``ev["store"]`` (row of :attr:`stores`) and ``ev["promo"]`` to a block's events, in place.
+
+        ``home[i]`` is the home store of customer ``first + i``; ``ev["t"]`` holds seconds
+        relative to the end of the history, ``ev["channel"]`` channel indices and
+        ``ev["product"]`` product indices.
+        """
+        store = np.where(ev["channel"] == store_channel, home[ev["idx"] - first], self.online)
+        day = np.clip((ev["t"] + self.days * _DAY) // _DAY, 0, self.days).astype(np.int64)
+        window = self.window[ev["product"], day]
+        ev["store"] = store
+        ev["promo"] = (window >= 0) & self.taking_part[np.maximum(window, 0), store]

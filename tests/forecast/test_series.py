@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from custscore.errors import InputError
 from custscore.forecast.series import clip_outliers, from_frame, parse_by
-from custscore.simulator.stores import ONLINE_STORE, DemandConfig, assign_stores, simulate_demand
+from custscore.simulator.stores import ONLINE_STORE, DemandConfig, ShopNetwork, assign_stores, simulate_demand
 
 
 def test_missing_days_are_zero_and_weeks_start_on_monday():
@@ -76,3 +77,46 @@ def test_sales_events_carry_store_promo_and_truth():
     ev = data.events()
     assert ev and {"ts", "product_id", "store_id", "quantity", "promo", "_truth"} <= set(ev[0])
     assert all(e["quantity"] > 0 for e in ev)
+
+
+def test_simulated_purchases_carry_their_customers_store_and_promotions():
+    from custscore.simulator.generate import SimulationConfig, simulate
+
+    config = SimulationConfig(n_customers=600, seed=4, days=120, end=dt.datetime(2026, 6, 1))
+    batches = list(simulate(config, 250))
+    region = {c["_id"]: c["region"] for b in batches for c in b.customers}
+    events = [e for b in batches for e in b.events]
+    stores = ShopNetwork(config.stores, 1, config.days, config.seed).stores
+    store_region = dict(zip(stores["store_id"], stores["region"], strict=True))
+    homes: dict[str, set] = {}
+    for e in events:
+        assert (e["store_id"] == ONLINE_STORE) == (e["channel"] != "store") and type(e["promo"]) is bool
+        if e["channel"] == "store":
+            homes.setdefault(e["customer_id"], set()).add(e["store_id"])
+            assert region[e["customer_id"]] in (None, store_region[e["store_id"]])
+    assert all(len(h) == 1 for h in homes.values())  # one home store per customer
+    assert 0.03 < np.mean([e["promo"] for e in events]) < 0.2
+    plain = [e for b in simulate(replace(config, stores=0), 250) for e in b.events]
+    assert plain == [{k: v for k, v in e.items() if k not in ("store_id", "promo")} for e in events]
+
+
+def test_load_panel_sums_units_keeps_promotions_and_drops_events_without_the_key(tmp_path):
+    from custscore.config import Settings
+    from custscore.forecast.series import load_panel
+    from custscore.store import open_store
+    from custscore.store.loading import load_customers, load_events
+
+    with open_store(Settings.build(mongo_uri="memory:", home=tmp_path, environ={})) as store:
+        load_customers(store, [{"customer_id": "shop", "signup_date": "2026-01-01"}])
+        rows = [("2026-06-01T09:00", "books", 2, None), ("2026-06-01T18:00", "books", None, True),
+                ("2026-06-03T10:00", "books", 4, False), ("2026-06-02T10:00", None, 9, None),
+                ("2026-06-02T11:00", "toys", 1, None)]
+        report = load_events(store, [{"customer_id": "shop", "ts": ts, "amount": 1.0, "category": c, "quantity": q,
+                                      "promo": p} for ts, c, q, p in rows])
+        assert report.inserted == 5
+        panel = load_panel(store, "category", "D")
+        assert panel.keys == ["books", "toys"] and list(panel.periods.day) == [1, 2, 3]
+        assert panel.y.tolist() == [[3, 0, 4], [0, 1, 0]]  # a missing quantity counts 1; the keyless event is out
+        assert panel.promo.tolist() == [[True, False, False], [False, False, False]]
+        cut = load_panel(store, "category", "D", as_of=dt.datetime(2026, 6, 2, 23))
+        assert cut.y.tolist() == [[3, 0], [0, 1]]

@@ -74,7 +74,7 @@ def test_ids_and_schema_are_exact_with_plain_python_types(sim):
         assert all(type(t[k]) is float for k in ("satisfaction", "churn_hazard", "purchase_rate", "churn_probability"))
         assert t["churned_at"] is None or type(t["churned_at"]) is dt.datetime
     for e in events[:20000]:
-        assert set(e) - {"rating"} == EVENT_KEYS  # a rating only on rated purchases
+        assert set(e) - {"rating"} == EVENT_KEYS | {"store_id", "promo"}  # a rating only on rated purchases
         assert "rating" not in e or (type(e["rating"]) is float and 1.0 <= e["rating"] <= 5.0)
         assert type(e["customer_id"]) is str and type(e["ts"]) is dt.datetime and type(e["amount"]) is float
         assert type(e["category"]) is str and type(e["product_id"]) is str
