@@ -15,8 +15,9 @@ from typing import Any
 
 from custscore.clock import now as utc_now
 from custscore.errors import LimitExceeded, StoreError
-from custscore.models import feature_reads, features, input_version
+from custscore.models import features, input_version
 from custscore.models.predict import HOT_PATH_NO_SHAP
+from custscore.scorer.batch_events import BatchEvents, event_fields
 from custscore.scorer.deadletters import check_customer, dead_letter_op, letter_hash, open_dead_letters
 from custscore.scorer.writeback import ScoredRow, doc_hash, is_replay, same_day, write_batch
 from custscore.store.base import Store
@@ -57,27 +58,23 @@ def _score_isolating(score: Score, docs: list[dict]) -> list:
         return _score_isolating(score, docs[:half]) + _score_isolating(score, docs[half:])
 
 
-def _events_by_customer(store: Store, models: Any, docs: list[dict], as_of: dt.datetime) -> dict[str, list] | None:
-    """The batch's event documents by customer id, read once, for models that score given events
-    (``score_documents``); None for models that read their own (``score_batch`` only)."""
+def _batch_events(store: Store, models: Any, docs: list[dict], as_of: dt.datetime) -> BatchEvents | None:
+    """The batch's events, read once, for models that score given events (``score_documents``); None for
+    models that read their own (``score_batch`` only)."""
     if not callable(getattr(models, "score_documents", None)):
         return None
-    fields = getattr(models, "event_fields", features.EVENT_FIELDS)
-    out: dict[str, list] = {str(d["_id"]): [] for d in docs}
-    for event in feature_reads.read_event_docs(store, list(out), until=as_of, fields=fields):
-        out.setdefault(str(event.get("customer_id")), []).append(event)
-    return out
+    return BatchEvents.read(store, [str(d["_id"]) for d in docs], as_of, event_fields(models, features.EVENT_FIELDS))
 
 
-def _scorer(store: Store, models: Any, as_of: dt.datetime, events: dict[str, list] | None) -> Score:
+def _scorer(store: Store, models: Any, as_of: dt.datetime, events: BatchEvents | None) -> Score:
     if events is None:
         return lambda docs: models.score_batch(store, docs, as_of)
     return lambda docs: models.score_documents(
-        docs, [e for d in docs for e in events.get(str(d["_id"]), ())], as_of, skip_shap=HOT_PATH_NO_SHAP)
+        docs, events.for_customers([str(d["_id"]) for d in docs]), as_of, skip_shap=HOT_PATH_NO_SHAP)
 
 
 def _unchanged(good: list[dict], docs: dict, hashes: dict, versions: dict, as_of: dt.datetime,
-               events: dict[str, list]) -> set:
+               events: BatchEvents) -> set:
     """Ids whose stored score was computed from exactly these inputs by these models on this as-of day.
 
     Only customers whose document hash and models match the stored score are candidates; their input
@@ -92,7 +89,7 @@ def _unchanged(good: list[dict], docs: dict, hashes: dict, versions: dict, as_of
             candidates.append(clean)
     if not candidates:
         return set()
-    current = input_version.input_versions(candidates, [e for c in candidates for e in events.get(str(c["_id"]), ())])
+    current = input_version.input_versions(candidates, events.for_customers([str(c["_id"]) for c in candidates]))
     return {c["_id"] for c in candidates
             if is_replay(docs[c["_id"]].get("score"), current.get(str(c["_id"])), versions, as_of)}
 
@@ -192,7 +189,7 @@ def score_customers(
             good.append(clean)
     as_of = as_of or clock()
     hashes = {cid: _hash_or_none(docs[cid]) for cid in docs}
-    events = _events_by_customer(store, models, good, as_of) if good else None
+    events = _batch_events(store, models, good, as_of) if good else None
     if events is not None:
         unchanged = _unchanged(good, docs, hashes, dict(models.versions), as_of, events)
         outcome.replayed.extend(c["_id"] for c in good if c["_id"] in unchanged)
