@@ -76,6 +76,27 @@ def is_replay(stored: Any, input_version: str, versions: dict[str, str], as_of: 
     )
 
 
+_SCALARS = frozenset((float, int, str, bool, type(None)))
+
+
+def _plain_vectors(value: Any) -> Any:
+    """``plain_deep`` of a SHAP or feature dict (``{name: number}``, or one level of those by task), without the
+    walk when every key is text and every value already a plain non-NaN scalar (what the models return)."""
+    if type(value) is not dict:
+        return plain_deep(value)
+    scalars = _SCALARS
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str:
+            return plain_deep(value)
+        if kind is dict:
+            if not all(type(k) is str and type(v) in scalars and v == v for k, v in item.items()):
+                return plain_deep(value)
+        elif kind not in scalars or item != item:
+            return plain_deep(value)
+    return value
+
+
 def _ms(later: dt.datetime, earlier: dt.datetime | None) -> float | None:
     if earlier is None:
         return None
@@ -120,8 +141,8 @@ def prediction_record(row: ScoredRow, score: dict, worker: str | None = None) ->
         "as_of": score["as_of"],
         "latency_ms": score["latency_ms"],
         **{k: score[k] for k in SCORE_FIELDS},
-        "shap": plain_deep(row.result.shap),
-        "features": plain_deep(row.result.features),
+        "shap": _plain_vectors(row.result.shap),
+        "features": _plain_vectors(row.result.features),
     }
     if worker is not None:
         record["worker"] = worker
