@@ -207,9 +207,12 @@ class BetaGeoChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Columns P(buys again in the horizon), P(no purchase in the horizon)."""
+        return self.proba_from_rfm(customer_base_inputs(X))
+
+    def proba_from_rfm(self, rfm) -> np.ndarray:
+        """:meth:`predict_proba` from BG/NBD inputs: an RFM frame or an (n, 3) array of frequency, recency, T."""
         if not hasattr(self, "bg_"):
             raise ModelError("BetaGeoChurnClassifier is not fitted; call fit(X, y) first")
-        rfm = customer_base_inputs(X)
         churn = self.bg_.p_no_purchase(rfm, float(self.horizon_days))
         churn = np.clip(np.where(np.isnan(churn), self.non_buyer_rate_, churn), 0.0, 1.0)
         return np.column_stack([1.0 - churn, churn])

@@ -36,6 +36,7 @@ from custscore.models.customer_base import (
 )
 from custscore.models.gamma_gamma import clv
 from custscore.models.log_transform import ClippedLog1p
+from custscore.models.rfm_summary import rfm_from_columns
 
 FAMILY = "bgnbd"
 NOTE = ("the field's classic model: P(no purchase in the horizon) from BG/NBD on recency, frequency and age; "
@@ -72,7 +73,15 @@ class FrameBetaGeoChurn(BetaGeoChurnClassifier):
 
     def predict_proba(self, X) -> np.ndarray:
         """Columns P(buys again in the horizon), P(no purchase in the horizon)."""
-        return super().predict_proba(self._frame(X))
+        if isinstance(X, pd.DataFrame):
+            return super().predict_proba(X)
+        # the explainer's matrices: NumPy throughout (a frame per call cost ~5 ms, and SHAP makes several calls)
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != len(INPUTS):
+            return super().predict_proba(self._frame(X))  # its error names the problem
+        recency_days, orders, gap, spend = X.T
+        frequency, recency, T, _ = rfm_from_columns(orders, recency_days, gap, spend)
+        return self.proba_from_rfm(np.column_stack([frequency, recency, T]))
 
 
 def family_pipeline(horizon_days: float) -> Pipeline:
@@ -109,9 +118,12 @@ def customer_base_values(pipeline, X: pd.DataFrame) -> pd.DataFrame | None:
         return feats.customer_base_values(X)[list(SCORE_FIELDS)]
     model = pipeline.named_steps["model"]
     rfm = customer_base_inputs(X)
-    out = pd.DataFrame(index=X.index)
-    out["p_alive"] = bg.p_alive(rfm)
-    out["expected_purchases"] = bg.expected_purchases(rfm, float(model.horizon_days))
+    if gg is not None:
+        return pd.DataFrame({"p_alive": bg.p_alive(rfm),
+                             "expected_purchases": bg.expected_purchases(rfm, float(model.horizon_days)),
+                             "clv_12m": clv(bg, gg, rfm)}, index=X.index).astype(float)
+    arrays = rfm[["frequency", "recency", "T"]].to_numpy(dtype=float)  # once, not once per BG/NBD quantity
     spend = rfm["monetary_value"].to_numpy(float)
-    out["clv_12m"] = spend * bg.expected_purchases(rfm, 365.0) if gg is None else clv(bg, gg, rfm)
-    return out.astype(float)
+    return pd.DataFrame({"p_alive": bg.p_alive(arrays),
+                         "expected_purchases": bg.expected_purchases(arrays, float(model.horizon_days)),
+                         "clv_12m": spend * bg.expected_purchases(arrays, 365.0)}, index=X.index).astype(float)

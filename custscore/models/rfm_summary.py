@@ -119,7 +119,15 @@ def rfm_from_features(features: pd.DataFrame) -> pd.DataFrame:
     def column(name):
         return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
 
-    orders, since_last, gap, spend = (column(c) for c in needed)
+    frequency, recency, T, monetary = rfm_from_columns(*(column(c) for c in needed))
+    return pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary},
+                        index=features.index)
+
+
+def rfm_from_columns(orders: np.ndarray, since_last: np.ndarray, gap: np.ndarray, spend: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`rfm_from_features` on float arrays (``orders_total``, ``recency_days``, ``gap_mean_days``,
+    ``spend_mean``): ``frequency``, ``recency``, ``T``, ``monetary_value`` without building a frame."""
     with np.errstate(invalid="ignore"):
         buyer = (orders >= 1) & ~np.isnan(since_last)
         frequency = np.clip(np.where(buyer, orders - 1, 0.0), 0.0, None)
@@ -128,8 +136,7 @@ def rfm_from_features(features: pd.DataFrame) -> pd.DataFrame:
         T = np.where(buyer, np.clip(since_last, 0.0, None) + recency, np.nan)
         monetary = np.where(frequency > 0, spend, 0.0)
         monetary[np.isnan(monetary)] = 0.0
-    return pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary},
-                        index=features.index)
+    return frequency, recency, T, monetary
 
 
 def rfm_arrays(X, name: str = "X") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
