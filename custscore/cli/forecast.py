@@ -1,4 +1,4 @@
-"""Demand forecasting commands: ``forecast`` and ``stockouts`` (``train --task demand`` lives in modelling)."""
+"""Demand forecasting commands: ``forecast``, ``stock import`` and ``stockouts`` (``train --task demand`` lives in modelling)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import typer
 from rich.table import Table
 
 from custscore.cli.common import app, console, fail, opened_store, user_errors
+
+stock_app = typer.Typer(no_args_is_help=True, help="On-hand stock per product (and store) for `custscore stockouts`: import.")
+app.add_typer(stock_app, name="stock")
 
 
 def render_demand_leaderboard(result: Any) -> None:
@@ -80,11 +83,32 @@ def forecast(
             console.print(f"figure: {plot_forecasts(past, frame, plot)}", highlight=False)
 
 
+@stock_app.command("import")
+def stock_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV/Parquet with product_id, on_hand (and store_id, lead_time_days).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Empty the stored stock first (a full stock count).")] = False,
+) -> None:
+    """Store on-hand stock in the `stock` collection; a product (and store) imported again gets the new quantity.
+
+    Example: custscore stock import stock.csv && custscore stockouts --lead-time 5
+    """
+    from custscore.forecast.stock import import_stock, read_stock
+    from custscore.store.schema import STOCK
+
+    with user_errors(), opened_store(ctx) as store:
+        written = import_stock(store, read_stock(file), replace=replace)
+        total = store.collection(STOCK).count()
+    console.print(f"stock: {written:,} rows imported from {file.name}{' (replacing the stored stock)' if replace else ''}; "
+                  f"{total:,} products/stores held. next: custscore stockouts", highlight=False)
+
+
 @app.command()
 def stockouts(
     ctx: typer.Context,
-    stock: Annotated[Path, typer.Option("--stock", help="CSV/Parquet with product_id, on_hand (and store_id, "
-                                                        "lead_time_days).")],
+    stock: Annotated[Path | None, typer.Option("--stock", help="CSV/Parquet with product_id, on_hand (and store_id, "
+                                                               "lead_time_days); default: the stored stock "
+                                                               "(custscore stock import).")] = None,
     lead_time: Annotated[float, typer.Option("--lead-time", help="Days until an order arrives.")] = 7.0,
     threshold: Annotated[float, typer.Option("--threshold", help="Reorder at this P(stockout within lead time).")] = 0.2,
     version: Annotated[str | None, typer.Option("--version", help="Forecast version (default: the latest).")] = None,
@@ -92,17 +116,18 @@ def stockouts(
 ) -> None:
     """Days of cover, the probability of a stockout within the lead time, and the reorder list.
 
-    Example: custscore stockouts --stock stock.csv --lead-time 5
+    Example: custscore stockouts --lead-time 5   (after custscore stock import stock.csv; or --stock stock.csv)
     """
     from custscore.forecast.production import read_forecasts
-    from custscore.forecast.stock import read_stock, stock_cover
+    from custscore.forecast.stock import read_stock, stock_cover, stored_stock
 
     if lead_time <= 0:
         raise fail(f"--lead-time must be > 0 days, got {lead_time}")
     if not 0 < threshold <= 1:
         raise fail(f"--threshold must be in (0, 1], got {threshold}")
     with user_errors(), opened_store(ctx) as store:
-        cover = stock_cover(read_forecasts(store, version), read_stock(stock), lead_time, threshold)
+        on_hand = read_stock(stock) if stock is not None else stored_stock(store)
+        cover = stock_cover(read_forecasts(store, version), on_hand, lead_time, threshold)
     table = Table(title=f"stock cover ({int(cover['reorder'].sum())} of {len(cover)} series to reorder at "
                         f"P(stockout) >= {threshold:.0%})")
     for col in ("key", "on hand", "days of cover", "lead time demand", "P(stockout)", "order"):

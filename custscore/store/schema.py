@@ -12,8 +12,9 @@ DEAD_LETTERS = "dead_letters"
 SCORER_STATE = "scorer_state"
 MONITORING = "monitoring"  # drift summaries written by `custscore monitor`
 FORECASTS = "forecasts"  # demand forecasts per series and period (forecast/production.py)
+STOCK = "stock"  # on-hand quantity per product (and store), `custscore stock import` (forecast/stock.py)
 
-COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE, MONITORING, FORECASTS)
+COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STATE, MONITORING, FORECASTS, STOCK)
 
 # field -> unique?  (``_id`` is always indexed)
 INDEXES: dict[str, dict[str, bool]] = {
@@ -26,6 +27,7 @@ INDEXES: dict[str, dict[str, bool]] = {
     SCORER_STATE: {},
     MONITORING: {"created_at": False},
     FORECASTS: {"version": False, "key": False},
+    STOCK: {},
 }
 
 

@@ -14,6 +14,7 @@ from custscore.forecast.production import FORECASTS
 from custscore.simulator.stores import DemandConfig, simulate_demand
 from custscore.store import open_store
 from custscore.store.loading import load_customers, load_events
+from custscore.store.schema import STOCK
 from custscore.store.validation import validate_event
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -90,6 +91,14 @@ def test_stockouts_lists_the_series_to_reorder(tmp_path):
     assert keys[0] in first and "100%" in first and keys[1] in second and " 0%" in second
     missing = cli(home, "stockouts", "--stock", str(tmp_path / "none.csv"))
     assert missing.exit_code == 1 and "does not exist" in missing.output
+    nothing = cli(home, "stockouts")
+    assert nothing.exit_code == 1 and "no stock stored yet; run: custscore stock import FILE" in nothing.output
+    imported = cli(home, "stock", "import", str(stock))
+    assert imported.exit_code == 0 and "stock: 2 rows imported from stock.csv; 2 products/stores held" in imported.output
+    assert cli(home, "stockouts", "--lead-time", "5").output == shown.output  # the stored stock: the same list
+    stock.write_text(f"product_id,store_id,on_hand\n{keys[1]},ST001,0\n")  # a later count of one product
+    assert cli(home, "stock", "import", str(stock)).exit_code == 0
+    assert "2 of 2 series to reorder" in cli(home, "stockouts").output
 
 
 def test_store_id_and_promo_are_validated():
@@ -97,3 +106,23 @@ def test_store_id_and_promo_are_validated():
     assert good["promo"] is True and good["store_id"] == "ST1"
     _, problems = validate_event({"customer_id": "c", "ts": "2026-01-01", "amount": 1, "promo": "maybe"})
     assert str(problems[0]) == "row 0: promo='maybe': is not true/false; use true, false, 1, 0, yes or no"
+
+
+def test_stock_import_names_the_bad_row_and_keeps_what_was_stored(tmp_path):
+    home = tmp_path / "home"
+    good = tmp_path / "good.csv"
+    good.write_text("product_id,store_id,on_hand,lead_time_days\nbooks-0001,ST001,5,\nbooks-0002,ST001,7,3\n")
+    assert cli(home, "stock", "import", str(good)).exit_code == 0
+    for text, message in (("product_id,store_id,on_hand\nbooks-0001,ST001,-2\n", "row 1: on_hand=-2 is not a number >= 0"),
+                          ("product_id,store_id,on_hand\nbooks-0001,ST001,1\nbooks-0001,ST001,2\n",
+                           "row 2: 'books-0001|ST001' repeats row 1; give one row per product and store"),
+                          ("product_id,store_id,on_hand\nbooks-0001,,1\n", "row 1: store_id is empty"),
+                          ("sku,on_hand\nx,1\n", "has no 'product_id' column (columns: sku, on_hand)")):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        out = cli(home, "stock", "import", str(bad), "--replace")
+        assert out.exit_code == 1 and message in out.output, out.output
+    with open_store(Settings.build(home=home, environ={})) as store:
+        docs = sorted(store.collection(STOCK).find({}), key=lambda d: d["_id"])
+    assert [(d["_id"], d["on_hand"], d["lead_time_days"]) for d in docs][1] == ("books-0002|ST001", 7.0, 3.0)
+    assert docs[0]["lead_time_days"] is None  # empty: the --lead-time default
