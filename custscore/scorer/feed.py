@@ -119,14 +119,23 @@ class FeedFollower:
 
 
 def stale_items(store: Store, versions: dict[str, str], partition: Partition) -> list[Item]:
-    """Owned customers with no score, or a score from other model versions than ``versions``."""
-    if versions:
-        # $ne also matches a missing score / missing task
-        query: dict = {"$or": [{f"score.model_versions.{task}": {"$ne": v}} for task, v in sorted(versions.items())]}
-    else:
-        query = {"score": {"$exists": False}}
-    docs = store.collection(CUSTOMERS).find(query, {"_id": 1, "updated_at": 1})
-    return [Item(d["_id"], d.get("updated_at"), "scan") for d in docs if partition.owns(d["_id"])]
+    """Owned customers with no score, or a score from other model versions than ``versions``.
+
+    One projected read of every customer, checked here: the ``$or`` of ``$ne`` conditions it replaces went
+    through mongomock's filter engine document by document on the embedded store at every start.
+    """
+    if not versions:
+        docs = store.collection(CUSTOMERS).find({"score": {"$exists": False}}, {"_id": 1, "updated_at": 1})
+        return [Item(d["_id"], d.get("updated_at"), "scan") for d in docs if partition.owns(d["_id"])]
+    wanted = sorted(versions.items())
+    out = []
+    for d in store.collection(CUSTOMERS).find({}, {"_id": 1, "updated_at": 1, "score.model_versions": 1}):
+        score = d.get("score")
+        stored = score.get("model_versions") if isinstance(score, dict) else None
+        current = isinstance(stored, dict) and all(stored.get(task) == v for task, v in wanted)
+        if not current and partition.owns(d["_id"]):
+            out.append(Item(d["_id"], d.get("updated_at"), "scan"))
+    return out
 
 
 def changed_items(store: Store, since: dt.datetime | None, partition: Partition) -> list[Item]:
