@@ -122,12 +122,15 @@ def index_events(events: pd.DataFrame, customers: Sequence[str] | None = None) -
 def weighted_matrix(events: pd.DataFrame, shape: tuple[int, int], as_of: pd.Timestamp,
                     half_life_days: float | None = HALF_LIFE_DAYS) -> sp.csr_matrix:
     """``log1p(sum of 0.5 ** (age / half_life))`` per (customer, product); ``half_life_days=None``: plain counts."""
-    if half_life_days:
-        age = (as_of - events["ts"]).dt.total_seconds().to_numpy() / 86_400.0
-        w = np.power(0.5, np.maximum(age, 0.0) / half_life_days)
-    else:
-        w = np.ones(len(events))
-    m = sp.csr_matrix((w, (events["u"].to_numpy(), events["i"].to_numpy())), shape=shape, dtype=np.float64)
+    age = (as_of - events["ts"]).dt.total_seconds().to_numpy() / 86_400.0 if half_life_days else None
+    return weights_matrix(age, events["u"].to_numpy(), events["i"].to_numpy(), shape, half_life_days)
+
+
+def weights_matrix(age_days: np.ndarray | None, u: np.ndarray, i: np.ndarray, shape: tuple[int, int],
+                   half_life_days: float | None = HALF_LIFE_DAYS) -> sp.csr_matrix:
+    """:func:`weighted_matrix` from arrays: each event's age in days (unused without a half-life), row, column."""
+    w = np.power(0.5, np.maximum(age_days, 0.0) / half_life_days) if half_life_days else np.ones(len(u))
+    m = sp.csr_matrix((w, (u, i)), shape=shape, dtype=np.float64)
     m.sum_duplicates()
     m.data = np.log1p(m.data)
     return m.astype(np.float32)

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from custscore.errors import InputError
 from custscore.recommend import metrics
-from custscore.recommend.interactions import HALF_LIFE_DAYS, weighted_matrix
+from custscore.recommend.interactions import HALF_LIFE_DAYS, events_frame, weighted_matrix, weights_matrix
 from custscore.recommend.rankers import RANKERS, ItemKNN, Popularity
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,48 @@ class Recommender:
         ev = ev[(ev["u"] >= 0) & (ev["i"] >= 0)]
         return weighted_matrix(ev, (len(ids), len(self.items)), pd.Timestamp(now), self.half_life_days)
 
-    def recommend(self, ids: Sequence[str], events: pd.DataFrame, segments: Mapping[str, str], now: dt.datetime,
-                  n: int = DEFAULT_N) -> dict[str, list[dict]]:
+    def histories_of_documents(self, ids: Sequence[str], events: Sequence[Mapping], now: dt.datetime
+                               ) -> sp.csr_matrix | None:
+        """:meth:`histories` from plain event documents without pandas (the API's few customers), or None.
+
+        Same matrix as the frame path: events ordered by customer and time (stable), ages in days as pandas'
+        ``total_seconds`` computes them. None when a document is not plain (a ``ts`` that is not a naive datetime);
+        the caller then builds the frame.
+        """
+        row = {cid: r for r, cid in enumerate(ids)}
+        now = pd.Timestamp(now).to_pydatetime()
+        if now.tzinfo is not None:
+            return None
+        kept = []
+        for e in events:
+            cid, pid, ts = e.get("customer_id"), e.get("product_id"), e.get("ts")
+            if cid is None or pid is None or (isinstance(pid, float) and pid != pid):
+                continue
+            if type(ts) is not dt.datetime or ts.tzinfo is not None:
+                return None
+            r, j = row.get(str(cid)), self._column.get(str(pid))
+            if r is None or j is None or ts > now:
+                continue
+            kept.append((str(cid), ts, r, j))
+        kept.sort(key=lambda k: (k[0], k[1]))  # stable, as the frame's sort by customer and time
+        us = np.array([(now - k[1]) // dt.timedelta(microseconds=1) for k in kept], dtype=np.int64)
+        seconds, residual = np.divmod(us, 1_000_000)
+        age = (seconds + residual / 1_000_000) / 86_400.0
+        u = np.array([k[2] for k in kept], dtype=np.int64)
+        i = np.array([k[3] for k in kept], dtype=np.int64)
+        return weights_matrix(age, u, i, (len(ids), len(self.items)), self.half_life_days)
+
+    def recommend(self, ids: Sequence[str], events: pd.DataFrame | Sequence[Mapping], segments: Mapping[str, str],
+                  now: dt.datetime, n: int = DEFAULT_N) -> dict[str, list[dict]]:
         """Top-``n`` products with score and reason for each customer id.
 
         Parameters
         ----------
         ids : sequence of str
             Customers to recommend to.
-        events : pandas.DataFrame
-            Their purchases (:func:`~custscore.recommend.interactions.events_frame`), any superset.
+        events : pandas.DataFrame or sequence of dict
+            Their purchases (:func:`~custscore.recommend.interactions.events_frame`), any superset; or plain event
+            documents (:meth:`histories_of_documents`, for a few customers).
         segments : mapping
             customer id -> segment label (:func:`~custscore.recommend.interactions.segment_of`).
         now : datetime
@@ -109,7 +141,9 @@ class Recommender:
         ids = [str(i) for i in ids]
         if not ids:
             return {}
-        H = self.histories(ids, events, now)
+        H = None if isinstance(events, pd.DataFrame) else self.histories_of_documents(ids, events, now)
+        if H is None:
+            H = self.histories(ids, events if isinstance(events, pd.DataFrame) else events_frame(events), now)
         segs = np.array([segments.get(i, "unknown/unknown") for i in ids], dtype=str)
         warm = np.diff(H.indptr) > 0
         scores = np.zeros(H.shape, dtype=np.float32)

@@ -80,6 +80,17 @@ def test_nothing_already_bought_and_non_repeatable_is_recommended(sim, trained):
     assert repeats > 0  # groceries and beauty may be bought again, and are
 
 
+def test_plain_event_documents_give_the_frame_s_recommendations(sim, trained):
+    events, _ = sim
+    _, rec = trained
+    ids = sorted(events["customer_id"].unique())[:40]
+    docs = [{**e, "ts": e["ts"].to_pydatetime()} for e in events[events["customer_id"].isin(ids)].to_dict("records")]
+    docs.reverse()  # any order: the history matrix sorts by customer and time, as the frame does
+    for batch in (ids[:1], ids[1:9], ids[9:40]):
+        for when in (END, dt.datetime(2025, 9, 1, 12, 30, 0, 250)):
+            assert rec.recommend(batch, docs, {}, when) == rec.recommend(batch, events, {}, when)
+
+
 def test_a_customer_without_purchases_gets_segment_popularity(trained):
     _, rec = trained
     empty = I.events_frame([])
