@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from custscore.analytics.page import Figures, Section, heading, paragraph, table
+from custscore.analytics.page import WINNER, Figures, Section, heading, paragraph, table
 from custscore.errors import CustscoreError
 from custscore.store.base import Store
 
@@ -52,6 +52,33 @@ def demand_section(store: Store, figs: Figures) -> Section:
     return s
 
 
+BACKTEST_HEADERS = {"model": "model", "mase": "MASE", "wape": "WAPE", "smape": "sMAPE", "bias": "bias",
+                    "cov80": "80% coverage", "cov95": "95% coverage", "series_per_s": "series/s"}
+
+
 def backtest_parts(store: Store, version: str) -> list[str]:
-    """The stored backtest leaderboard and interval coverage of a forecasts version."""
-    return [paragraph(f"No backtest leaderboard stored with {version}; {TRAIN_DEMAND} prints it.", "note")]
+    """The stored backtest leaderboard and interval coverage of a forecasts version (from the model registry)."""
+    from custscore.forecast.production import stored_backtest
+    from custscore.models.registry import is_winner
+
+    record = stored_backtest(store, version)
+    extra = (record or {}).get("extra") or {}
+    board = pd.DataFrame(extra.get("leaderboard") or [])
+    if board.empty:
+        return [paragraph(f"No backtest leaderboard stored with {version}; {TRAIN_DEMAND} prints it.", "note")]
+    winner = extra.get("winner")
+    marked = board["model"].astype(str).map(lambda m: is_winner(m, winner) or (winner == "per-series" and m.startswith("chosen")))
+    shown = board[[c for c in BACKTEST_HEADERS if c in board.columns]].copy()
+    shown["model"] = [f"{m} {WINNER}" if w else str(m) for m, w in zip(shown["model"], marked, strict=True)]
+    parts = [heading(f"Backtest leaderboard ({extra.get('windows')} rolling-origin windows of {extra.get('horizon')} "
+                     f"periods; lower MASE is better)"),
+             table(shown.rename(columns=BACKTEST_HEADERS), marked=marked.reset_index(drop=True)),
+             paragraph(f"Rule: {extra.get('rule')}. Registered as demand {record['version']}.", "muted")]
+    row = board[marked.to_numpy()].iloc[0]
+    naive = board[board["model"] == "seasonal_naive"]
+    versus = "" if naive.empty or row["model"] == "seasonal_naive" else \
+        f"; its MASE is {1 - row['mase'] / naive['mase'].iloc[0]:.0%} below seasonal naive's"
+    parts.append(paragraph(f"Interval coverage in the backtest: the chosen model's 80% intervals held {row['cov80']:.0%} "
+                           f"of the actuals and its 95% intervals {row['cov95']:.0%} (well calibrated: about 80% and "
+                           f"95%){versus}."))
+    return parts

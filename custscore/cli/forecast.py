@@ -30,6 +30,9 @@ def render_demand_leaderboard(result: Any) -> None:
     console.print(f"  rule: {bt.rule}", highlight=False)
     console.print(f"  winner [bold green]{bt.winner}[/]: {result.written:,} forecasts written as {result.version} "
                   f"(as of {result.as_of:%Y-%m-%d}) in {result.seconds:.1f}s", highlight=False)
+    if result.registered:
+        console.print(f"  backtest leaderboard registered as {result.registered} (custscore models --task demand)",
+                      highlight=False)
 
 
 def run_demand(ctx: typer.Context, by: str, freq: str, horizon: int | None, windows: int = 3,
@@ -40,7 +43,7 @@ def run_demand(ctx: typer.Context, by: str, freq: str, horizon: int | None, wind
     options = DemandOptions(by=by, freq=freq, horizon=horizon, windows=windows, select=select,
                             families=tuple(f.strip() for f in families.split(",")) if families else None)
     with user_errors(), opened_store(ctx) as store:
-        result = train_demand(store, options)
+        result = train_demand(store, options, settings=ctx.obj)
     render_demand_leaderboard(result)
     return result
 

@@ -6,6 +6,13 @@ that version's documents, so re-runs are idempotent (same documents, no
 duplicates). Each document: ``key``, ``by``, ``freq``, ``period``, ``yhat``,
 ``lo80``, ``hi80``, ``lo95``, ``hi95``, ``model``, ``version``, ``as_of``,
 ``created_at``.
+
+With settings, a run is also registered in the model registry as task
+``demand`` (kind ``forecast``, not promoted: the newest forecasts are what
+``forecast`` and ``stockouts`` read): the backtest leaderboard, the winner,
+the rule, the per-series choice as the artifact, and ``extra.forecast_version``
+naming the forecasts version, which :func:`stored_backtest` reads back (the
+report's demand section uses it).
 """
 
 from __future__ import annotations
@@ -19,16 +26,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from custscore.config import Settings
 from custscore.errors import InputError
 from custscore.forecast.backtest import BacktestResult, context_at, run_backtest
 from custscore.forecast.families import Forecast, default_families, make_family
 from custscore.forecast.series import KEY_SEP, Panel, check_freq, load_panel, parse_by
 from custscore.store.base import Store
-from custscore.store.schema import FORECASTS
+from custscore.store.schema import FORECASTS, MODELS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HORIZON = {"D": 28, "W": 8, "M": 3}
+TASK, KIND = "demand", "forecast"
+METRICS = ("mase", "wape", "smape", "bias", "cov80", "cov95")
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class DemandResult:
     seconds: float
     freq: str
     by: tuple[str, ...]
+    registered: str | None = None  # the registry version of the run (when trained with settings)
 
 
 def horizon_for(freq: str, horizon: int | None) -> int:
@@ -105,7 +116,7 @@ def write_forecasts(store: Store, version: str, docs: list[dict]) -> int:
 
 
 def train_demand(store: Store, options: DemandOptions | None = None,
-                 on_family: Callable[[str], None] | None = None) -> DemandResult:
+                 on_family: Callable[[str], None] | None = None, settings: Settings | None = None) -> DemandResult:
     """Build demand series from events, backtest the families, choose, forecast and store.
 
     Parameters
@@ -116,6 +127,8 @@ def train_demand(store: Store, options: DemandOptions | None = None,
         Key fields, frequency, horizon, windows, families and selection rule.
     on_family : callable or None
         Called with each family name as its backtest starts (progress).
+    settings : Settings or None
+        When given, the run is registered in the model registry (see the module docstring).
 
     Returns
     -------
@@ -133,9 +146,49 @@ def train_demand(store: Store, options: DemandOptions | None = None,
     version = f"demand-{'+'.join(f.removesuffix('_id') for f in by) or 'total'}-{freq}-{as_of:%Y%m%d}"
     forecasts = forecast_panel(panel, result.choice, horizon, options.clip)
     written = write_forecasts(store, version, forecast_documents(panel, forecasts, version, as_of, horizon))
-    seconds = time.perf_counter() - started
-    log.info("demand %s: %d series, %d forecasts in %.1fs", version, len(panel.keys), written, seconds)
-    return DemandResult(result, version, as_of, len(panel.keys), written, seconds, freq, by)
+    out = DemandResult(result, version, as_of, len(panel.keys), written, time.perf_counter() - started, freq, by)
+    if settings is not None:
+        out.registered = register_run(store, settings, out, panel, options)
+    out.seconds = time.perf_counter() - started
+    log.info("demand %s: %d series, %d forecasts in %.1fs", version, len(panel.keys), written, out.seconds)
+    return out
+
+
+def _plain(value: object) -> object:
+    """JSON-friendly numbers: floats rounded, NaN as None."""
+    if isinstance(value, float | np.floating):
+        return None if value != value else round(float(value), 6)
+    return value
+
+
+def register_run(store: Store, settings: Settings, result: DemandResult, panel: Panel, options: DemandOptions) -> str:
+    """Record a demand run in the model registry (task ``demand``, not promoted); return its registry version."""
+    from custscore.models import registry
+
+    bt = result.backtest
+    board = [{k: _plain(v) for k, v in row.items()} for row in bt.leaderboard.to_dict("records")]
+    chosen = next(r for r in board if registry.is_winner(str(r["model"]), bt.winner)
+                  or (bt.winner == "per-series" and str(r["model"]).startswith("chosen")))
+    extra = {"winner": bt.winner, "rule": bt.rule, "leaderboard": board, "forecast_version": result.version,
+             "by": list(result.by), "freq": result.freq, "horizon": bt.horizon, "windows": len(bt.windows),
+             "series": result.series, "as_of": result.as_of.isoformat(),
+             "notes": [f"{len(bt.windows)} rolling-origin windows of {bt.horizon} x {result.freq}; rule: {bt.rule}"]}
+    metrics = {k: chosen[k] for k in METRICS if chosen.get(k) is not None}
+    artifact = {"by": list(result.by), "freq": result.freq, "horizon": bt.horizon, "clip": options.clip,
+                "choice": dict(bt.choice)}
+    fingerprint = registry.training_fingerprint(pd.DataFrame(panel.y, index=panel.keys, columns=panel.periods.astype(str)))
+    return registry.save_model(store, settings, TASK, artifact, kind=KIND, features=[], metrics=metrics,
+                               training_fingerprint=fingerprint, extra=extra, promote=False)
+
+
+def stored_backtest(store: Store, version: str) -> dict | None:
+    """The registry record of the run that wrote forecasts ``version`` (newest first), or None.
+
+    The record holds ``extra.leaderboard`` (rows with model, mase, wape, smape, bias, cov80, cov95,
+    seconds, series_per_s), ``extra.winner``, ``extra.rule``, ``extra.windows`` and ``extra.horizon``.
+    """
+    docs = list(store.collection(MODELS).find({"task": TASK, "extra.forecast_version": version}))
+    return max(docs, key=lambda d: (str(d.get("created_at")), d["version"])) if docs else None
 
 
 def latest_version(store: Store) -> str | None:

@@ -56,7 +56,8 @@ LIBRARIES = {
     "scipy": ("scipy", ("scipy",)),
 }
 PRIMARY = {"regression": ("mae", "rmse", "r2"), "classification": ("roc_auc", "pr_auc", "f1"),
-           "segment": ("silhouette", "davies_bouldin"), "ranking": ("ndcg@10", "recall@10", "coverage")}
+           "segment": ("silhouette", "davies_bouldin"), "ranking": ("ndcg@10", "recall@10", "coverage"),
+           "forecast": ("mase", "wape")}  # demand runs (forecast/production.py): backtest MASE of the chosen model
 
 
 @dataclass
