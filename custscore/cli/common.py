@@ -272,7 +272,8 @@ def render_frame(frame: Any, output: str, title: str | None = None, note: str | 
         return
     headers = [str(c) for c in frame.columns]
     right = {*right, *(str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]))}
-    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    columns = [column_cells(frame[c].tolist()) for c in frame.columns]
+    rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
     table, hidden = fitted_table(title, headers, rows, right, wide, first=first)
     print_fitted(table, hidden, more, wide)
     if note:
@@ -297,6 +298,16 @@ def cell(value: Any) -> str:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
         return f"{value:,}"
     return fmt(value)
+
+
+def column_cells(values: Sequence[Any]) -> list[str]:
+    """One column's cells in one style: like :func:`cell`, but every float with the same decimals (as many as
+    the column needs, at most 3), so ``0.14`` and ``0.174`` read ``0.140`` and ``0.174`` one under the other."""
+    floats = [v for v in values if isinstance(v, float) and v == v]
+    if not floats:
+        return [cell(v) for v in values]
+    decimals = max(len(f"{v:.3f}".rstrip("0").split(".")[1]) for v in floats)
+    return ["-" if v != v else f"{v:,.{decimals}f}" if isinstance(v, float) else cell(v) for v in values]
 
 
 def output_format(csv: bool, json_: bool) -> str:

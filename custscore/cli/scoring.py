@@ -18,7 +18,7 @@ from custscore.cli.common import (
     CsvOpt,
     JsonOpt,
     app,
-    cell,
+    column_cells,
     command_clock,
     console,
     err_console,
@@ -32,7 +32,6 @@ from custscore.cli.common import (
     render_frame,
     simple_table,
     user_errors,
-    versions_text,
     wait_for_locks,
     warn_if_stale,
 )
@@ -58,7 +57,7 @@ def stats_panel(stats: Any) -> Table:
             ("backlog", f"{stats.backlog:,}" + (" (caught up)" if stats.caught_up else "")),
             ("stale scores", stale), ("clock", getattr(stats, "clock", "wall clock")),
             ("dead letters", f"{stats.dead_letters:,}"), ("batches", f"{stats.batches:,}"),
-            ("models", versions_text(stats.versions))]
+            ("models", "\n".join(f"{task} {version}" for task, version in sorted(stats.versions.items())) or "none")]
     if stats.switches:
         rows.append(("hot reload", stats.switches[-1]))
     for r in rows:
@@ -251,7 +250,7 @@ def query(
         capped = not 0 < limit <= TABLE_MAX_ROWS
         shown = TABLE_MAX_ROWS if capped else limit
         frame = query_customers(store, spec, sort=sort, limit=shown + capped, fields=columns, timeout=timeout)
-    note = f"{len(frame):,} row(s)"
+    note = f"{len(frame):,} {'row' if len(frame) == 1 else 'rows'}"
     if len(frame) > shown:
         frame = frame.iloc[:shown]
         note = (f"showing the first {shown:,} rows; export them all with --csv or --json, "
@@ -295,9 +294,9 @@ def monitor(
             if c in result.frame.columns]
     for c in cols:
         table.add_column(c, justify="right" if c in ("psi", "ref_share", "now_share") else "left")
-    for row in result.frame.to_dict("records"):
-        table.add_row(*(f"[{colour.get(row[c], 'white')}]{row[c]}[/]" if c == "band" else cell(row.get(c))
-                        for c in cols))
+    cells = {c: column_cells(result.frame[c].tolist()) for c in cols}
+    for i, band in enumerate(result.frame["band"].tolist() if "band" in cols else [None] * len(result.frame)):
+        table.add_row(*(f"[{colour.get(band, 'white')}]{band}[/]" if c == "band" else cells[c][i] for c in cols))
     console.print(table)
     console.print(f"worst band: [{colour.get(result.worst_band, 'white')}]{result.worst_band}[/]. {result.message}")
     raise typer.Exit(exit_code(result))

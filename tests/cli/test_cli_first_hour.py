@@ -200,3 +200,41 @@ def test_demo_shows_one_bar_per_step_with_counts_and_closes_them_before_its_next
     bars = [line.split("━")[0].strip() + " " + line.split()[-3] for line in captured.err.splitlines() if "━" in line]
     assert bars == ["simulate customers 600/600", "churn 3/3"]  # the task done, its family no longer named
     assert captured.out.strip() == "600 customers"
+
+
+def _column(output, header):
+    lines = output.splitlines()
+    heads = [h.strip() for h in next(ln for ln in lines if ln.startswith("┃")).strip("┃").split("┃")]
+    return [ln.strip("│").split("│")[heads.index(header)].strip() for ln in lines if ln.startswith("│ ")]
+
+
+def test_a_column_shows_every_number_with_the_same_decimals(simulated, narrow):
+    result = cli(simulated, "stats", "churn_by_group")
+    assert result.exit_code == 0, result.output
+    rates = _column(result.output, "churn_rate")
+    assert len(rates) >= 3 and {len(r.split(".")[1]) for r in rates} == {3}, rates  # 0.140, never 0.14 under 0.174
+    revenue = _column(cli(simulated, "stats", "top_categories").output, "revenue")
+    assert len({len(r.split(".")[1]) for r in revenue}) == 1, revenue
+
+
+def test_query_counts_its_rows_in_words(mixed):
+    one = cli(mixed, "query", '{"_id": "C3"}')
+    assert one.exit_code == 0 and one.output.splitlines()[-1] == "1 row"
+    assert cli(mixed, "query", '{"region": "north"}').output.splitlines()[-1] == "6 rows"
+
+
+def test_the_worker_panel_shows_one_model_per_line(capsys):
+    from types import SimpleNamespace
+
+    from custscore.cli.common import console
+    from custscore.cli.scoring import stats_panel
+
+    stats = SimpleNamespace(
+        worker="w1", scored=3, replayed=0, echoes=0, throughput=1.0, latency_p50_ms=None, latency_p99_ms=None,
+        backlog=0, caught_up=True, stale=0, swept=0, dead_letters=0, batches=1, switches=[], max_age=None,
+        versions={"segment": "20261202-152506-080437", "churn": "20261202-152112-b4c0da"})
+    console.print(stats_panel(stats))
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("│ models"))
+    models = [ln.split("│")[2].strip() for ln in lines[start:] if ln.startswith("│")]
+    assert models == ["churn 20261202-152112-b4c0da", "segment 20261202-152506-080437"]

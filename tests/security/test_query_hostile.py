@@ -28,7 +28,7 @@ def test_the_issue_regex_returns_at_once(tmp_path):
     _seed(tmp_path)
     result = cli(tmp_path, "query", '{"score.reasons.sentence": {"$regex": "^(\\\\w+\\\\s?)+!$"}}')
     assert result.exit_code == 0, result.output
-    assert "0 row(s)" in result.output
+    assert "0 rows" in result.output
 
 
 def test_a_runaway_regex_stops_at_the_time_budget_with_a_clean_error(tmp_path):
