@@ -27,6 +27,7 @@ from custscore.store.schema import CUSTOMERS, EVENTS
 log = logging.getLogger(__name__)
 
 FEEDS = (CUSTOMERS, EVENTS)
+ECHO_FIELDS = ("score",)  # what the worker writes on a customer
 # A loader stamps updated_at before its transaction commits: rescan this far before the watermark.
 WATERMARK_MARGIN = dt.timedelta(seconds=60)
 
@@ -88,7 +89,9 @@ class FeedFollower:
                 read.caught_up = False
                 break
             try:
-                batch = self.store.changes(name, after=self.tokens.get(name), limit=room)
+                # our own score write-back never asks for a score: MongoDB drops those echoes server-side
+                batch = self.store.changes(name, after=self.tokens.get(name), limit=room,
+                                           ignore_fields=ECHO_FIELDS if name == CUSTOMERS else ())
             except ChangeFeedLost as exc:
                 log.warning("change feed %s lost its history (%s); rescanning from the watermark instead", name, exc)
                 self.tokens = positions(self.store)

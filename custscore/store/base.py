@@ -281,8 +281,13 @@ class Store(abc.ABC):
         """A token for "now": ``changes(after=token)`` returns only later writes."""
 
     @abc.abstractmethod
-    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000,
+                ignore_fields: Sequence[str] = ()) -> ChangeBatch:
         """Documents inserted or updated after ``after`` (a token from an earlier batch).
+
+        An update that only sets or removes fields under ``ignore_fields`` (e.g. the scorer's own
+        ``score``) may be left out: MongoDB's change streams drop them on the server; the embedded
+        store cannot tell and returns them, so a consumer still checks what it gets.
 
         ``after=None`` starts from the oldest history the backend keeps: every
         document on the embedded store; "now" on MongoDB, whose change streams

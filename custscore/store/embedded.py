@@ -346,7 +346,8 @@ class EmbeddedStore(Store):
     def feed_position(self, collection: str) -> str:
         return feed.position(self.engine)
 
-    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> ChangeBatch:
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000,
+                ignore_fields: Sequence[str] = ()) -> ChangeBatch:
         return feed.read_changes(self.engine, collection, after, limit)
 
     def close(self) -> None:

@@ -184,8 +184,10 @@ class MongoStore(base.Store):
                 self._local.session = None
 
     # -- change feed --------------------------------------------------------------
-    def _stream(self, collection: str, token: Any) -> Any:
+    def _stream(self, collection: str, token: Any, ignore_fields: Sequence[str] = ()) -> Any:
         pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
+        if ignore_fields:
+            pipeline.append(ignored_updates_filter(ignore_fields))
         return self.db[collection].watch(
             pipeline, full_document="updateLookup", start_after=token, max_await_time_ms=100
         )
@@ -197,7 +199,8 @@ class MongoStore(base.Store):
             stream.try_next()
             return STREAM_PREFIX + _b64(stream.resume_token)
 
-    def changes(self, collection: str, after: str | None = None, limit: int = 1000) -> base.ChangeBatch:
+    def changes(self, collection: str, after: str | None = None, limit: int = 1000,
+                ignore_fields: Sequence[str] = ()) -> base.ChangeBatch:
         if not self.replica_set or (after or "").startswith(POLL_PREFIX):
             return self._poll(collection, after, limit)
         token = _unb64(after[len(STREAM_PREFIX):]) if after else None
@@ -205,7 +208,7 @@ class MongoStore(base.Store):
             raise StoreError(f"resume token {after!r} was not made by MongoDB; start without a token")
         out: list[base.Change] = []
         try:
-            with self._stream(collection, token) as stream:
+            with self._stream(collection, token, tuple(ignore_fields)) as stream:
                 while len(out) < limit:
                     event = stream.try_next()
                     if event is None:
@@ -246,6 +249,23 @@ class MongoStore(base.Store):
 
     def close(self) -> None:
         self.client.close()
+
+
+def ignored_updates_filter(fields: Sequence[str]) -> dict:
+    """A change stream ``$match`` dropping updates whose set and removed fields all lie under ``fields``.
+
+    The scorer's own ``score`` write-back is such an update: dropped on the server, it costs neither an
+    ``updateLookup`` of the whole document nor a transfer. Inserts, replaces and other updates pass.
+    (Written with operators mongomock's engine runs too, so the expression is tested without a server.)
+    """
+    keys = {"$concatArrays": [
+        {"$map": {"input": {"$objectToArray": {"$ifNull": ["$updateDescription.updatedFields", {}]}},
+                  "as": "u", "in": "$$u.k"}},
+        {"$ifNull": ["$updateDescription.removedFields", []]},
+    ]}
+    tops = {"$map": {"input": keys, "as": "k", "in": {"$arrayElemAt": [{"$split": ["$$k", "."]}, 0]}}}
+    others = {"$filter": {"input": tops, "as": "t", "cond": {"$and": [{"$ne": ["$$t", f]} for f in fields]}}}
+    return {"$match": {"$expr": {"$or": [{"$ne": ["$operationType", "update"]}, {"$gt": [{"$size": others}, 0]}]}}}
 
 
 def _b64(value: Any) -> str:
