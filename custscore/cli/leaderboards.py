@@ -194,7 +194,7 @@ def show(
     extra = doc.get("extra") or {}
     facts = [("task", doc["task"]), ("version", doc["version"]), ("kind", doc.get("kind")),
              ("family", extra.get("winner")), ("aliases", ", ".join(doc.get("aliases") or []) or "-"),
-             ("created", fmt(_when(doc.get("created_at")))), ("trained as of", extra.get("as_of")),
+             ("created", fmt(_when(doc.get("created_at")))), ("trained as of", fmt(_when(extra.get("as_of"))) if extra.get("as_of") else None),
              ("threshold", number("metric", doc.get("threshold")))]
     head = Table(title=f"{doc['task']} {doc['version']}", show_header=False)
     head.add_column("", style="bold")

@@ -65,6 +65,9 @@ def test_a_prefix_or_latest_is_accepted_where_a_version_is_taken(home):
     assert shown.exit_code == 0 and f"churn {newer}" in shown.output
     assert "family" in shown.output and "linear" in shown.output and "0.423" in shown.output
     assert "features (2): orders_total, recency_days" in shown.output and "manifest sha256:" in shown.output
+    facts = {c[0]: c[1] for c in ([x.strip() for x in ln.split("│")[1:-1]] for ln in shown.output.splitlines()
+                                   if ln.count("│") == 3)}
+    assert facts["trained as of"] == "2026-01-01 00:00" and facts["created"].count(":") == 1  # to the minute
     ambiguous = cli(path, "promote", "churn", newer[:8])
     assert_one_red_line(ambiguous, f"version prefix '{newer[:8]}' matches 2 churn models")
 
