@@ -65,6 +65,18 @@ def _by_id_updates(ops: Sequence[WriteOp]) -> list[bytes] | None:
     return keys if len(set(keys)) == len(keys) else None
 
 
+def _updated_fresh(current: dict, update: dict) -> dict:
+    """``mql.apply_update`` of a document decoded for this write alone: a ``$set`` of top-level fields shares the
+    untouched values instead of deep-copying the document (the result is encoded at once and dropped)."""
+    if len(update) == 1 and type(update.get("$set")) is dict:
+        fields = update["$set"]
+        if fields and all(type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields):
+            new = dict(current)
+            new.update(fields)
+            return new
+    return mql.apply_update(current, update)
+
+
 class EmbeddedCollection(Collection):
     """A collection in the embedded store."""
 
@@ -222,7 +234,7 @@ class EmbeddedCollection(Collection):
                     changed.append((key, None, mql.apply_update(mql.upsert_seed(op.filter), op.update, is_insert=True)))
                 continue
             current = bson.decode(blob)
-            new = mql.apply_update(current, op.update)
+            new = _updated_fresh(current, op.update)
             result.matched += 1
             if new != current:
                 changed.append((key, current, new))

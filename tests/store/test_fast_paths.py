@@ -76,3 +76,19 @@ def test_batches_the_fast_path_cannot_take_still_apply_in_order(ops):
     coll.bulk_write(ops)
     assert coll.find_one({"_id": 1})["v"] in (1, 2)
     assert coll.find_one({"_id": 1})["v"] == (2 if len({type(o) for o in ops}) == 1 else 1)
+
+
+def test_a_set_by_id_stores_a_copy_and_an_equal_set_changes_nothing():
+    store = EmbeddedStore(None)
+    coll = store.collection("t")
+    coll.insert_many([{"_id": "a", "age": 30, "history": {"orders": 2}}])
+    score = {"risk": "low", "reasons": [{"feature": "age"}]}
+    assert coll.bulk_write([UpdateOne({"_id": "a"}, {"$set": {"score": score}})]).modified == 1
+    score["risk"] = "high"  # the caller's dict changes afterwards: the stored one does not
+    score["reasons"].append({"feature": "x"})
+    position = store.feed_position("t")
+    again = coll.bulk_write([UpdateOne({"_id": "a"}, {"$set": {"score": {"risk": "low", "reasons": [{"feature": "age"}]}}})])
+    assert (again.matched, again.modified) == (1, 0)
+    assert store.changes("t", after=position).changes == []
+    assert coll.find_one({"_id": "a"}) == {"_id": "a", "age": 30, "history": {"orders": 2},
+                                           "score": {"risk": "low", "reasons": [{"feature": "age"}]}}
