@@ -33,8 +33,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from custscore.config import Settings
 from custscore.errors import InputError
-from custscore.models import calibration as CAL
-from custscore.models import dataset, features, labels
+from custscore.models import calibration, dataset, features, labels
 from custscore.models.customer_base_family import INPUTS, FrameBetaGeoChurn
 from custscore.models.feature_filter import drop_uninformative
 from custscore.store.base import Store
@@ -215,7 +214,7 @@ def run_backtest(store: Store, settings: Settings, train_cutoff: dt.datetime | N
     rows.append({"model": BASE_RATE, "roc_auc": 0.5, "pr_auc": float(y.mean()), "brier": base_brier,
                  "brier_vs_base": 1.0, "lift_top_decile": 1.0})
     table = pd.DataFrame(rows)
-    figure = CAL.reliability_figure(
+    figure = calibration.reliability_figure(
         y, {"winner": scored.winner, "BG/NBD": scored.bgnbd, "recency": scored.heuristic},
         Path(settings.home) / "reports" / f"backtest_{pd.Timestamp(t1):%Y%m%d}_{pd.Timestamp(t2):%Y%m%d}.png",
         title=f"backtest: trained {pd.Timestamp(t1):%Y-%m-%d}, scored {pd.Timestamp(t2):%Y-%m-%d}")

@@ -23,15 +23,20 @@ from threadpoolctl import threadpool_limits
 
 from custscore.config import Settings
 from custscore.errors import InputError
-from custscore.models import calibration as CAL
-from custscore.models import customer_base_family as CBF
-from custscore.models import dataset, evaluate, feature_catalogue, registry, zoo
+from custscore.models import (
+    calibration,
+    customer_base_family,
+    dataset,
+    evaluate,
+    feature_catalogue,
+    population,
+    registry,
+    zoo,
+)
 from custscore.models.curves import classifier_curves
 from custscore.models.drift import NEW, reference_profile
 from custscore.models.feature_filter import drop_uninformative
 from custscore.models.oracle import oracle_rows
-from custscore.models.population import TASK as POP_TASK
-from custscore.models.population import first_purchase_data
 from custscore.models.selection import compare_selection
 from custscore.models.task_result import (  # noqa: F401 - BACKGROUND_ROWS, EXPLAIN_ROWS, TaskResult: importable here too
     BACKGROUND_ROWS,
@@ -148,8 +153,8 @@ def fit_supervised(data: dataset.TaskData, options: TrainOptions, progress: Prog
     candidates = zoo.make_candidates(kind, data.numeric, data.categorical, logs, seed=seed, balance=balance,
                                      families=options.families, y=y_tr, customer_base_horizon=data.horizon_days)
     if selection["kept"]:
-        candidates = {n: p if n == CBF.FAMILY else zoo.with_step(p, "select", clone(selection["selector"]))
-                      for n, p in candidates.items()}
+        candidates = {n: p if n == customer_base_family.FAMILY
+                      else zoo.with_step(p, "select", clone(selection["selector"])) for n, p in candidates.items()}
 
     def step(name, i, n):
         if progress:
@@ -162,16 +167,16 @@ def fit_supervised(data: dataset.TaskData, options: TrainOptions, progress: Prog
         results = _tune(results, data, X_tr, y_tr, X_va, y_va, options, notes, step)
     best, pick_note = pick_winner(results, kind, options.cv)
     notes.append(pick_note)
-    calibration = {}
+    calibrated = {}
     if kind == "classification":
-        calibration = CAL.calibrate_results(results, X_va, y_va, X_te, y_te, options.threshold_rule,
-                                            options.min_precision, seed)
-        m = calibration[best.name]
-        how = (f"calibrated on validation data with {m['method']}" if m["method"] != CAL.IDENTITY else
+        calibrated = calibration.calibrate_results(results, X_va, y_va, X_te, y_te, options.threshold_rule,
+                                                   options.min_precision, seed)
+        m = calibrated[best.name]
+        how = (f"calibrated on validation data with {m['method']}" if m["method"] != calibration.IDENTITY else
                "left uncalibrated (neither isotonic nor sigmoid beat it on held-out validation folds)")
         notes.append(f"{how}: test Brier {m['brier_raw']:.4f} -> {m['brier']:.4f}, "
                      f"ECE {m['ece_raw']:.4f} -> {m['ece']:.4f}")
-    return Fitted(best, results, notes, (tr, va, te), calibration)
+    return Fitted(best, results, notes, (tr, va, te), calibrated)
 
 
 def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, options: TrainOptions,
@@ -185,7 +190,7 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
     y_tr, y_te = data.y.loc[tr], data.y.loc[te]
     board = _leaderboard(results, kind, X_te, y_te)
     if fitted.calibration:
-        board = CAL.leaderboard_columns(board, fitted.calibration)
+        board = calibration.leaderboard_columns(board, fitted.calibration)
     board = pd.concat([board, pd.DataFrame(oracle_rows(data, X_tr.index, y_tr, X_te.index, y_te))], ignore_index=True)
     test = _test_metrics(best.pipeline, X_te, y_te, kind, best.threshold)
     if best.threshold is not None:
@@ -196,8 +201,8 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
         curve = evaluate.reliability_curve(y_te, _predict(best.pipeline, X_te, kind))
         curves = classifier_curves(y_te, _predict(best.pipeline, X_te, kind), best.threshold)  # for the report
         notes.append(f"calibration on test: Brier {test['brier']:.4f}; reliability curve stored in the manifest")
-        raw = CAL.base_pipeline(best.pipeline).predict_proba(X_te)[:, 1]
-        reliability_png = CAL.reliability_figure(
+        raw = calibration.base_pipeline(best.pipeline).predict_proba(X_te)[:, 1]
+        reliability_png = calibration.reliability_figure(
             y_te, {"before calibration": raw, "after calibration": _predict(best.pipeline, X_te, kind)},
             out_dir / f"{data.task}_reliability.png", title=f"{data.task}: {best.name}, test split")
     else:
@@ -214,11 +219,12 @@ def train_supervised(store: Store, settings: Settings, data: dataset.TaskData, o
              "reliability": curve.to_dict("records") if curve is not None else None, "curves": curves,
              "classes": data.classes,
              "horizon_days": options.horizon_days if data.task == "churn" else None,  # the stale-data warning
-             "calibration": best.pipeline.calibrator.to_dict() if isinstance(best.pipeline, CAL.CalibratedPipeline)
-             else None}
+             "calibration": best.pipeline.calibrator.to_dict()
+             if isinstance(best.pipeline, calibration.CalibratedPipeline) else None}
     version, figures = register(
-        store, settings, data, CAL.base_pipeline(best.pipeline), explained=explained, background=background,
-        reference=reference_profile(ref_X, predictions=predictions, population=NEW if data.task == POP_TASK else None),
+        store, settings, data, calibration.base_pipeline(best.pipeline), explained=explained, background=background,
+        reference=reference_profile(ref_X, predictions=predictions,
+                                    population=NEW if data.task == population.TASK else None),
         metrics={**{f"val_{k}": v for k, v in best.val_metrics.items()}, **{f"test_{k}": v for k, v in test.items()},
                  "cv_mean": best.cv_mean, "cv_std": best.cv_std},
         threshold=best.threshold, fingerprint=registry.training_fingerprint(data.X, data.y), extra=extra,
@@ -308,7 +314,7 @@ def _train(store: Store, settings: Settings, options: TrainOptions, progress: Pr
         run = train_segment if data.kind == "segment" else train_supervised
         results.append(run(store, settings, data, options, progress))
         if task == "churn":  # buyers' model above; customers who had not bought get their own (models/population.py)
-            newcomers = first_purchase_data(corpus, options.cutoff, options.horizon_days, dataset.MIN_ROWS)
+            newcomers = population.first_purchase_data(corpus, options.cutoff, options.horizon_days, dataset.MIN_ROWS)
             if newcomers is not None:
                 newcomers = drop_uninformative(newcomers)
                 newcomers.categories = list(corpus.categories)

@@ -30,7 +30,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
 from custscore.errors import ConfigError
-from custscore.models import customer_base_family as CBF
+from custscore.models import customer_base_family
 from custscore.models.keras_mlp import KerasMLPClassifier, KerasMLPRegressor
 from custscore.models.log_transform import ClippedLog1p
 
@@ -52,7 +52,7 @@ FAMILY_NOTES = {
     "mlp": "learns smooth interactions; needs scaling and seeds, slowest to fit, hardest to explain",
     "voting": "averages diverse models' probabilities for stability; costs the sum of its members",
     "stacking": "learns how to weigh its members; best accuracy at the highest fit cost, least transparent",
-    "bgnbd": CBF.NOTE,
+    "bgnbd": customer_base_family.NOTE,
 }
 
 
@@ -93,8 +93,9 @@ def make_preprocessor(numeric, categorical, log_cols=(), customer_base_horizon=N
         ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
     ])
     branches = [("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)]
-    if customer_base_horizon and CBF.available(numeric):
-        branches.append(("custbase", CBF.custbase_branch(customer_base_horizon), list(CBF.INPUTS)))
+    if customer_base_horizon and customer_base_family.available(numeric):
+        branches.append(("custbase", customer_base_family.custbase_branch(customer_base_horizon),
+                         list(customer_base_family.INPUTS)))
     return ColumnTransformer(branches, verbose_feature_names_out=False)
 
 
@@ -210,13 +211,14 @@ def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=Non
         raise ConfigError(f"balance: '{balance}' is unknown; use None, 'weights' or 'smote'")
     if balance and kind != "classification":
         raise ConfigError(f"balance: '{balance}' applies to classification only; drop it for {kind}")
-    with_bgnbd = bool(customer_base_horizon) and kind == "classification" and CBF.available(numeric)
+    with_bgnbd = bool(customer_base_horizon) and kind == "classification" and customer_base_family.available(numeric)
     names = list(families) if families is not None else list(FAMILIES[kind])
-    if CBF.FAMILY in names and not with_bgnbd:
-        names.remove(CBF.FAMILY)  # only a churn task (with its horizon and the RFM inputs) has a BG/NBD family
+    if customer_base_family.FAMILY in names and not with_bgnbd:
+        # only a churn task (with its horizon and the RFM inputs) has a BG/NBD family
+        names.remove(customer_base_family.FAMILY)
     elif with_bgnbd and families is None:
-        names.append(CBF.FAMILY)
-    unknown = [n for n in names if n not in FAMILIES[kind] and not (with_bgnbd and n == CBF.FAMILY)]
+        names.append(customer_base_family.FAMILY)
+    unknown = [n for n in names if n not in FAMILIES[kind] and not (with_bgnbd and n == customer_base_family.FAMILY)]
     if unknown:
         raise ConfigError(f"families: {unknown} unknown for {kind}; choose from {list(FAMILIES[kind])}")
     if kind == "regression":
@@ -231,8 +233,8 @@ def make_candidates(kind, numeric, categorical, log_cols=(), seed=0, balance=Non
         models = _classifiers(seed, balance == "weights", pos_weight)
     out = {}
     for name in names:
-        if name == CBF.FAMILY:
-            out[name] = CBF.family_pipeline(customer_base_horizon)
+        if name == customer_base_family.FAMILY:
+            out[name] = customer_base_family.family_pipeline(customer_base_horizon)
             continue
         prep = make_preprocessor(numeric, categorical, log_cols, customer_base_horizon)
         if balance == "smote":
