@@ -33,9 +33,8 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln, hyp2f1
-from sklearn.base import BaseEstimator
 
-from custscore.errors import InputError, ModelError
+from custscore.models.likelihood_model import LikelihoodModel, buyer_histories, check_horizon, distinct_histories
 from custscore.models.log_params import check_penalizer, fit_log_params
 from custscore.models.rfm_summary import rfm_arrays
 
@@ -98,7 +97,7 @@ def _log_hyp_term(r, a, b, x, z):
     return np.where(np.isfinite(direct), direct, euler)
 
 
-class BetaGeoModel(BaseEstimator):
+class BetaGeoModel(LikelihoodModel):
     """BG/NBD customer-base model.
 
     Parameters
@@ -120,9 +119,7 @@ class BetaGeoModel(BaseEstimator):
         Buyers the model was fitted on.
     """
 
-    def __init__(self, penalizer: float = 0.0, max_iter: int = 500):
-        self.penalizer = penalizer
-        self.max_iter = max_iter
+    PARAMS = ("r_", "alpha_", "a_", "b_")
 
     def fit(self, X, y=None):
         """Fit on buyers' histories: a frame with ``frequency``, ``recency``, ``T`` or an (n, 3) array.
@@ -132,18 +129,8 @@ class BetaGeoModel(BaseEstimator):
         self
         """
         pen = check_penalizer(self.penalizer)  # before the data: a bad setting is named first
-        x, tx, T = rfm_arrays(X)
-        keep = ~np.isnan(T)
-        x, tx, T = x[keep], tx[keep], T[keep]
-        if len(x) < 2 or not (T > 0).any():
-            raise InputError(f"BG/NBD needs at least 2 buyers with T > 0; got {len(x)} buyers")
-        # compress identical histories (many one-time buyers share them): same optimum, fewer gammaln calls
-        order = np.lexsort((T, tx, x))
-        hist = np.column_stack([x, tx, T])[order]
-        first = np.r_[True, (np.diff(hist, axis=0) != 0).any(axis=1)]
-        counts = np.bincount(np.cumsum(first) - 1)
-        ux, utx, uT = hist[first, 0], hist[first, 1], hist[first, 2]
-        weights = counts / counts.sum()
+        x, tx, T = buyer_histories(X, "BG/NBD")
+        ux, utx, uT, weights = distinct_histories(x, tx, T)
         levels, inverse = np.unique(ux, return_inverse=True)
         level_weights = np.bincount(inverse, weights=weights)
 
@@ -163,13 +150,6 @@ class BetaGeoModel(BaseEstimator):
         logger.info("BG/NBD on %d buyers: r=%.4g alpha=%.4g a=%.4g b=%.4g", self.n_customers_, *self.params_)
         return self
 
-    @property
-    def params_(self) -> tuple[float, float, float, float]:
-        """``(r, alpha, a, b)``."""
-        if not hasattr(self, "r_"):
-            raise ModelError("BetaGeoModel is not fitted; call fit(summary) first")
-        return self.r_, self.alpha_, self.a_, self.b_
-
     def log_likelihood(self, X) -> np.ndarray:
         """Per-customer log-likelihood of histories under the fitted parameters (NaN for non-buyers)."""
         x, tx, T = rfm_arrays(X)
@@ -185,7 +165,7 @@ class BetaGeoModel(BaseEstimator):
 
     def expected_purchases(self, X, t: float) -> np.ndarray:
         """E[purchases in (T, T + t] | history] (paper eq. 10), ``t`` in the data's time unit."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         r, alpha, a, b = self.params_
         x, tx, T = rfm_arrays(X)
         if t == 0:
@@ -199,7 +179,7 @@ class BetaGeoModel(BaseEstimator):
 
     def p_no_purchase(self, X, t: float) -> np.ndarray:
         """P(no purchase in (T, T + t] | history): (1 - P(alive)) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x)."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         r, alpha, _, _ = self.params_
         x, _, T = rfm_arrays(X)
         alive = self.p_alive(X)
@@ -208,7 +188,7 @@ class BetaGeoModel(BaseEstimator):
 
     def expected_purchases_new(self, t: float) -> float:
         """E[purchases in (0, t]] for a customer who just made their first purchase (paper eq. 9)."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         r, alpha, a, b = self.params_
         a = _away_from_one(a)
         hyp = hyp2f1(r, b, a + b - 1.0, t / (alpha + t))
@@ -218,13 +198,6 @@ class BetaGeoModel(BaseEstimator):
 def _away_from_one(a: float) -> float:
     """a nudged off 1, where the expectations are a 0/0 limit (the error this makes is below 1e-6 relative)."""
     return a if abs(a - 1.0) >= 1e-6 else 1.0 + np.copysign(1e-6, a - 1.0)
-
-
-def _check_horizon(t) -> float:
-    t = float(t)
-    if not np.isfinite(t) or t < 0:
-        raise InputError(f"horizon t={t!r} must be a number of periods >= 0; pass e.g. 90 (days)")
-    return t
 
 
 def simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, T, horizon: float = 0.0,

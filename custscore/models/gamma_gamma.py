@@ -29,9 +29,9 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy.special import gammaln
-from sklearn.base import BaseEstimator
 
 from custscore.errors import InputError, ModelError
+from custscore.models.likelihood_model import LikelihoodModel
 from custscore.models.log_params import check_penalizer, fit_log_params
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
             + px * np.log(x) - (px + q) * np.log(x * m + v))
 
 
-class GammaGammaModel(BaseEstimator):
+class GammaGammaModel(LikelihoodModel):
     """Gamma-Gamma model of average order value.
 
     Parameters
@@ -87,9 +87,7 @@ class GammaGammaModel(BaseEstimator):
         ``v p / (q - 1)``, the expected order value of a customer the model knows nothing about.
     """
 
-    def __init__(self, penalizer: float = 0.0, max_iter: int = 500):
-        self.penalizer = penalizer
-        self.max_iter = max_iter
+    PARAMS = ("p_", "q_", "v_")
 
     def fit(self, X, y=None):
         """Fit on repeat buyers (``frequency > 0``, ``monetary_value > 0``); other rows are ignored.
@@ -120,13 +118,6 @@ class GammaGammaModel(BaseEstimator):
         logger.info("Gamma-Gamma on %d repeat buyers: p=%.4g q=%.4g v=%.4g", self.n_customers_,
                     self.p_, self.q_, self.v_)
         return self
-
-    @property
-    def params_(self) -> tuple[float, float, float]:
-        """``(p, q, v)``."""
-        if not hasattr(self, "p_"):
-            raise ModelError("GammaGammaModel is not fitted; call fit(summary) first")
-        return self.p_, self.q_, self.v_
 
     def expected_spend(self, X) -> np.ndarray:
         """E[order value | x, m_x]; the population mean for customers without repeat orders or spend."""

@@ -23,9 +23,8 @@ import logging
 
 import numpy as np
 from scipy.special import gammaln, hyp2f1
-from sklearn.base import BaseEstimator
 
-from custscore.errors import InputError, ModelError
+from custscore.models.likelihood_model import LikelihoodModel, buyer_histories, check_horizon, distinct_histories
 from custscore.models.log_params import FAILED, check_penalizer, fit_log_params
 from custscore.models.rfm_summary import rfm_arrays
 
@@ -59,7 +58,7 @@ def pareto_nbd_log_likelihood(params, x, tx, T) -> np.ndarray:
     return a1 + np.logaddexp(alive, dead)
 
 
-class ParetoNBDModel(BaseEstimator):
+class ParetoNBDModel(LikelihoodModel):
     """Pareto/NBD customer-base model.
 
     Parameters
@@ -77,21 +76,13 @@ class ParetoNBDModel(BaseEstimator):
     n_customers_ : int
     """
 
-    def __init__(self, penalizer: float = 0.0, max_iter: int = 500):
-        self.penalizer = penalizer
-        self.max_iter = max_iter
+    PARAMS = ("r_", "alpha_", "s_", "beta_")
 
     def fit(self, X, y=None):
         """Fit on buyers' histories (``frequency``, ``recency``, ``T``); non-buyers (T NaN) are left out."""
         pen = check_penalizer(self.penalizer)  # before the data: a bad setting is named first
-        x, tx, T = rfm_arrays(X)
-        keep = ~np.isnan(T)
-        x, tx, T = x[keep], tx[keep], T[keep]
-        if len(x) < 2 or not (T > 0).any():
-            raise InputError(f"Pareto/NBD needs at least 2 buyers with T > 0; got {len(x)} buyers")
-        hist, counts = np.unique(np.column_stack([x, tx, T]), axis=0, return_counts=True)
-        ux, utx, uT = hist[:, 0], hist[:, 1], hist[:, 2]
-        weights = counts / counts.sum()
+        x, tx, T = buyer_histories(X, "Pareto/NBD")
+        ux, utx, uT, weights = distinct_histories(x, tx, T)
 
         def objective(theta):
             ll = pareto_nbd_log_likelihood(np.exp(theta), ux, utx, uT)
@@ -107,13 +98,6 @@ class ParetoNBDModel(BaseEstimator):
         logger.info("Pareto/NBD on %d buyers: r=%.4g alpha=%.4g s=%.4g beta=%.4g", self.n_customers_, *self.params_)
         return self
 
-    @property
-    def params_(self) -> tuple[float, float, float, float]:
-        """``(r, alpha, s, beta)``."""
-        if not hasattr(self, "r_"):
-            raise ModelError("ParetoNBDModel is not fitted; call fit(summary) first")
-        return self.r_, self.alpha_, self.s_, self.beta_
-
     def log_likelihood(self, X) -> np.ndarray:
         """Per-customer log-likelihood under the fitted parameters (NaN for non-buyers)."""
         x, tx, T = rfm_arrays(X)
@@ -127,7 +111,7 @@ class ParetoNBDModel(BaseEstimator):
 
     def expected_purchases(self, X, t: float) -> np.ndarray:
         """E[purchases in (T, T + t] | history], ``t`` in the data's time unit."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         r, alpha, s, beta = self.params_
         x, _, T = rfm_arrays(X)
         s_1 = s - 1.0 if abs(s - 1.0) > 1e-9 else 1e-9
@@ -136,14 +120,7 @@ class ParetoNBDModel(BaseEstimator):
 
     def p_no_purchase(self, X, t: float) -> np.ndarray:
         """P(no purchase in (T, T + t] | history) = L(x, t_x, T + t) / L(x, t_x, T)."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         x, tx, T = rfm_arrays(X)
         later = pareto_nbd_log_likelihood(self.params_, x, tx, T + t)
         return np.clip(np.exp(later - pareto_nbd_log_likelihood(self.params_, x, tx, T)), 0.0, 1.0)
-
-
-def _check_horizon(t) -> float:
-    t = float(t)
-    if not np.isfinite(t) or t < 0:
-        raise InputError(f"horizon t={t!r} must be a number of periods >= 0; pass e.g. 90 (days)")
-    return t

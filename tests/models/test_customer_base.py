@@ -212,6 +212,23 @@ def test_bad_histories_name_the_field_and_the_fix():
             .p_no_purchase(bad.iloc[:1], -5)
 
 
+@pytest.mark.parametrize("model", [BetaGeoModel, ParetoNBDModel, GammaGammaModel])
+def test_the_likelihood_models_share_their_settings_and_the_not_fitted_message(model):
+    assert model().get_params() == {"max_iter": 500, "penalizer": 0.0}
+    assert clone(model(penalizer=0.01)).penalizer == 0.01
+    with pytest.raises(ModelError) as err:
+        model().params_  # noqa: B018 - the property raises
+    assert str(err.value) == f"{model.__name__} is not fitted; call fit(summary) first"
+    with pytest.raises(InputError, match=r"^penalizer=-1 must be a number >= 0"):
+        model(penalizer=-1).fit(np.zeros((1, 3)))
+
+
+def test_pareto_nbd_names_itself_when_there_are_too_few_buyers():
+    with pytest.raises(InputError) as err:
+        ParetoNBDModel().fit(pd.DataFrame({"frequency": [1.0, 0.0], "recency": [3.0, 0.0], "T": [5.0, np.nan]}))
+    assert str(err.value) == "Pareto/NBD needs at least 2 buyers with T > 0; got 1 buyers"
+
+
 # ---------------------------------------------------------------- RFM summaries
 
 def _events(rows):
