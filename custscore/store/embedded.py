@@ -65,16 +65,35 @@ def _by_id_updates(ops: Sequence[WriteOp]) -> list[bytes] | None:
     return keys if len(set(keys)) == len(keys) else None
 
 
+def _top_level(fields: Any) -> bool:
+    """Whether an operator's fields are plain top-level names other than ``_id`` (no paths)."""
+    return type(fields) is dict and bool(fields) and all(
+        type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
+
+
 def _updated_fresh(current: dict, update: dict) -> dict:
     """``mql.apply_update`` of a document decoded for this write alone: a ``$set`` of top-level fields shares the
-    untouched values instead of deep-copying the document (the result is encoded at once and dropped)."""
-    if len(update) == 1 and type(update.get("$set")) is dict:
-        fields = update["$set"]
-        if fields and all(type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields):
+    untouched values instead of deep-copying the document (the result is encoded at once and dropped), and a
+    ``$setOnInsert`` of a document that exists changes nothing."""
+    if len(update) == 1:
+        (op, fields), = update.items()
+        if op == "$set" and _top_level(fields):
             new = dict(current)
             new.update(fields)
             return new
+        if op == "$setOnInsert" and _top_level(fields):
+            return current
     return mql.apply_update(current, update)
+
+
+def _inserted_fresh(filter: dict, update: dict) -> dict:
+    """The document an upsert by ``_id`` inserts: ``{_id, **fields}`` for a ``$set``/``$setOnInsert`` of top-level
+    fields (the prediction records' insert-once writes), without copying them; else ``mql``'s general path."""
+    if len(update) == 1 and len(filter) == 1 and "_id" in filter and not isinstance(filter["_id"], dict):
+        (op, fields), = update.items()
+        if op in ("$set", "$setOnInsert") and _top_level(fields):
+            return {"_id": filter["_id"], **fields}
+    return mql.apply_update(mql.upsert_seed(filter), update, is_insert=True)
 
 
 class EmbeddedCollection(Collection):
@@ -231,7 +250,7 @@ class EmbeddedCollection(Collection):
             blob = stored.get(key)
             if blob is None:
                 if op.upsert:
-                    changed.append((key, None, mql.apply_update(mql.upsert_seed(op.filter), op.update, is_insert=True)))
+                    changed.append((key, None, _inserted_fresh(op.filter, op.update)))
                 continue
             current = bson.decode(blob)
             new = _updated_fresh(current, op.update)
