@@ -105,6 +105,26 @@ def _fitted_models(pipeline):
     return None, None, None
 
 
+def customer_base_arrays(pipeline, inputs: np.ndarray):
+    """:func:`customer_base_values` from a float matrix of the :data:`INPUTS` columns: name -> array, or None.
+
+    NumPy only, for a BG/NBD churn classifier (the API scores one customer at a time). ``NotImplemented`` for a
+    pipeline whose values need the feature frame (a ``custbase`` branch): call :func:`customer_base_values` then.
+    """
+    bg, gg, feats = _fitted_models(pipeline)
+    if bg is None:
+        return None
+    if feats is not None or gg is not None:
+        return NotImplemented
+    model = pipeline.named_steps["model"]
+    recency_days, orders, gap, spend = np.asarray(inputs, dtype=float).T
+    frequency, recency, T, monetary = rfm_from_columns(orders, recency_days, gap, spend)
+    arrays = np.column_stack([frequency, recency, T])
+    return {"p_alive": bg.p_alive(arrays).astype(float),
+            "expected_purchases": bg.expected_purchases(arrays, float(model.horizon_days)).astype(float),
+            "clv_12m": (monetary * bg.expected_purchases(arrays, 365.0)).astype(float)}
+
+
 def customer_base_values(pipeline, X: pd.DataFrame) -> pd.DataFrame | None:
     """``p_alive``, ``expected_purchases`` (in the churn horizon) and ``clv_12m`` per row, or None.
 

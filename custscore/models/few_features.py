@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from custscore.models.feature_catalogue import FEATURE_NAMES, FEATURES, share_name
+from custscore.models.feature_catalogue import FEATURES, share_name
+from custscore.models.prep_numpy import FeatureRows
 
 FEW = 32  # up to this many customers the plain path is faster than pandas'
 _DAY_US = 86_400_000_000
@@ -73,13 +74,20 @@ def few_customer_features(customers: Sequence[dict], events: Sequence[dict], as_
         Exactly the columns, dtypes and index of ``customer_features``; None when an input is not plain (then
         call ``customer_features``).
     """
+    rows = few_customer_rows(customers, events, as_of, categories)
+    return None if rows is None else rows.frame
+
+
+def few_customer_rows(customers: Sequence[dict], events: Sequence[dict], as_of: dt.datetime,
+                      categories: Sequence[str] = ()) -> FeatureRows | None:
+    """:func:`few_customer_features` as :class:`~custscore.models.prep_numpy.FeatureRows`, no frame built (or None)."""
     try:
         return _features(customers, events, as_of, categories)
     except _NotPlain:
         return None
 
 
-def _features(customers, events, as_of, categories) -> pd.DataFrame:
+def _features(customers, events, as_of, categories) -> FeatureRows:
     as_of = _when(as_of)
     ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
     if len(set(ids)) != len(ids) or as_of is None:
@@ -103,15 +111,17 @@ def _features(customers, events, as_of, categories) -> pd.DataFrame:
         rows.append(_row(c, per[cid], as_of, seen, categories))
     shares = list(dict.fromkeys(share_name(c) for c in categories))
     index = pd.Index(ids, dtype=object, name="customer_id")
-    columns = {}
-    for f in FEATURES:
-        values = [r[f.name] for r in rows]
-        # an object Series stays object (a bare array of strings would become pandas' string dtype)
-        columns[f.name] = np.array(values, dtype=float) if f.kind == "num" else pd.Series(values, index, object)
-    for name in shares:
-        columns[name] = np.array([r["shares"].get(name, 0.0) for r in rows], dtype=float)
-    frame = pd.DataFrame(columns, index=index)
-    return frame[FEATURE_NAMES + shares] if shares else frame
+    numbers = [f.name for f in FEATURES if f.kind == "num"]
+    others = [f.name for f in FEATURES if f.kind != "num"]
+    floats = np.array([[r[name] for name in numbers] + [r["shares"].get(name, 0.0) for name in shares] for r in rows],
+                      dtype=float).reshape(len(rows), len(numbers) + len(shares))
+    objects = np.empty((len(rows), len(others)), dtype=object)
+    for i, r in enumerate(rows):
+        objects[i, :] = [r[name] for name in others]
+    # the catalogue's order, then the shares; numeric columns read from ``floats``, the others from ``objects``
+    columns = [f.name for f in FEATURES] + shares
+    numeric = np.array([f.kind == "num" for f in FEATURES] + [True] * len(shares), dtype=bool)
+    return FeatureRows.from_arrays(columns, numeric, floats, objects, index)
 
 
 def _row(c: dict, evs: list, as_of: dt.datetime, seen: list, categories) -> dict:

@@ -31,7 +31,7 @@ from custscore.models import (
     population,
     registry,
 )
-from custscore.models.few_features import FEW, few_customer_features
+from custscore.models.few_features import FEW, few_customer_rows
 from custscore.models.prep_numpy import FeatureRows
 from custscore.store.base import Store
 from custscore.store.plain import plain
@@ -145,10 +145,9 @@ class ProductionModels:
                 if task == "churn":
                     out["churn_probability"][members] = p
                     out["risk"][members] = [self.risk(v) for v in p]
-                    values = (customer_base_family.customer_base_values(calibration.base_pipeline(model.pipeline),
-                                                                        rows.frame[members]) if members.any() else None)
+                    values = _customer_base_values(model.pipeline, rows, members) if members.any() else None
                     for name in customer_base_family.SCORE_FIELDS if values is not None else ():
-                        out.setdefault(name, np.full(n, np.nan))[members] = values[name].to_numpy(dtype=float)
+                        out.setdefault(name, np.full(n, np.nan))[members] = values[name]
                 else:
                     out.setdefault("first_purchase_probability", np.full(n, np.nan))[members] = p
                     out["churn_probability"][members] = 1.0 - p  # P(no purchase within the horizon), as for buyers
@@ -183,13 +182,12 @@ class ProductionModels:
         """
         if not customers:
             return []
-        X = None
+        rows = None  # the features as NumPy, once, for every model, the reasons and the records
         if not isinstance(events, pd.DataFrame) and len(customers) <= FEW:
-            X = few_customer_features(customers, events, now, self.categories)
-        if X is None:
-            X = features.customer_features(customers, events, now, self.categories)
+            rows = few_customer_rows(customers, events, now, self.categories)
+        if rows is None:
+            rows = FeatureRows(features.customer_features(customers, events, now, self.categories))
         versions = input_version.input_versions(customers, events)
-        rows = FeatureRows(X)  # the frame converted to NumPy once, for every model, the reasons and the records
         preds, explanations = self.predict_rows(rows, skip_shap)
         reasons = self.reasons(explanations, rows, k=k)
         new = _never_bought(rows)
@@ -199,7 +197,7 @@ class ProductionModels:
                      for values in zip(*(preds[n].tolist() for n in outputs), strict=True)] if outputs else \
             [{} for _ in range(len(rows))]
         feature_rows = rows.objects(np.arange(len(rows.columns))).tolist()
-        for i, cid in enumerate(X.index):
+        for i, cid in enumerate(rows.index):
             skip = "churn" if new[i] else population.TASK  # the model of the other population says nothing about this row
             tasks = [t for t in reasons if t != skip]
             main = next((t for t in ("churn", population.TASK) if t in tasks), tasks[0] if tasks else None)
@@ -222,6 +220,19 @@ class ProductionModels:
         """Score customer documents, reading their events from the store (the worker's path)."""
         ids = [str(c.get("_id", c.get("customer_id"))) for c in customers]
         return self.score_documents(customers, feature_reads.read_events(store, ids, until=now), now, skip_shap=HOT_PATH_NO_SHAP)
+
+
+def _customer_base_values(pipeline, rows: FeatureRows, members: np.ndarray) -> dict[str, np.ndarray] | None:
+    """The churn model's BG/NBD values (p_alive, ...) of the rows in ``members``, from the arrays when it can."""
+    base = calibration.base_pipeline(pipeline)
+    if all(c in rows.position for c in customer_base_family.INPUTS):
+        idx = rows.indices(customer_base_family.INPUTS)
+        if rows.all_numeric(idx):
+            values = customer_base_family.customer_base_arrays(base, rows.floats(idx)[members])
+            if values is not NotImplemented:
+                return values
+    values = customer_base_family.customer_base_values(base, rows.frame[members])
+    return None if values is None else {name: values[name].to_numpy(dtype=float) for name in values.columns}
 
 
 def _never_bought(rows: FeatureRows) -> np.ndarray:

@@ -38,21 +38,51 @@ class FeatureRows:
     """
 
     def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-        self.columns = [str(c) for c in frame.columns]
-        self.position = {c: i for i, c in enumerate(self.columns)}
-        self.numeric = np.array([dtype.kind in "fiub" for dtype in frame.dtypes], dtype=bool)
-        num = np.flatnonzero(self.numeric)
-        cat = np.flatnonzero(~self.numeric)
-        self._floats = frame.iloc[:, num].to_numpy(dtype=float) if len(num) else np.empty((len(frame), 0))
-        self._objects = frame.iloc[:, cat].to_numpy(dtype=object) if len(cat) else np.empty((len(frame), 0), object)
-        self._slot = np.empty(len(self.columns), dtype=int)  # column -> its index in _floats or _objects
-        self._slot[num] = np.arange(len(num))
-        self._slot[cat] = np.arange(len(cat))
+        self._frame = frame
+        numeric = np.array([dtype.kind in "fiub" for dtype in frame.dtypes], dtype=bool)
+        num, cat = np.flatnonzero(numeric), np.flatnonzero(~numeric)
+        floats = frame.iloc[:, num].to_numpy(dtype=float) if len(num) else np.empty((len(frame), 0))
+        objects = frame.iloc[:, cat].to_numpy(dtype=object) if len(cat) else np.empty((len(frame), 0), object)
+        self._setup([str(c) for c in frame.columns], numeric, floats, objects, frame.index)
+
+    @classmethod
+    def from_arrays(cls, columns: list[str], numeric: np.ndarray, floats: np.ndarray, objects: np.ndarray,
+                    index: pd.Index) -> FeatureRows:
+        """Rows built without a frame (the few-customer features): the frame is made only if something asks for it.
+
+        ``floats`` holds the numeric columns and ``objects`` the others, each in ``columns`` order.
+        """
+        rows = cls.__new__(cls)
+        rows._frame = None
+        rows._setup(list(columns), np.asarray(numeric, dtype=bool), floats, objects, index)
+        return rows
+
+    def _setup(self, columns, numeric, floats, objects, index) -> None:
+        self.columns = columns
+        self.index = index
+        self.position = {c: i for i, c in enumerate(columns)}
+        self.numeric = numeric
+        self._floats, self._objects = floats, objects
+        self._slot = np.empty(len(columns), dtype=int)  # column -> its index in _floats or _objects
+        self._slot[numeric] = np.arange(int(numeric.sum()))
+        self._slot[~numeric] = np.arange(int((~numeric).sum()))
         self._cells: np.ndarray | None = None
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The raw feature frame (built from the arrays on first use when the rows came from them)."""
+        if self._frame is None:
+            data = {}
+            for j, name in enumerate(self.columns):
+                k = self._slot[j]
+                # an object Series stays object (a bare array of strings would become pandas' string dtype)
+                data[name] = self._floats[:, k] if self.numeric[j] else pd.Series(self._objects[:, k], self.index,
+                                                                                   object)
+            self._frame = pd.DataFrame(data, index=self.index)
+        return self._frame
+
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.index)
 
     def indices(self, names) -> np.ndarray:
         """Positions of ``names`` among the frame's columns (KeyError naming the first missing one)."""
@@ -68,7 +98,7 @@ class FeatureRows:
     def objects(self, idx: np.ndarray) -> np.ndarray:
         """The columns at positions ``idx`` as an object matrix (numbers as Python floats), as ``to_numpy(object)``."""
         if self._cells is None:
-            cells = np.empty((len(self.frame), len(self.columns)), dtype=object)
+            cells = np.empty((len(self), len(self.columns)), dtype=object)
             cells[:, self.numeric] = self._floats
             cells[:, ~self.numeric] = self._objects
             self._cells = cells
