@@ -104,6 +104,7 @@ def build_network(n_features, hidden, dropout, learning_rate, task, seed=None):
 
 
 _DENSE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DENSE_ACTIVATIONS = ("relu", "sigmoid", "linear")  # what the NumPy forward pass computes
 
 
 def _dense_stack(model):
@@ -114,14 +115,11 @@ def _dense_stack(model):
         if kind in ("Dropout", "InputLayer"):
             continue
         activation = getattr(getattr(layer, "activation", None), "__name__", None)
-        if kind != "Dense" or activation not in ("relu", "sigmoid", "linear") or not layer.use_bias:
+        if kind != "Dense" or activation not in _DENSE_ACTIVATIONS or not layer.use_bias:
             return None
         kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
         layers.append((kernel, bias, activation))
     return layers
-
-
-_DENSE_ACTIVATIONS = ("relu", "sigmoid", "linear")
 
 
 class SavedNetwork:
