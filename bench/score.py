@@ -10,7 +10,8 @@ Everything runs in one process, so the ratios compare like with like (absolute n
 load; the ratios much less):
 
 * ceiling: the same production models (with recommendations when a recommender is promoted) computing features,
-  predictions, SHAP and recommendations for the same customers in memory (documents and events already loaded);
+  predictions, SHAP and recommendations for the same customers in memory (documents and events already loaded,
+  in the form the worker hands them to the models); also priced without the recommender;
 * end-to-end: ``Worker.run_once`` on those customers: change feed, reads, features, predictions, SHAP,
   recommendations, one write per batch, prediction records, tokens;
 * naive: what tutorials do - per customer, load the models, score one row, update one document;
@@ -40,6 +41,7 @@ from custscore.config import Settings
 from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models.predict import HOT_PATH_NO_SHAP
+from custscore.scorer.batch_events import BatchEvents
 from custscore.scorer.recommending import WithRecommendations, load_scoring_models, scoring_versions
 from custscore.scorer.worker import Worker
 from custscore.store import open_store
@@ -72,18 +74,12 @@ def _prepare(home: Path, n: int) -> None:
         train_recommender(store, settings, RecommendOptions(seed=SEED, folds=2, ratings=False))
 
 
-def _in_memory(models, docs: list[dict], raw: list[dict], now: dt.datetime, recommend: bool = True) -> int:
-    """What the worker computes for a batch, from inputs already in memory (``recommend=False``: less the
-    recommender, to price it)."""
-    from custscore.recommend.interactions import events_frame, segment_of
-
+def _in_memory(models, docs: list[dict], events, now: dt.datetime, recommend: bool = True) -> int:
+    """What the worker's models compute for a batch, from inputs already in memory in the form the worker hands
+    them over (``recommend=False``: less the recommender, to price it)."""
     inner = models.models if isinstance(models, WithRecommendations) else models
-    results = inner.score_documents(docs, F.events_frame(raw), now, skip_shap=HOT_PATH_NO_SHAP)
-    if recommend and isinstance(models, WithRecommendations):
-        ids = [d["_id"] for d in docs]
-        segments = {d["_id"]: segment_of(d.get("age"), d.get("channel")) for d in docs}
-        models.recommender.recommend(ids, events_frame(raw), segments, now, n=models.n)
-    return len(results)
+    scorer = models if recommend else inner
+    return len(scorer.score_documents(docs, events, now, skip_shap=HOT_PATH_NO_SHAP))
 
 
 def _throughput(store, settings, m: int) -> None:
@@ -103,12 +99,18 @@ def _throughput(store, settings, m: int) -> None:
     for e in raw:
         by_customer.setdefault(e["customer_id"], []).append(e)
 
-    def in_memory(recommend: bool) -> float:
+    batches = []  # (customers, their events as the worker passes them: a frame from columns for a full batch)
+    for i in range(0, len(docs), 256):
+        part = docs[i:i + 256]
+        evs = [e for d in part for e in by_customer.get(d["_id"], [])]
+        columns = {f: [e.get(f) for e in evs] for f in ("customer_id", *sorted(fields - {"customer_id"}))}
+        batches.append((part, BatchEvents(columns).for_customers([str(d["_id"]) for d in part])))
+
+    def in_memory(recommend: bool) -> tuple[float, float]:
         t0 = time.perf_counter()
         done = 0
-        for i in range(0, len(docs), 256):
-            part = docs[i:i + 256]
-            done += _in_memory(models, part, [e for d in part for e in by_customer.get(d["_id"], [])], now, recommend)
+        for part, events in batches:
+            done += _in_memory(models, part, events, now, recommend)
         return (time.perf_counter() - t0) / max(1, -(-len(docs) // 256)), done / (time.perf_counter() - t0)
 
     # alternate with and without the recommender, twice each, and keep each side's best (the machine is shared)
