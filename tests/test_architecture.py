@@ -262,3 +262,18 @@ def test_the_core_does_not_print():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
                 wrong.append(f"{module.name}:{node.lineno}")
     assert wrong == []
+
+
+def test_modules_are_imported_under_readable_names():
+    """`from custscore.models import calibration`, not `... as CAL`: an alias is a lower-case word, if any."""
+    wrong = []
+    for module in MODULES.values():
+        for node in ast.walk(module.tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            target = module.absolute(node) if isinstance(node, ast.ImportFrom) else ""
+            for alias in node.names:
+                name = f"{target}.{alias.name}" if target else alias.name
+                if name in MODULES and alias.asname and not (alias.asname.islower() and len(alias.asname) > 3):
+                    wrong.append(f"{module.path.relative_to(PACKAGE.parent)}:{node.lineno} {name} as {alias.asname}")
+    assert wrong == []
