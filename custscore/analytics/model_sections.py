@@ -131,6 +131,14 @@ def _figures(settings: Settings | None, record: dict, figs: Figures) -> list[str
     return parts
 
 
+def board_caption(task: str, kind: str | None) -> str:
+    """What a leaderboard shows; a clustering board has no test split, so it claims none."""
+    if kind == "segment":
+        return (f"{task} leaderboard (clustering: silhouette higher is better, Davies-Bouldin lower is better; "
+                "the decision tree assigns new customers)")
+    return f"{task} leaderboard (the winner is picked on validation data; test is reported once)"
+
+
 def task_section(store: Store, settings: Settings | None, record: dict, figs: Figures) -> Section:
     """One production model: leaderboard, notes, figures and drift."""
     task, version, extra = record["task"], record["version"], record.get("extra") or {}
@@ -141,8 +149,7 @@ def task_section(store: Store, settings: Settings | None, record: dict, figs: Fi
     if board.empty:
         s.add(paragraph(f"No leaderboard stored with {task} {version}.", "note"))
     else:
-        s.add(heading(f"{task} leaderboard (the winner is picked on validation data; test is reported once)")
-              + table(board, marked=marked))
+        s.add(heading(board_caption(task, record.get("kind"))) + table(board, marked=marked))
     s.add(notes_list(extra))
     s.parts += _figures(settings, record, figs)
     s.parts += drift(store, record)

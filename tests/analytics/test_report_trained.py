@@ -54,6 +54,9 @@ def test_each_task_shows_its_stored_leaderboard_with_the_winner_marked(trained):
         assert f"<td>{row['model']}" in page
     assert "<th>val ROC-AUC</th>" in page and "decision tree (assigns new customers) ★ winner" in page
     assert "None" not in re.sub(r"<[^>]+>", "", page).split("Model: churn")[1].split("Drift")[0]
+    segment = page.split('id="model-segment"')[1].split("Drift")[0]  # clustering has no test split: it claims none
+    assert "segment leaderboard (clustering: silhouette higher is better" in segment
+    assert "test is reported" not in segment and "CV" not in segment.split("leaderboard")[1].split("</h3>")[0]
 
 
 def test_figures_are_titled_in_words_never_by_file_name(trained):
