@@ -157,7 +157,7 @@ def in_process(home: Path, repeat: int) -> None:
     from custscore.config import Settings
     from custscore.models import feature_reads
     from custscore.models.predict import load_production
-    from custscore.models.prep_numpy import sklearn_transform
+    from custscore.models.prep_numpy import FeatureRows, sklearn_transform
     from custscore.scorer.oneoff import score_given, validated_customers
     from custscore.store import open_store
 
@@ -170,7 +170,8 @@ def in_process(home: Path, repeat: int) -> None:
 
     def slow_call(batch):  # events as a frame: customer_features' pandas path; prep through sklearn
         for e in models.explainers.values():
-            e.transform = lambda X, p=e.pipeline: sklearn_transform(p, X)
+            e.transform = lambda X, p=e.pipeline, c=e.raw_names: sklearn_transform(
+                p, X.select(c) if isinstance(X, FeatureRows) else X)
         try:
             clean = validated_customers(batch)
             ev = feature_reads.read_events(store, [str(d["_id"]) for d in clean], until=when)

@@ -64,3 +64,22 @@ def test_the_bgnbd_churn_pipeline_replays_its_passthrough_and_custbase_branch():
     rows = _frame(12, 7)
     np.testing.assert_allclose(compile_transform(pipe, _frame(20, 8))(rows), sklearn_transform(pipe, rows),
                                rtol=0, atol=1e-12)
+
+
+def test_feature_rows_give_every_transform_the_frame_s_matrix_and_values():
+    from custscore.models.prep_numpy import FeatureRows
+
+    pipe = _fit(make_preprocessor(NUMS, CATS, log_cols=["income", "spend_mean"]))
+    transform = compile_transform(pipe, _frame(40, 2))
+    rows = _frame(15, 9)
+    rows.insert(0, "unused", np.arange(15.0))  # extra columns, another order: transforms pick theirs by name
+    converted = FeatureRows(rows[["channel", *NUMS[::-1], "unused", "region"]])
+    np.testing.assert_array_equal(transform(converted), transform(rows[NUMS + CATS]))
+    names = ["region", "income", "channel"]
+    cells = converted.objects(converted.indices(names))
+    want = rows[names].to_numpy(dtype=object)
+    assert [[None if v != v else v for v in r] for r in cells.tolist()] == \
+        [[None if v != v else v for v in r] for r in want.tolist()]
+    rebuilt = FeatureRows.from_arrays(converted.columns, converted.numeric, converted.floats(np.flatnonzero(
+        converted.numeric)), converted.objects(np.flatnonzero(~converted.numeric)), converted.index)
+    pd.testing.assert_frame_equal(rebuilt.frame, converted.frame)
