@@ -160,7 +160,9 @@ def status(ctx: typer.Context) -> None:
 
     with user_errors(), opened_store(ctx) as store:
         st = store_status(store)
-    table = Table(title=f"custscore store ({st.backend}: {st.location})")
+    # the store on a line of its own: as a title, a long path would wrap over the narrow table
+    console.print(f"custscore store ({st.backend}: {st.location})", highlight=False, soft_wrap=True)
+    table = Table()
     table.add_column("collection")
     table.add_column("documents", justify="right")
     for name, count in st.counts.items():
@@ -179,8 +181,6 @@ def status(ctx: typer.Context) -> None:
         console.print(models)
     else:
         console.print("no models registered yet")
-
-
 
 
 

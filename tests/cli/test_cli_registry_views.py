@@ -115,3 +115,5 @@ def test_status_shows_aliases_and_times_as_words_not_python(home):
     assert "['production']" not in result.output and "production" in row
     created = row.split("│")[4].strip()
     assert len(created) == len("2026-12-02 04:13") and "." not in created
+    # the store's location on one line of its own, never wrapped over the narrow table as its title
+    assert result.output.splitlines()[0] == f"custscore store (embedded: {path / 'store.sqlite'})"
