@@ -113,7 +113,8 @@ class EmbeddedCollection(Collection):
         elif sort:
             docs = mql.sort_documents(reading.iter_documents(self._engine, self.name, query.filter), sort)
         else:
-            docs = reading.iter_documents(self._engine, self.name, query.filter, limit=(limit + skip) if limit else 0)
+            docs = reading.iter_documents(self._engine, self.name, query.filter, limit=(limit + skip) if limit else 0,
+                                          fields=reading.top_fields(query.projection, query.filter))
         return self._window(docs, query)
 
     @staticmethod

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import bson
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from mongomock import filtering
 
 from custscore.errors import InputError
@@ -25,6 +27,40 @@ from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, table_name
 
 PAGE_FIRST, PAGE_MOST = 16, 4096  # rows per page: few for a find_one, growing to this for a scan
+_RAW = CodecOptions(document_class=RawBSONDocument)  # top level decoded on access, sub-documents left as bytes
+
+
+def top_fields(projection: dict | None, filter: dict | None) -> frozenset | None:
+    """The top-level fields a find reads when its projection includes fields (plus the filter's and ``_id``),
+    or None when it needs whole documents (no projection, an exclusion, a ``$`` operator at the top)."""
+    if not isinstance(projection, dict):
+        return None
+    fields = [k for k in projection if k != "_id"]
+    if not fields or not all(type(projection[k]) in (int, bool) and projection[k] for k in fields):
+        return None
+    wanted = {"_id", *(k.split(".")[0] for k in fields)}
+    for key in filter or {}:
+        if not isinstance(key, str) or key.startswith("$"):
+            return None
+        wanted.add(key.split(".")[0])
+    return frozenset(wanted)
+
+
+def _plain_raw(value):
+    if isinstance(value, RawBSONDocument):
+        return bson.decode(value.raw)
+    if isinstance(value, list):
+        return [_plain_raw(v) for v in value]
+    return value
+
+
+def partial_documents(blob: bytes, fields: frozenset) -> list[dict]:
+    """The documents of a page with only ``fields`` decoded: a projection of a few fields skips the rest (the
+    models' manifests carry their training background; the hot-reload probe reads task and version)."""
+    out = []
+    for raw in bson.decode_all(blob, _RAW):
+        out.append({k: _plain_raw(raw[k]) for k in fields if k in raw})
+    return out
 
 
 @dataclass(frozen=True)
@@ -55,8 +91,12 @@ def plan_read(engine: SQLiteEngine, collection: str, filter: dict | None) -> Rea
     return ReadPlan(table_name(collection), where, params, exact, match, keep, what)
 
 
-def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, limit: int = 0) -> Iterator[dict]:
-    """Matching documents in insertion order, read in bounded pages (``limit`` > 0: at most that many)."""
+def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, limit: int = 0,
+                   fields: frozenset | None = None) -> Iterator[dict]:
+    """Matching documents in insertion order, read in bounded pages (``limit`` > 0: at most that many).
+
+    With ``fields`` (:func:`top_fields`) only those top-level fields are decoded (the caller projects).
+    """
     plan = plan_read(engine, collection, filter)
     if plan is None:
         return
@@ -77,7 +117,8 @@ def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, l
                 top, rows, blob = conn.execute(sql, [*plan.params, last, wanted]).fetchone()
             if not rows:
                 return
-            docs = bson.decode_all(blob)  # one C call decodes a page
+            # one C call decodes a page
+            docs = bson.decode_all(blob) if fields is None else partial_documents(blob, fields)
             if not plan.exact:
                 docs = plan.keep(docs)
         last = top

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from custscore.store import mql
 from custscore.store.base import InsertOne, UpdateOne
 from custscore.store.embedded import EmbeddedStore
 
@@ -92,3 +93,29 @@ def test_a_set_by_id_stores_a_copy_and_an_equal_set_changes_nothing():
     assert store.changes("t", after=position).changes == []
     assert coll.find_one({"_id": "a"}) == {"_id": "a", "age": 30, "history": {"orders": 2},
                                            "score": {"risk": "low", "reasons": [{"feature": "age"}]}}
+
+
+def test_an_inclusion_projection_decoding_only_its_fields_reads_like_whole_documents_projected():
+    docs = [
+        {"_id": 1, "task": "churn", "aliases": ["production"], "extra": {"background": [{"x": 1.5}] * 50},
+         "n": 3, "when": dt.datetime(2025, 1, 2, 3, 4, 5, 6000)},
+        {"_id": 2, "task": "segment", "aliases": [], "extra": None, "n": 7.5, "arr": [{"k": 2, "v": [1, {"z": 1}]}]},
+        {"_id": 3, "score": {"model_versions": {"churn": "c1"}, "reasons": [{"f": "age"}]}, "n": "seven"},
+        {"_id": 4},
+    ]
+    store = EmbeddedStore(None)
+    ours = store.collection("t")
+    ours.insert_many([dict(d) for d in docs])
+    cases = [
+        ({"aliases": "production"}, {"task": 1, "version": 1}),
+        ({}, {"_id": 1, "score.model_versions": 1, "when": 1}),
+        ({"n": {"$gte": 3}}, {"task": 1, "_id": 0}),
+        ({"arr.k": 2}, {"arr.v": 1}),
+        ({}, {"extra": 1, "arr": True}),
+        ({"_id": {"$in": [2, 3]}}, {"score": 1}),
+    ]
+    for filter, projection in cases:
+        whole = [mql.project(d, projection) for d in ours.find(filter)]  # no projection: whole documents decoded
+        assert whole, (filter, projection)
+        assert list(ours.find(filter, projection)) == whole, (filter, projection)
+        assert ours.find_one(filter, projection) == whole[0], (filter, projection)
