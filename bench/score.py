@@ -126,10 +126,10 @@ def _throughput(store, settings, m: int) -> None:
     rounds = []
     for _ in range(THROUGHPUT_ROUNDS):
         (batch_s, ceiling), (plain_batch_s, _) = in_memory(True), in_memory(False)
-        e2e, batches = end_to_end()
-        rounds.append((e2e / ceiling, e2e, ceiling, batch_s, plain_batch_s, batches))
+        e2e, n_batches = end_to_end()
+        rounds.append((e2e / ceiling, e2e, ceiling, batch_s, plain_batch_s, n_batches))
     rounds.sort()
-    ratio, e2e, ceiling, batch_s, plain_batch_s, batches = rounds[len(rounds) // 2]
+    ratio, e2e, ceiling, batch_s, plain_batch_s, n_batches = rounds[len(rounds) // 2]
 
     t0 = time.perf_counter()
     naive_done = 0
@@ -147,7 +147,7 @@ def _throughput(store, settings, m: int) -> None:
     if isinstance(models, WithRecommendations):
         print(f"recommendations add {batch_s * 1000 - plain_batch_s * 1000:,.0f} ms per batch of 256 in memory "
               f"({plain_batch_s * 1000:,.0f} -> {batch_s * 1000:,.0f} ms, +{100 * (batch_s / plain_batch_s - 1):.0f}%)")
-    print(f"end-to-end worker ({batches} batches: feed, reads, compute, one write per batch): {e2e:,.0f} customers/s "
+    print(f"end-to-end worker ({n_batches} batches: feed, reads, compute, one write per batch): {e2e:,.0f} customers/s "
           f"(rounds: {', '.join(f'{r[1]:,.0f}' for r in rounds)})")
     print(f"naive per-document scorer ({naive_done} customers): {naive:,.2f} customers/s")
     print(f"end-to-end / ceiling = {ratio:.2f}, median of {len(rounds)} rounds ({', '.join(f'{r[0]:.2f}' for r in rounds)}; "
