@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,30 +151,44 @@ def from_frame(frame: pd.DataFrame, by: tuple[str, ...], freq: str, date: str = 
     return Panel(keys, periods, y, promo, freq, by, expected=expected)
 
 
-def series_pipeline(by: tuple[str, ...], freq: str, as_of: dt.datetime | None = None) -> list[dict]:
-    """Stages: units and promo flag per (by fields, day or month) from events up to ``as_of``.
+def series_query(by: tuple[str, ...], as_of: dt.datetime | None = None) -> tuple[dict, dict]:
+    """The filter and projection of the events a panel is built from (events up to ``as_of``).
 
-    Weeks are folded from days afterwards (MongoDB has no ISO-week start as a plain date part).
-    Every argument is a plain field path or a date part of one, and the only filter a
-    datetime comparison: the embedded store groups such stages with its hash-based
-    ``$group`` and filters them on its compiled fast path (an ``$ifNull`` or a
-    ``$ne: None`` would send all events through mongomock's engine, about 4x slower
-    on the demo's events). So ``units`` sums stored quantities (validation stores 1
-    when an event has none), a period is promoted when its events' highest ``promo``
-    is true (missing counts as false), and events without a key field form groups
-    with a null key, which :func:`load_panel` drops.
+    A plain find with a datetime comparison at most: the embedded store answers it on its
+    compiled fast path, where an aggregation would run per-document Python (``$group``
+    costs one hash and one accumulator call per event and per group; with ``$ifNull``
+    or a ``$ne: None`` match, mongomock's engines). The grouping per key and period is
+    then one pandas groupby in :func:`from_frame`.
     """
-    key = {f.replace("_", ""): f"${f}" for f in by}
-    key.update(y={"$year": "$ts"}, m={"$month": "$ts"})
-    if freq != "M":
-        key["d"] = {"$dayOfMonth": "$ts"}
-    stages: list[dict] = [{"$match": {"ts": {"$lte": as_of}}}] if as_of is not None else []
-    return [*stages, {"$group": {"_id": key, "units": {"$sum": "$quantity"}, "promo": {"$max": "$promo"}}}]
+    filt = {"ts": {"$lte": as_of}} if as_of is not None else {}
+    return filt, {**dict.fromkeys((*by, "ts", "quantity", "promo"), 1), "_id": 0}
+
+
+def events_frame(docs: Iterable[dict], by: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of (by fields, ts, quantity, promo) from event documents: events without a key field or a
+    ``ts`` dropped, a missing ``quantity`` counted as 1, a missing ``promo`` as false.
+
+    Documents are read one at a time into columns (a list of 400k documents would hold ~4x the memory).
+    """
+    names = (*by, "ts", "quantity", "promo")
+    cols: dict[str, list] = {f: [] for f in names}
+    appends = [(f, cols[f].append) for f in names]
+    for doc in docs:
+        for f, append in appends:
+            append(doc.get(f))
+    frame = pd.DataFrame({f: pd.Series(cols[f], dtype=object) for f in by})
+    frame["date"] = pd.to_datetime(pd.Series(cols["ts"], dtype=object), errors="coerce")
+    frame["quantity"] = pd.to_numeric(pd.Series(cols["quantity"], dtype=object), errors="coerce").fillna(1.0)
+    frame["promo"] = [v is True for v in cols["promo"]]
+    keep = frame["date"].notna()
+    for f in by:
+        keep &= frame[f].notna()
+    return frame[keep.to_numpy()].reset_index(drop=True)
 
 
 def load_panel(store: Store, by: tuple[str, ...] | str | None = None, freq: str = "D",
                as_of: dt.datetime | None = None, end: dt.datetime | None = None) -> Panel:
-    """Run :func:`series_pipeline` on the store's events and build the zero-filled panel.
+    """Read the events of :func:`series_query` and build the zero-filled panel.
 
     Parameters
     ----------
@@ -191,21 +206,15 @@ def load_panel(store: Store, by: tuple[str, ...] | str | None = None, freq: str 
     fields = parse_by(by)
     freq = check_freq(freq)
     started = time.perf_counter()
-    rows = store.collection(EVENTS).aggregate(series_pipeline(fields, freq, as_of))
-    names = [f.replace("_", "") for f in fields]
-    rows = [r for r in rows if all(r["_id"].get(n) is not None for n in names) and isinstance(r["_id"].get("y"), int)]
-    if not rows:
+    filt, projection = series_query(fields, as_of)
+    frame = events_frame(store.collection(EVENTS).find(filt, projection), fields)
+    if frame.empty:
         raise InputError(f"no events with {', '.join(fields) or 'ts'} to build demand series from; "
                          "ingest events with those fields first (or choose another --by)")
-    frame = pd.DataFrame({f: [r["_id"][n] for r in rows] for f, n in zip(fields, names, strict=True)})
-    frame["date"] = pd.to_datetime(pd.DataFrame({"year": [r["_id"]["y"] for r in rows],
-                                                 "month": [r["_id"]["m"] for r in rows],
-                                                 "day": [r["_id"].get("d", 1) for r in rows]}))
-    frame["quantity"] = [r["units"] or 0 for r in rows]
-    frame["promo"] = [r["promo"] is True for r in rows]
-    log.info("demand series by %s at %s: %d groups read in %.1fs", "+".join(fields) or "total", freq, len(rows),
-             time.perf_counter() - started)
-    return from_frame(frame, fields, freq, end=pd.Timestamp(as_of or end) if (as_of or end) else None)
+    panel = from_frame(frame, fields, freq, end=pd.Timestamp(as_of or end) if (as_of or end) else None)
+    log.info("demand series by %s at %s: %d events into %d series in %.1fs", "+".join(fields) or "total", freq,
+             len(frame), len(panel.keys), time.perf_counter() - started)
+    return panel
 
 
 def clip_outliers(y: np.ndarray, promo: np.ndarray, start: np.ndarray, k: float = IQR_K) -> np.ndarray:
