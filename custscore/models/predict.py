@@ -114,9 +114,10 @@ class ProductionModels:
     def predict_rows(self, rows: FeatureRows, skip_shap: tuple[str, ...] = ()
                      ) -> tuple[dict[str, np.ndarray], dict[str, explain.Explanation]]:
         """:meth:`predict_frame` on a feature frame already converted to NumPy: output name -> array per row."""
-        # One thread for OpenMP (see train._train: it spin-waits) and for BLAS: the scoring matrices are small, and
-        # OpenBLAS's second thread made the MLP's forward pass over a SHAP call's 1,450 rows 28 ms instead of 1.3 ms.
-        with self._threadpools.limit(limits=1):
+        # One OpenMP thread (see train._train: it spin-waits). For a few customers (the API's calls) one BLAS thread
+        # too: OpenBLAS's second thread made the MLP's forward pass over a SHAP call's 1,450 rows 28 ms instead of
+        # 1.3 ms; larger batches (the worker's) keep BLAS's own threads.
+        with self._threadpools.limit(limits=1, user_api=None if len(rows) <= FEW else "openmp"):
             return self._predict_rows(rows, skip_shap)
 
     def _predict_rows(self, rows: FeatureRows, skip_shap: tuple[str, ...] = ()
