@@ -102,7 +102,7 @@ def stock_import(
     with user_errors(), opened_store(ctx) as store:
         written = import_stock(store, read_stock(file), replace=replace)
         total = store.collection(STOCK).count()
-    console.print(f"stock: {written:,} rows imported from {file.name}{' (replacing the stored stock)' if replace else ''}; "
+    console.print(f"stock: {written:,} row{'' if written == 1 else 's'} imported from {file.name}{' (replacing the stored stock)' if replace else ''}; "
                   f"{total:,} products/stores held. next: custscore stockouts", highlight=False)
 
 
