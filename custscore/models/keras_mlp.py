@@ -228,6 +228,20 @@ def validation_split(y, fraction, seed, stratify):
     return np.setdiff1d(np.arange(n), val), val
 
 
+def seeded_batches(X, target, sample_weight, idx, batch_size, seed, shuffle):
+    """``tf.data`` batches of rows ``idx``, reshuffled each epoch from ``seed`` when ``shuffle``.
+
+    The shuffle carries its own seed, so training never needs (or changes) TensorFlow's global seed.
+    """
+    import tensorflow as tf
+
+    parts = (X[idx], target[idx]) if sample_weight is None else (X[idx], target[idx], sample_weight[idx])
+    data = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        data = data.shuffle(len(idx), seed=int(seed), reshuffle_each_iteration=True)
+    return data.batch(int(batch_size))
+
+
 class _KerasMLPBase(BaseEstimator):
     """Shared fit/predict/pickle logic; subclasses set the task and target encoding."""
 
@@ -271,8 +285,6 @@ class _KerasMLPBase(BaseEstimator):
     def _fit_network(self, X, target, sample_weight, stratify_on):
         # Seeded locally (weights, dropout, the per-epoch shuffle): fitting never reseeds the process's generators.
         keras = import_keras()
-        import tensorflow as tf
-
         seed = int(self.random_state)
         train_idx, val_idx = validation_split(stratify_on, self.validation_fraction, seed,
                                               stratify=self._task == "classification")
@@ -282,11 +294,7 @@ class _KerasMLPBase(BaseEstimator):
         sw = None if sample_weight is None else sample_weight.astype("float32")
 
         def batches(idx, shuffle):
-            parts = (X[idx], target[idx]) if sw is None else (X[idx], target[idx], sw[idx])
-            data = tf.data.Dataset.from_tensor_slices(parts)
-            if shuffle:
-                data = data.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-            return data.batch(int(self.batch_size))
+            return seeded_batches(X, target, sw, idx, self.batch_size, seed, shuffle)
 
         history = self.model_.fit(
             batches(train_idx, shuffle=True), validation_data=None if val_idx is None else batches(val_idx, False),

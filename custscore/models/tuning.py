@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from custscore.errors import ConfigError
 from custscore.models.evaluate import PRIMARY_METRIC, SCORING, openmp_single_thread
-from custscore.models.keras_mlp import build_network, import_keras, validation_split
+from custscore.models.keras_mlp import build_network, import_keras, seeded_batches, validation_split
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def _tune_mlp(pipeline, X, y, kind, budget_seconds, seed, start):
     def hypermodel(hp):
         hidden = (hp.Choice("units1", [32, 64, 128], default=64), hp.Choice("units2", [0, 16, 32, 64], default=32))
         return build_network(Xt.shape[1], hidden, hp.Choice("dropout", [0.0, 0.1, 0.2, 0.3], default=0.1),
-                             hp.Choice("learning_rate", [3e-4, 1e-3, 3e-3], default=1e-3), kind)
+                             hp.Choice("learning_rate", [3e-4, 1e-3, 3e-3], default=1e-3), kind, seed=seed)
 
     class _RandomSearch(kt.RandomSearch):
         def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
@@ -185,13 +185,18 @@ def _tune_mlp(pipeline, X, y, kind, budget_seconds, seed, start):
             # TensorBoard callback, so there is nothing to configure.
             return None
 
-    keras.utils.set_random_seed(seed)
+    # Seeded locally like the wrappers' fit (weights, dropout, the per-epoch shuffle; KerasTuner's sampler has its
+    # own seed): tuning never reseeds the process's generators.
+    sw = None if weights is None else weights.astype(np.float32)
+    train = seeded_batches(Xt, yt, sw, np.arange(len(yt)), model.batch_size, seed, shuffle=True)
+    val = seeded_batches(Xv, yv, None, np.arange(len(yv)), model.batch_size, seed, shuffle=False)
     with tempfile.TemporaryDirectory() as tmp:
-        tuner = _RandomSearch(hypermodel, objective="val_loss", max_trials=trials, seed=seed, directory=tmp,
-                                project_name="mlp", overwrite=True)
+        # KerasTuner reads seed=0 as "no seed" and draws one from Python's global generator: shift it off zero
+        tuner = _RandomSearch(hypermodel, objective="val_loss", max_trials=trials, seed=int(seed) + 1, directory=tmp,
+                              project_name="mlp", overwrite=True)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(model.patience), restore_best_weights=True)
-        tuner.search(Xt, yt, sample_weight=weights, validation_data=(Xv, yv), epochs=int(model.epochs),
-                     batch_size=int(model.batch_size), callbacks=[stop, _Deadline()], verbose=0)
+        tuner.search(train, validation_data=val, epochs=int(model.epochs), callbacks=[stop, _Deadline()], verbose=0,
+                     shuffle=False)  # the dataset shuffles itself
         n_done = len(tuner.oracle.trials)
         best_hp = tuner.get_best_hyperparameters(1)[0].values
     hidden = tuple(int(u) for u in (best_hp["units1"], best_hp["units2"]) if int(u) > 0)

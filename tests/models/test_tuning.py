@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import types
 
+import numpy as np
 import pytest
 from sklearn.utils.validation import check_is_fitted
 
@@ -72,6 +74,12 @@ def test_mlp_uses_keras_tuner_within_budget(monkeypatch):
     monkeypatch.setattr(tuning, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
     X, y = make_frame("classification")
     pipe = make_candidates("classification", NUM, CAT, families=["mlp"])["mlp"].set_params(model__epochs=5)
+    np.random.seed(3)
+    before = np.random.get_state()[1].copy()
+    for module in (random, np.random):  # what keras.utils.set_random_seed calls
+        monkeypatch.setattr(module, "seed", lambda *a, **k: pytest.fail("tuning reseeded a global generator"))
     fitted, params, summary = tune("mlp", pipe, X, y, "classification", budget_seconds=12)
     assert fitted.predict_proba(X.iloc[:3]).shape == (3, 2)
     assert "KerasTuner" in summary and set(params) == {"model__hidden", "model__dropout", "model__learning_rate"}
+    # seeded locally: nothing reseeded, and the process's NumPy generator is where it was
+    assert np.array_equal(np.random.get_state()[1], before)
