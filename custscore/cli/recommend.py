@@ -7,8 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from custscore.cli.common import (
+    AsOfOpt,
     app,
     cell,
+    command_clock,
     console,
     opened_store,
     print_tradeoffs_and_notes,
@@ -51,12 +53,12 @@ def recommend(
     ctx: typer.Context,
     customer_id: Annotated[str, typer.Argument(help="The customer to recommend to.")],
     n: HowManyOpt = 10,
+    as_of: AsOfOpt = None,
 ) -> None:
-    """Recommend products to one customer from their purchases so far, with a reason for each.
+    """Recommend products to one customer from their purchases up to the as-of date, with a reason for each.
 
-    Example: custscore recommend C0000042 --n 5
+    Example: custscore recommend C0000042 --n 5 --as-of 2026-06-30
     """
-    import datetime as dt
 
     from custscore.errors import InputError
     from custscore.recommend.interactions import read_events, segment_of
@@ -70,8 +72,8 @@ def recommend(
             raise InputError(f"customer_id={customer_id!r} is not in the store; check the id "
                              "(custscore query '{}' --fields _id)")
         rec = load_recommender(store, settings)
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        recs = rec.recommend([customer_id], read_events(store, [customer_id]),
+        now = command_clock(ctx, as_of).now()
+        recs = rec.recommend([customer_id], read_events(store, [customer_id], until=now),
                              {customer_id: segment_of(doc.get("age"), doc.get("channel"))}, now, n=n)[customer_id]
     console.print(simple_table(f"recommendations for {customer_id}", ("#", "product", "score", "reason"),
                                ((i, r["product_id"], f"{r['score']:.4f}", r["reason"]) for i, r in enumerate(recs, 1)),

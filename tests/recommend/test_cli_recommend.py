@@ -41,6 +41,13 @@ def test_recommend_and_similar(home):
     assert_one_red_line(cli(home, "recommend", "NOBODY"), "customer_id='NOBODY' is not in the store")
 
 
+def test_recommend_reads_purchases_only_up_to_the_as_of_date(home):
+    """The as-of clock, not the wall clock: before any purchase there is no 'because you bought' to give."""
+    result = cli(home, "recommend", "C0000001", "--n", "5", "--as-of", "2000-01-01")
+    assert result.exit_code == 0, result.output
+    assert "recommendations for C0000001" in result.output and "because you bought" not in result.output
+
+
 def test_insert_a_buyer_then_score_once_and_query_shows_recommendations_with_reasons(home, tmp_path):
     assert cli(home, "score", "--once").exit_code == 0
     path = tmp_path / "new.json"
