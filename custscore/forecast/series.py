@@ -142,12 +142,24 @@ def from_frame(frame: pd.DataFrame, by: tuple[str, ...], freq: str, date: str = 
     first = grouped.index.get_level_values("period").min()
     last = period_start(pd.DatetimeIndex([end]), freq)[0] if end is not None else grouped.index.get_level_values("period").max()
     periods = pd.date_range(first, last, freq={"D": "D", "W": "W-MON", "M": "MS"}[freq])
-    keys = sorted(grouped.index.get_level_values("key").unique())
-    full = grouped.reindex(pd.MultiIndex.from_product([keys, periods], names=["key", "period"]))
+    # cells placed by their (key, period) positions: reindexing onto the full key x period product
+    # cost seconds per million cells (20,000 series x 365 days is 7.3 million)
+    key_level = grouped.index.get_level_values("key")
+    keys = sorted(key_level.unique())
+    row = np.searchsorted(np.array(keys, dtype=object), key_level.to_numpy(dtype=object))
+    col = periods.get_indexer(grouped.index.get_level_values("period"))
+    inside = col >= 0
+    row, col = row[inside], col[inside]
     shape = (len(keys), len(periods))
-    y = full["y"].fillna(0.0).to_numpy().reshape(shape)
-    promo = full["promo"].fillna(False).astype(bool).to_numpy().reshape(shape)
-    expected = full["expected"].fillna(0.0).to_numpy().reshape(shape) if "expected" in full else None
+
+    def cells(values: np.ndarray, dtype: type) -> np.ndarray:
+        out = np.zeros(shape, dtype=dtype)
+        out[row, col] = values[inside]
+        return out
+
+    y = cells(grouped["y"].to_numpy(float), float)
+    promo = cells(grouped["promo"].to_numpy(bool), bool)
+    expected = cells(grouped["expected"].to_numpy(float), float) if "expected" in grouped else None
     return Panel(keys, periods, y, promo, freq, by, expected=expected)
 
 
