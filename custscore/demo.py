@@ -100,6 +100,7 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     from custscore.analytics.report import build_report
     from custscore.models.train import TrainOptions, train
     from custscore.recommend.train import RecommendOptions, train_recommender
+    from custscore.scorer.health import scorer_health
     from custscore.scorer.monitor import monitor, production_references
     from custscore.simulator.generate import SimulationConfig
     from custscore.simulator.products import oracle_scores
@@ -157,7 +158,7 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
 
     ui.section("7. HTML report")
     out_dir = settings.home / "reports" / "demo"
-    report = build_report(store, out_dir, settings, progress=ui.progress)
+    report = build_report(store, out_dir, settings, progress=ui.progress, scorer_health=scorer_health(store))
     ui.message(f"report: {report.path}")
     ui.message(f"demo finished in {time.perf_counter() - started:.0f} s")
     example = store["customers"].find_one({"score.risk": "high"}, {"_id": 1}) or store["customers"].find_one(

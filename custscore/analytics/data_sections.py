@@ -11,7 +11,6 @@ from custscore.analytics import eda, profiling
 from custscore.analytics.page import DEGRADED, SCORE_HINT, TRAIN_HINT, Figures, Section, heading, paragraph, table
 from custscore.errors import CustscoreError
 from custscore.store.base import Store
-from custscore.store.schema import DEAD_LETTERS, PREDICTIONS, SCORER_STATE
 
 
 def overview(ds: eda.Dataset, store: Store) -> Section:
@@ -141,20 +140,19 @@ def segments(ds: eda.Dataset, figs: Figures) -> Section:
     return s
 
 
-def scorer(store: Store, ds: eda.Dataset, figs: Figures) -> Section:
-    """How many customers are scored, dead letters, workers."""
+def scorer(ds: eda.Dataset, figs: Figures, health: dict | None = None) -> Section:
+    """How many customers are scored; with ``health`` (scorer.health.scorer_health), dead letters and workers."""
     s = Section("scorer", "Scorer health")
     c = ds.customers
     if not ds.has_scores:
         return s.empty(f"No scores on customers yet: {SCORE_HINT} (after custscore train) to fill this section.")
     scored = int(c["score_churn_probability"].notna().sum())
     facts = {"customers scored": f"{scored:,} of {len(c):,} ({100 * scored / len(c):.1f}%)",
-             "last scored_at": str(pd.to_datetime(c["score_scored_at"], errors="coerce").max()),
-             "predictions stored": f"{store.collection(PREDICTIONS).count():,}",
-             "dead letters": f"{store.collection(DEAD_LETTERS).count():,}"}
+             "last scored_at": str(pd.to_datetime(c["score_scored_at"], errors="coerce").max())}
+    if health is not None:
+        facts |= {"predictions stored": f"{health['predictions']:,}", "dead letters": f"{health['dead_letters']:,}"}
     s.add(table(pd.DataFrame(list(facts.items()), columns=["", "value"])))
     s.add(figs.img("score_distribution", figs.lib.score_histogram(c), "scored churn probability"))
-    state = [{k: v for k, v in d.items() if not isinstance(v, dict | list)} for d in store.collection(SCORER_STATE).find({})]
-    if state:
-        s.add("<h3>Workers and resume tokens</h3>" + table(pd.DataFrame(state)))
+    if health is not None and health["workers"]:
+        s.add("<h3>Workers</h3>" + table(pd.DataFrame(health["workers"])))
     return s

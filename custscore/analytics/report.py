@@ -66,7 +66,8 @@ class ReportResult:
 
 
 def build_report(store: Store, out_dir: Path, settings: Settings | None = None, now: dt.datetime | None = None,
-                 as_of: dt.datetime | None = None, progress: Progress | None = None) -> ReportResult:
+                 as_of: dt.datetime | None = None, progress: Progress | None = None,
+                 scorer_health: dict | None = None) -> ReportResult:
     """Write the report to ``out_dir/index.html`` with every figure also as a PNG beside it.
 
     Parameters
@@ -84,6 +85,9 @@ def build_report(store: Store, out_dir: Path, settings: Settings | None = None, 
         Measure recency and tenure at this time (``--as-of``) instead of the last event.
     progress : callable, optional
         ``progress("report: <step>", done, total)`` before each step and once at the end.
+    scorer_health : dict, optional
+        :func:`custscore.scorer.health.scorer_health` of the store: prediction records, dead letters and workers
+        in the scorer section (without it the section shows the scores on customers only).
 
     Returns
     -------
@@ -127,7 +131,7 @@ def build_report(store: Store, out_dir: Path, settings: Settings | None = None, 
     step(9)
     sections.append(demand_section(store, figs))
     step(10)
-    sections.append(data_sections.scorer(store, ds, figs))
+    sections.append(data_sections.scorer(ds, figs, scorer_health))
     step(11)
     path = out_dir / "index.html"
     path.write_text(render_page(sections, found, now or clock_now()), encoding="utf-8")

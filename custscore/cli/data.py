@@ -275,6 +275,7 @@ def report(ctx: typer.Context, as_of: AsOfOpt = None) -> None:
     Example: custscore report
     """
     from custscore.analytics.report import build_report
+    from custscore.scorer.health import scorer_health
 
     settings: Settings = ctx.obj
     started = clock_now()
@@ -285,7 +286,7 @@ def report(ctx: typer.Context, as_of: AsOfOpt = None) -> None:
             warn_if_stale(store, clock)
         with progress_bar() as bar:
             result = build_report(store, out_dir, settings, now=started, as_of=clock.now() if clock.fixed else None,
-                                  progress=TaskBars(bar))
+                                  progress=TaskBars(bar), scorer_health=scorer_health(store))
     console.print(f"[green]Report written[/]: {result.path} ({len(result.figures)} figures, {result.seconds:.1f}s)")
     for finding in result.findings:
         console.print(f"  • {finding}", highlight=False)

@@ -12,6 +12,7 @@ from custscore.analytics.report import build_report
 from custscore.cli import app
 from custscore.config import Settings
 from custscore.models.registry import production_records
+from custscore.scorer.health import scorer_health
 from custscore.scorer.monitor import drift_report
 from custscore.store import open_store
 
@@ -38,7 +39,8 @@ def trained(tmp_path_factory):
     settings = Settings.build(home=home, environ={})
     store = open_store(settings)
     steps = []
-    result = build_report(store, home / "out", settings, progress=lambda what, i, n: steps.append((what, i, n)))
+    result = build_report(store, home / "out", settings, progress=lambda what, i, n: steps.append((what, i, n)),
+                          scorer_health=scorer_health(store))
     page = result.path.read_text(encoding="utf-8")
     yield store, result, re.sub(r'src="data:[^"]*"', "src", page), steps
     store.close()
@@ -57,6 +59,16 @@ def test_each_task_shows_its_stored_leaderboard_with_the_winner_marked(trained):
     segment = page.split('id="model-segment"')[1].split("Drift")[0]  # clustering has no test split: it claims none
     assert "segment leaderboard (clustering: silhouette higher is better" in segment
     assert "test is reported" not in segment and "CV" not in segment.split("leaderboard")[1].split("</h3>")[0]
+
+
+def test_scorer_section_counts_what_the_scorer_wrote(trained):
+    """The report reads the scorer's collections through scorer.health, not by itself."""
+    store, _, page, _ = trained
+    section = re.sub(r"<[^>]+>", " ", page.split('id="scorer"')[1])
+    predictions = store.collection("predictions").count()
+    assert predictions > 0
+    assert re.search(rf"predictions stored\s+{predictions:,}\s", section), section[:400]
+    assert re.search(r"dead letters\s+0\s", section) and "Workers" in section
 
 
 def test_figures_are_titled_in_words_never_by_file_name(trained):
