@@ -202,6 +202,7 @@ def predict(
 
     Batch: custscore predict new_customers.jsonl --out scores.csv   (or --out scores.jsonl)
     """
+    from custscore.scorer.inserting import with_customer_id
     from custscore.scorer.oneoff import score_given, validated_customers
     from custscore.scorer.recommending import load_scoring_models
     from custscore.scorer.score_file import score_file_format, score_records
@@ -210,8 +211,8 @@ def predict(
         kind = score_file_format(out) if out is not None else None  # a bad suffix is refused before any scoring
         clock = command_clock(ctx, as_of)
         now = clock.now()
-        if file is not None:
-            docs = _read_documents(file)
+        if file is not None:  # the id as customer_id or _id, as insert takes it
+            docs = [with_customer_id(d) for d in _read_documents(file)]
         else:
             docs = [{"_id": customer_id, "customer_id": customer_id, "age": age, "income": income, "region": region,
                      "channel": channel, "support_tickets": tickets, "customer_satisfaction": satisfaction,

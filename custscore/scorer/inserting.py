@@ -115,7 +115,7 @@ def insert_customers(store: Store, docs: Iterable[Any], collect_ids: bool = Fals
         Counts (inserted, updated, unchanged in ``skipped``, ``duplicates``), and each
         refused document as a Problem (1-based document number, field, reason).
     """
-    return load_customers(store, (_with_customer_id(d) for d in docs), start_index=1, collect_ids=collect_ids)
+    return load_customers(store, (with_customer_id(d) for d in docs), start_index=1, collect_ids=collect_ids)
 
 
 def summary_line(report: LoadReport) -> str:
@@ -124,7 +124,8 @@ def summary_line(report: LoadReport) -> str:
             f"duplicate ids {report.duplicates:,}, refused {report.rejected:,}")
 
 
-def _with_customer_id(doc: Any) -> Any:
+def with_customer_id(doc: Any) -> Any:
+    """A raw customer document whose id is given as ``_id`` only, with ``customer_id`` set from it."""
     if isinstance(doc, dict) and doc.get("customer_id") is None and doc.get("_id") is not None:
         return {**doc, "customer_id": doc["_id"]}
     return doc

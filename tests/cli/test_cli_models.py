@@ -49,9 +49,12 @@ def test_train_all_prints_three_leaderboards_with_every_family(home):
 def test_models_lists_one_production_version_per_task(home):
     result = cli(home, "models")
     assert result.exit_code == 0, result.output
-    tasks = {r["task"] for r in list_models(_store(home))}  # churn, first_purchase, satisfaction, segment, ...
+    records = list_models(_store(home))
+    tasks = {r["task"] for r in records if "production" in (r.get("aliases") or [])}  # churn, first_purchase, ...
     assert {"churn", "first_purchase", "satisfaction", "segment"} <= tasks
     assert result.output.count("yes") == len(tasks)
+    # demand registers its backtest leaderboard without a production alias (its forecasts are stored instead)
+    assert {r["task"] for r in records} - tasks <= {"demand"}
 
 
 def test_promote_an_unknown_version_names_the_known_ones(home):
@@ -98,6 +101,14 @@ def test_predict_out_writes_one_row_per_customer_as_csv_or_json_lines(home, tmp_
     assert set(rows[0]["reasons"]) >= {"satisfaction", "segment"}
     assert set(rows[0]["reasons"]["segment"][0]) == {"feature", "value", "contribution", "sentence"}
     assert rows[0]["model_versions"] == production_versions(_store(home))
+
+
+def test_predict_takes_the_documents_insert_takes_with_the_id_as__id(home, tmp_path):
+    docs = tmp_path / "insertable.jsonl"
+    docs.write_text(json.dumps({"_id": "N1", "age": 30, "income": 40000, "signup_date": "2026-11-01"}) + "\n")
+    result = cli(home, "predict", str(docs))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("N1  churn ")
 
 
 def test_predict_out_refuses_an_unknown_suffix_before_scoring(home, tmp_path):
