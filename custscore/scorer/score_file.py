@@ -2,7 +2,8 @@
 
 The suffix picks the format: ``.csv`` gives flat columns (the score fields,
 the model versions as ``version_<task>`` and each task's reasons as one
-``reasons_<task>`` cell, sentences joined with ``"; "``); ``.jsonl`` /
+``reasons_<task>`` cell, sentences joined with ``"; "``, and the
+recommendations as one cell of ``"product: reason"`` joined the same way); ``.jsonl`` /
 ``.ndjson`` gives one JSON object per customer with the reasons per task as
 lists of ``{feature, value, contribution, sentence}``.
 """
@@ -43,6 +44,9 @@ def score_records(scores: Sequence[Any], flat: bool) -> list[dict]:
         versions = s.score.get("model_versions") or {}
         reasons = s.reasons_by_task or {s.score.get("reasons_task") or "churn": s.score.get("reasons") or []}
         if flat:
+            if isinstance(row.get("recommendations"), list):
+                row["recommendations"] = "; ".join(f"{r.get('product_id')}: {r.get('reason')}"
+                                                   for r in row["recommendations"])
             row.update({f"version_{task}": v for task, v in sorted(versions.items())})
             row.update({f"reasons_{task}": "; ".join(r["sentence"] for r in rs) for task, rs in reasons.items()})
         else:

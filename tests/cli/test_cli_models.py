@@ -94,6 +94,8 @@ def test_predict_out_writes_one_row_per_customer_as_csv_or_json_lines(home, tmp_
     assert list(frame["customer_id"]) == ["P0", "P1", "P2"]
     assert {"risk", "satisfaction", "segment_name", "version_satisfaction", "reasons_satisfaction"} <= set(frame)
     assert frame["reasons_satisfaction"].str.contains("predicted satisfaction").all()
+    # recommendations as words a spreadsheet shows, not a Python list of dicts
+    assert frame["recommendations"].str.match(r"^[\w-]+: [^;{}]+(; [\w-]+: [^;{}]+)*$").all(), frame["recommendations"][0]
     jsonl = tmp_path / "scores.jsonl"
     assert cli(home, "predict", str(docs), "--out", str(jsonl)).exit_code == 0
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
