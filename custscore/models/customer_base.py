@@ -35,8 +35,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from custscore.errors import CustscoreError, InputError, ModelError
 from custscore.models.bgnbd import BetaGeoModel
 from custscore.models.feature_catalogue import Feature
-from custscore.models.gamma_gamma import GammaGammaModel, clv
-from custscore.models.rfm_summary import RFM_COLUMNS, rfm_from_features
+from custscore.models.gamma_gamma import GammaGammaModel, clv_from_spend
+from custscore.models.rfm_summary import RFM_COLUMNS, rfm_from_columns, rfm_from_features
 
 logger = logging.getLogger(__name__)
 
@@ -127,18 +127,43 @@ class CustomerBaseFeatures(TransformerMixin, BaseEstimator):
         if not hasattr(self, "bg_"):
             raise ModelError("CustomerBaseFeatures is not fitted; call fit(X) first")
         rfm = customer_base_inputs(X)
-        out = pd.DataFrame(index=X.index)
-        out["p_alive"] = self.bg_.p_alive(rfm)
-        out["expected_purchases"] = self.bg_.expected_purchases(rfm, float(self.horizon_days))
-        out["p_no_purchase"] = self.bg_.p_no_purchase(rfm, float(self.horizon_days))
+        values = self.values_from_rfm(*(rfm[c].to_numpy(dtype=float) for c in (*RFM_COLUMNS, "monetary_value")))
+        return pd.DataFrame(values, index=X.index, columns=CUSTOMER_BASE_COLUMNS)
+
+    def values_from_rfm(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, monetary: np.ndarray
+                        ) -> np.ndarray:
+        """The four columns as an (n, 4) float matrix from the BG/NBD inputs as arrays (days)."""
+        histories = np.column_stack([frequency, recency, T])
+        horizon = float(self.horizon_days)
+        out = np.empty((len(histories), len(CUSTOMER_BASE_COLUMNS)))
+        out[:, 0] = self.bg_.p_alive(histories)
+        out[:, 1] = self.bg_.expected_purchases(histories, horizon)
+        out[:, 2] = self.bg_.p_no_purchase(histories, horizon)
         if self.gg_ is not None:
-            value = clv(self.bg_, self.gg_, rfm, horizon_days=float(self.clv_days),
-                        discount_rate=float(self.discount_rate))
+            spend = self.gg_.expected_spend(np.column_stack([frequency, monetary]))
+            out[:, 3] = clv_from_spend(self.bg_, spend, histories, horizon_days=float(self.clv_days),
+                                       discount_rate=float(self.discount_rate))
         else:
-            own = rfm["monetary_value"].where(rfm["monetary_value"] > 0, self.fallback_spend_).to_numpy()
-            value = own * self.bg_.expected_purchases(rfm, float(self.clv_days))
-        out["clv_12m"] = value
-        return out.astype(float)
+            own = np.where(monetary > 0, monetary, self.fallback_spend_)
+            out[:, 3] = own * self.bg_.expected_purchases(histories, float(self.clv_days))
+        return out
+
+    def transform_array(self, X: np.ndarray) -> np.ndarray:
+        """``transform`` with ``append=False`` on a float matrix of the fitted columns (``feature_names_in_``
+        order): the NumPy replay of ``models/prep_numpy.py`` and the scorer's score fields, without a frame."""
+        if not hasattr(self, "bg_"):
+            raise ModelError("CustomerBaseFeatures is not fitted; call fit(X) first")
+        X = np.asarray(X, dtype=float)
+        where = {name: i for i, name in enumerate(self.feature_names_in_)}
+        if all(c in where for c in RFM_COLUMNS):
+            monetary = X[:, where["monetary_value"]] if "monetary_value" in where else np.zeros(len(X))
+            return self.values_from_rfm(*(X[:, where[c]] for c in RFM_COLUMNS), monetary)
+        needed = ("orders_total", "recency_days", "gap_mean_days", "spend_mean")
+        missing = [c for c in needed if c not in where]
+        if missing:
+            raise InputError(f"CustomerBaseFeatures was fitted without column(s) {', '.join(missing)}; "
+                             "refit it on a feature frame of custscore.models.features.customer_features")
+        return self.values_from_rfm(*rfm_from_columns(*(X[:, where[c]] for c in needed)))
 
     def transform(self, X):
         """``X`` with the four columns appended (or only the four columns when ``append`` is False)."""

@@ -108,13 +108,19 @@ def _fitted_models(pipeline):
 def customer_base_arrays(pipeline, inputs: np.ndarray):
     """:func:`customer_base_values` from a float matrix of the :data:`INPUTS` columns: name -> array, or None.
 
-    NumPy only, for a BG/NBD churn classifier (the API scores one customer at a time). ``NotImplemented`` for a
-    pipeline whose values need the feature frame (a ``custbase`` branch): call :func:`customer_base_values` then.
+    NumPy only (the API scores a few customers at a time, the worker hundreds), for a BG/NBD churn classifier or a
+    ``custbase`` branch fitted on :data:`INPUTS`. ``NotImplemented`` for a pipeline whose values need the feature
+    frame: call :func:`customer_base_values` then.
     """
     bg, gg, feats = _fitted_models(pipeline)
     if bg is None:
         return None
-    if feats is not None or gg is not None:
+    if feats is not None:
+        if list(feats.feature_names_in_) != INPUTS:
+            return NotImplemented
+        values = feats.transform_array(inputs)
+        return {name: values[:, CUSTOMER_BASE_COLUMNS.index(name)] for name in SCORE_FIELDS}
+    if gg is not None:
         return NotImplemented
     model = pipeline.named_steps["model"]
     recency_days, orders, gap, spend = np.asarray(inputs, dtype=float).T

@@ -154,17 +154,23 @@ def clv(bg, gg: GammaGammaModel, X, horizon_days: float = 365.0, steps: int = 12
     ndarray
         CLV per customer in the currency of the amounts; NaN for customers who never bought.
     """
+    return clv_from_spend(bg, gg.expected_spend(X), X, horizon_days, steps, discount_rate, margin)
+
+
+def clv_from_spend(bg, spend: np.ndarray, histories, horizon_days: float = 365.0, steps: int = 12,
+                   discount_rate: float = 0.0, margin: float = 1.0) -> np.ndarray:
+    """:func:`clv` given the expected spend per purchase and the histories in any form ``bg`` reads (a frame or
+    an (n, 3) ``frequency, recency, T`` matrix): the NumPy path of the scorer and the API."""
     if not (np.isfinite(discount_rate) and discount_rate > -1):
         raise InputError(f"discount_rate={discount_rate!r} must be a number above -1; pass e.g. 0.1 for 10% a year")
     if int(steps) < 1:
         raise InputError(f"steps={steps!r} must be at least 1; pass e.g. 12 (monthly)")
-    spend = gg.expected_spend(X)
     if discount_rate == 0:
-        return margin * spend * bg.expected_purchases(X, horizon_days)
-    cumulative = [np.zeros(len(X))]
-    total = np.zeros(len(X))
+        return margin * spend * bg.expected_purchases(histories, horizon_days)
+    cumulative = [np.zeros(len(spend))]
+    total = np.zeros(len(spend))
     for k in range(1, int(steps) + 1):
         t = horizon_days * k / steps
-        cumulative.append(bg.expected_purchases(X, t))
+        cumulative.append(bg.expected_purchases(histories, t))
         total = total + (cumulative[k] - cumulative[k - 1]) / (1.0 + discount_rate) ** (t / 365.0)
     return margin * spend * total

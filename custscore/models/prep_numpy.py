@@ -4,8 +4,9 @@ sklearn's ColumnTransformer costs milliseconds per call whatever the row count (
 pandas output), and scoring one customer through five models paid it about ten times: more than the models
 themselves. :func:`compile_transform` reads the fitted parameters of the steps the model zoo builds
 (``SimpleImputer``, ``ClippedLog1p``, ``StandardScaler``, ``OneHotEncoder`` with ``handle_unknown="ignore"``,
-passthrough, selectors with ``get_support``) and replays them on arrays. A branch holding any other step (the
-``custbase`` BG/NBD branch, say) runs through sklearn for that branch only, and a later step that is not a selector
+passthrough, selectors with ``get_support``, and a step offering ``transform_array`` on a float matrix of its fitted
+columns, as the ``custbase`` BG/NBD branch's ``CustomerBaseFeatures`` does) and replays them on arrays. A branch
+holding any other step runs through sklearn for that branch only, and a later step that is not a selector
 runs through sklearn from there on. The compiled transform is checked against sklearn on sample rows when it is
 built; if they differ beyond 1e-12 it is not used (a warning says so) and sklearn does every call.
 
@@ -210,6 +211,8 @@ def _step(step) -> Callable | None:
         return _log1p(step)
     if type(step) is OneHotEncoder:
         return _one_hot(step)
+    if callable(getattr(step, "transform_array", None)) and getattr(step, "append", True) is False:
+        return step.transform_array  # a step with its own NumPy replay (CustomerBaseFeatures: the custbase branch)
     if hasattr(step, "steps"):
         parts = [_step(s) for _, s in step.steps]
         if any(p is None for p in parts):

@@ -309,6 +309,16 @@ def test_transformer_appends_the_customer_base_columns(frame):
     assert list(only.columns) == CUSTOMER_BASE_COLUMNS
 
 
+@pytest.mark.parametrize("discount_rate", [0.0, 0.1])
+def test_the_array_path_gives_the_frame_path_s_values(frame, discount_rate):
+    X, _ = frame
+    step = CustomerBaseFeatures(horizon_days=90, discount_rate=discount_rate).fit(X)
+    want = step.transform(X).loc[:, CUSTOMER_BASE_COLUMNS].to_numpy()
+    got = step.transform_array(X.loc[:, list(step.feature_names_in_)].to_numpy(dtype=float))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.isnan(got[(X["orders_total"] == 0).to_numpy()]).all()  # non-buyers stay NaN
+
+
 def test_transformer_learns_only_from_the_rows_it_is_fitted_on(frame):
     X, _ = frame
     half = CustomerBaseFeatures().fit(X.iloc[:2000])

@@ -62,8 +62,19 @@ def test_the_bgnbd_churn_pipeline_replays_its_passthrough_and_custbase_branch():
 
     pipe = Pipeline([("prep", prep), ("model", LogisticRegression(max_iter=500))]).fit(X, y)
     rows = _frame(12, 7)
-    np.testing.assert_allclose(compile_transform(pipe, _frame(20, 8))(rows), sklearn_transform(pipe, rows),
-                               rtol=0, atol=1e-12)
+    rows.loc[rows.index[0], "orders_total"] = 0.0  # a customer who never bought: NaN values, then imputed
+    transform = compile_transform(pipe, _frame(20, 8))
+    np.testing.assert_allclose(transform(rows), sklearn_transform(pipe, rows), rtol=0, atol=1e-12)
+    # the custbase branch runs through CustomerBaseFeatures.transform_array, not through sklearn's frames
+    from custscore.models.customer_base import CustomerBaseFeatures
+
+    want = transform(rows)
+    original = CustomerBaseFeatures.transform
+    CustomerBaseFeatures.transform = None  # a call through sklearn would fail now
+    try:
+        np.testing.assert_array_equal(transform(rows), want)
+    finally:
+        CustomerBaseFeatures.transform = original
 
 
 def test_feature_rows_give_every_transform_the_frame_s_matrix_and_values():
