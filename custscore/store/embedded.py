@@ -212,6 +212,31 @@ class EmbeddedCollection(Collection):
             [self._engine.next_seq(1), _encode(doc), *self._index_values(doc, columns), planner.encode_id(doc["_id"])],
         )
 
+    def update_one(self, filter: dict, update: dict, upsert: bool = False) -> WriteResult:
+        """Update the first match of ``filter``; an update of one plain ``_id`` (no upsert) takes one short path:
+        one schema check, one row read and decoded, one row written (index columns only when they changed)."""
+        value = filter.get("_id", _MISSING) if type(filter) is dict and len(filter) == 1 else _MISSING
+        if upsert or value is _MISSING or isinstance(value, dict | list | tuple | dt.datetime) or type(update) is not dict:
+            return super().update_one(filter, update, upsert)
+        key = planner.encode_id(value)  # a plain value: no operator, so no server-side JavaScript to refuse
+        with mapped(f"bulk write to {self.name}", query=True), self._engine.write() as conn:
+            columns = self._engine.columns_if_table(self.name)
+            row = None if columns is None else conn.execute(
+                f'SELECT doc FROM "{self._table}" WHERE id = ?', (key,)).fetchone()
+            if row is None:
+                return WriteResult()
+            current = bson.decode(row[0])
+            new = _updated_fresh(current, update)
+            if new == current:
+                return WriteResult(matched=1)
+            blob = _encode(new)
+            changed = {c: v for (f, c), v in zip(columns.items(), self._index_values(new, columns), strict=True)
+                       if v != planner.index_key(mql.get_path(current, f))}
+            sets = "".join(f", {c} = ?" for c in changed)
+            conn.execute(f'UPDATE "{self._table}" SET seq = ?, version = version + 1, doc = ?{sets} WHERE id = ?',
+                         [self._engine.next_seq(1), blob, *changed.values(), key])
+            return WriteResult(matched=1, modified=1)
+
     def insert_many(self, documents: Sequence[dict]) -> list:
         docs = list(documents)
         if not docs:

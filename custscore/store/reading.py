@@ -12,6 +12,7 @@ consumer (an export) reads. Engine errors are mapped by store/boundary.py.
 from __future__ import annotations
 
 import heapq
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,13 +22,15 @@ from bson.raw_bson import RawBSONDocument
 from mongomock import filtering
 
 from custscore.errors import InputError
-from custscore.store import fast_filter, limits, mql, planner
+from custscore.store import fast_filter, field_cache, limits, mql, planner
 from custscore.store.base import check_no_javascript
 from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, table_name
 
 PAGE_FIRST, PAGE_MOST = 16, 4096  # rows per page: few for a find_one, growing to this for a scan
 _RAW = CodecOptions(document_class=RawBSONDocument)  # top level decoded on access, sub-documents left as bytes
+BY_POS_MOST = 500  # candidate rows fetched per statement
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> field_cache.FieldCaches
 
 
 def top_fields(projection: dict | None, filter: dict | None) -> frozenset | None:
@@ -100,6 +103,10 @@ def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, l
     plan = plan_read(engine, collection, filter)
     if plan is None:
         return
+    positions = None if plan.exact else _cached_candidates(engine, collection, plan, filter)
+    if positions is not None:
+        yield from _by_position(engine, plan, positions, limit, fields)
+        return
     if plan.exact:  # _id lookups: as many rows as ids at the most, in one page when it fits
         size = min(limit or PAGE_MOST, PAGE_MOST)
     else:
@@ -127,6 +134,49 @@ def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, l
         if rows < wanted or (limit and left <= 0):
             return
         size = min(size * 4, PAGE_MOST)
+
+
+def _cached_candidates(engine: SQLiteEngine, collection: str, plan: ReadPlan, filter: dict | None) -> list[int] | None:
+    """Positions of the rows that may match a one-field filter on a field without an index, from the
+    field's cached values (field_cache.py); None when the filter or the moment does not suit it."""
+    if not filter or len(filter) != 1:
+        return None
+    (key, cond), = filter.items()
+    if (not isinstance(key, str) or key.startswith("$") or "." in key or key == "_id"
+            or key in engine.indexes(collection)):
+        return None
+    fast = fast_filter.fast_condition(planner.normalize_filter(cond))
+    if fast is None:
+        return None
+    with mapped(plan.what, query=True), engine.snapshot() as conn:
+        if engine.in_write:  # a write of ours may still roll back: its values must not be cached
+            return None
+        caches = _CACHES.get(engine)
+        if caches is None:
+            caches = _CACHES[engine] = field_cache.FieldCaches()
+        return caches.candidates(conn, plan.table, key, *fast)
+
+
+def _by_position(engine: SQLiteEngine, plan: ReadPlan, positions: list[int], limit: int,
+                 fields: frozenset | None) -> Iterator[dict]:
+    """The matching documents among the candidate rows at ``positions`` (in order), fetched in chunks."""
+    left = limit
+    for start in range(0, len(positions), BY_POS_MOST):
+        limits.check_deadline()
+        chunk = positions[start:start + BY_POS_MOST]
+        with mapped(plan.what, query=True):
+            with engine.read() as conn:
+                (blob,) = conn.execute(
+                    f"SELECT CAST(group_concat(doc, '') AS BLOB) FROM (SELECT doc FROM \"{plan.table}\" "
+                    f"WHERE pos IN ({','.join('?' * len(chunk))}) ORDER BY pos)", chunk).fetchone()
+            docs = bson.decode_all(blob or b"") if fields is None else partial_documents(blob or b"", fields)
+            docs = plan.keep(docs)
+        if limit:
+            docs = docs[:left]
+            left -= len(docs)
+        yield from docs
+        if limit and left <= 0:
+            return
 
 
 def count_documents(engine: SQLiteEngine, collection: str, filter: dict | None) -> int:

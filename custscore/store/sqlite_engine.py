@@ -124,6 +124,11 @@ class SQLiteEngine:
         with self._lock:
             yield self.conn
 
+    @property
+    def in_write(self) -> bool:
+        """Whether a write transaction is open (in this thread, when called under :meth:`read` or :meth:`snapshot`)."""
+        return self._depth > 0
+
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """Several reads that see one consistent state (joins a write already open)."""
@@ -213,6 +218,14 @@ class SQLiteEngine:
         with self.read() as conn:
             self._schema(conn)
             return self._indexes.get(collection, {})
+
+    def columns_if_table(self, collection: str) -> dict[str, str] | None:
+        """Inside a write: the collection's indexed field -> SQL column, or None when it has no table
+        (one schema check instead of :meth:`table_exists` then :meth:`indexes`)."""
+        self._schema(self.conn)
+        if table_name(collection) not in self._tables:
+            return None
+        return self._indexes.get(collection, {})
 
     def list_tables(self) -> list[str]:
         """Collections that have a table."""
