@@ -11,6 +11,7 @@ cannot fail the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -61,12 +62,19 @@ class MicroBatcher:
 
     def submit(self, job: Job) -> Any:
         """Queue ``job`` and wait for its result (its exception is raised here)."""
+        return self._put(job).result()
+
+    async def submit_async(self, job: Job) -> Any:
+        """:meth:`submit` for an event loop: the loop waits on the job's future without holding a thread."""
+        return await asyncio.wrap_future(self._put(job))
+
+    def _put(self, job: Job) -> Future:
         with self._start:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="custscore-scoring", daemon=True)
                 self._thread.start()
         self._queue.put(job)
-        return job.future.result()
+        return job.future
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the scoring thread, alone, and return its result."""

@@ -7,7 +7,8 @@ newly promoted models as the worker does, so ``custscore promote`` reaches a
 running server without a restart. Scoring runs the same code as ``predict``
 (:func:`custscore.scorer.oneoff.score_given`): each request is validated on its own thread, then
 requests that arrive while a batch is scored are scored together as the next batch, on one scoring thread
-(:mod:`custscore.api.batching`); a customer's scores and reasons do not depend on its batch. Requests without
+(:mod:`custscore.api.batching`; the HTTP endpoints validate on the event loop and await the batch there, with no
+thread per request); a customer's scores and reasons do not depend on its batch. Requests without
 ``as_of`` are scored as of the clock when their batch starts.
 """
 
@@ -102,9 +103,22 @@ class ScoringService:
     def score(self, customers: list, events: list | None = None, as_of: Any = None, k: int | None = None) -> dict:
         """Scores, reasons (and whatever else the models write) for given customer documents."""
         self.ready_models()
+        return self.scored(self.batcher.submit(self.score_job(customers, events, as_of, k)))
+
+    def score_job(self, customers: list, events: list | None = None, as_of: Any = None, k: int | None = None) -> Job:
+        """The validated request as a job for :attr:`batcher` (InputError naming the first bad field)."""
         when = None if as_of is None else self._as_of(as_of)
-        job = Job(validated_customers(customers), validated_events(events or ()), key=(when, k))
-        when, versions, results = self.batcher.submit(job)
+        return Job(validated_customers(customers), validated_events(events or ()), key=(when, k))
+
+    @property
+    def loaded(self) -> bool:
+        """Models are loaded (a reload check may still be due: the scoring thread makes it)."""
+        return self.models is not None
+
+    @staticmethod
+    def scored(outcome: tuple) -> dict:
+        """A job's outcome as the response of :meth:`score`."""
+        when, versions, results = outcome
         return {"as_of": when.isoformat(), "models": versions, "scores": [score_payload(r) for r in results]}
 
     def _run_batch(self, key: tuple, jobs: list[Job]) -> list[tuple]:
