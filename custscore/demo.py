@@ -98,12 +98,9 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     """Run every step of the demo on ``store`` (reset first), reporting through ``ui``."""
     from custscore.analytics.pipelines import run_pipeline
     from custscore.analytics.report import build_report
-    from custscore.models.train import TrainOptions, train
-    from custscore.recommend.train import RecommendOptions, train_recommender
     from custscore.scorer.health import scorer_health
     from custscore.scorer.monitor import monitor, production_references
     from custscore.simulator.generate import SimulationConfig
-    from custscore.simulator.products import oracle_scores
     from custscore.simulator.run import run_simulation
     from custscore.store.mirror import mirror
     from custscore.store.query import query_customers
@@ -129,10 +126,7 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
                f"custscore sql \"SELECT ...\" reads {settings.home / 'mirror.sqlite'}")
 
     ui.section("3. train every task")
-    results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed), ui.progress)
-    results.append(train_recommender(store, settings, RecommendOptions(seed=options.seed), oracle_scores,
-                                     progress=ui.progress))
-    ui.training(results)
+    ui.training(train_every_task(store, settings, options, ui))
 
     ui.section(f"4. score live: the worker follows the change feed while new customers arrive for "
                f"{options.stream_seconds:.0f} s")
@@ -164,6 +158,31 @@ def run_demo(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI)
     example = store["customers"].find_one({"score.risk": "high"}, {"_id": 1}) or store["customers"].find_one(
         {"score": {"$exists": True}}, {"_id": 1})
     ui.try_next(str(example["_id"]) if example else None)
+
+
+def train_every_task(store: Store, settings: Settings, options: DemoOptions, ui: DemoUI) -> list:
+    """Step 3 of the demo: satisfaction, churn and segments, recommendations, then demand forecasts per category.
+
+    Returns the results in that order (the demand result last, with ``kind == "forecast"``).
+    """
+    from custscore.forecast.families import default_families
+    from custscore.forecast.production import DemandOptions, train_demand
+    from custscore.models.train import TrainOptions, train
+    from custscore.recommend.train import RecommendOptions, train_recommender
+    from custscore.simulator.products import oracle_scores
+
+    results = train(store, settings, TrainOptions(cv=options.cv, seed=options.seed), ui.progress)
+    results.append(train_recommender(store, settings, RecommendOptions(seed=options.seed), oracle_scores,
+                                     progress=ui.progress))
+    families = default_families()
+    started: list[str] = []
+
+    def backtesting(family: str) -> None:
+        started.append(family)
+        ui.progress(f"demand: backtest {family}", len(started), len(families))
+
+    results.append(train_demand(store, DemandOptions(families=families), on_family=backtesting, settings=settings))
+    return results
 
 
 def _mirror_progress(store: Store, ui: DemoUI):

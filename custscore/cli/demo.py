@@ -57,11 +57,13 @@ class RichDemoUI:
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def _training(self, results: list) -> None:
+        from custscore.cli.forecast import render_demand_leaderboard
         from custscore.cli.modelling import render_leaderboard
         from custscore.cli.recommend import render_recommend_leaderboard
 
+        renderers = {"ranking": render_recommend_leaderboard, "forecast": render_demand_leaderboard}
         for result in results:
-            (render_recommend_leaderboard if result.kind == "ranking" else render_leaderboard)(result)
+            renderers.get(result.kind, render_leaderboard)(result)
 
     def worker(self, stats: Any) -> None:
         import time

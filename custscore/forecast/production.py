@@ -68,6 +68,7 @@ class DemandResult:
     freq: str
     by: tuple[str, ...]
     registered: str | None = None  # the registry version of the run (when trained with settings)
+    kind: str = KIND  # what a UI dispatches on, as the kind of the other tasks' results
 
 
 def horizon_for(freq: str, horizon: int | None) -> int:
