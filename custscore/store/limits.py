@@ -54,23 +54,63 @@ def _utf8(text: str) -> bool:
     return True
 
 
+_CONTAINERS = (dict, list, tuple)
+_LEAVES = frozenset({float, bool, type(None), bytes})  # values with nothing inside to check
+
+
 def nesting_depth(value: Any, stop_after: int = MAX_NESTING + 1) -> int:
-    """Levels of objects/arrays in ``value`` (a flat document is 1), counting no further than ``stop_after``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest >= stop_after:
-            return deepest
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
-    return deepest
+    """Levels of objects/arrays in ``value`` (a flat document is 1), counting no further than ``stop_after``.
+
+    Walks one level at a time (a list of the next level's containers), so the cost is one type test per value.
+    """
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth >= stop_after:
+            return depth
+        below: list = []
+        for item in level:
+            below += [c for c in (item.values() if isinstance(item, dict) else item) if isinstance(c, _CONTAINERS)]
+        level = below
+    return depth
+
+
+def _plainly_storable(doc: Any) -> bool:
+    """True when :func:`find_unstorable` has nothing to report, proven without building any field path (False:
+    there may be a problem, and the slow walk names it). One level at a time, one type test per value."""
+    if not isinstance(doc, _CONTAINERS):
+        return False
+    level, depth, limit = [doc], 1, MAX_NESTING
+    while level:
+        if depth > limit:
+            return False
+        below: list = []
+        for item in level:
+            if isinstance(item, dict):
+                for key in item:
+                    if type(key) is not str or "\x00" in key or not (key.isascii() or _utf8(key)):
+                        return False
+                children = item.values()
+            else:
+                children = item
+            for child in children:
+                kind = type(child)
+                if kind in _LEAVES:
+                    continue
+                if kind is str:
+                    if not (child.isascii() or _utf8(child)):
+                        return False
+                elif kind is int:
+                    if not INT64_MIN <= child <= INT64_MAX:
+                        return False
+                elif isinstance(child, _CONTAINERS):
+                    below.append(child)
+                elif isinstance(child, str | int):  # subclasses (IntEnum, ...): let the full walk judge
+                    return False
+        level = below
+        depth += 1
+    return True
 
 
 def _child_path(path: str, key: Any) -> str:
@@ -86,8 +126,11 @@ def find_unstorable(doc: Any) -> Unstorable | None:
 
     Checks nesting (at most :data:`MAX_NESTING` levels), field names (text, no
     NUL byte, valid UTF-8), text values (valid UTF-8: no lone surrogates) and
-    integers (8 bytes at most), without recursion.
+    integers (8 bytes at most), without recursion. Most documents are proven fine by a quick pass first
+    (:func:`_plainly_storable`: ASCII names and text); the walk below builds the paths of the others.
     """
+    if _plainly_storable(doc):
+        return None
     stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
     while stack:
         value, path, depth = stack.pop()
