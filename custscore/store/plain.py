@@ -7,15 +7,24 @@ become their Python equivalents, arrays lists, a pandas Timestamp a datetime.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
 import numpy as np
 
 
+_AS_IS = frozenset({str, int, bool, type(None), dt.datetime})  # exactly these types are plain already
+
+
 def plain(value: Any) -> Any:
     """One scalar as plain Python: numpy scalars to Python, NaN/NaT/NA to None, Timestamp to datetime."""
-    if value is None or isinstance(value, str):
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is float:
+        return None if value != value else value
+    if isinstance(value, str):
         return value
     if isinstance(value, np.generic):
         value = value.item()
@@ -30,6 +39,11 @@ def plain(value: Any) -> Any:
 
 def plain_deep(value: Any) -> Any:
     """:func:`plain` applied through dicts (keys as text), lists, tuples and arrays."""
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is float:
+        return None if value != value else value
     if isinstance(value, dict):
         return {str(k): plain_deep(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
