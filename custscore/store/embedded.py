@@ -71,19 +71,24 @@ def _top_level(fields: Any) -> bool:
         type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
 
 
-def _updated_fresh(current: dict, update: dict) -> dict:
-    """``mql.apply_update`` of a document decoded for this write alone: a ``$set`` of top-level fields shares the
-    untouched values instead of deep-copying the document (the result is encoded at once and dropped), and a
-    ``$setOnInsert`` of a document that exists changes nothing."""
+def _updated_fresh(current: dict, update: dict) -> dict | None:
+    """``mql.apply_update`` of a document decoded for this write alone, or None when it changes nothing.
+
+    A ``$set`` of top-level fields compares only those fields and shares the untouched values instead of
+    deep-copying the document (the result is encoded at once and dropped); a ``$setOnInsert`` of a document that
+    exists changes nothing."""
     if len(update) == 1:
         (op, fields), = update.items()
         if op == "$set" and _top_level(fields):
+            if all(k in current and (current[k] is v or current[k] == v) for k, v in fields.items()):
+                return None
             new = dict(current)
             new.update(fields)
             return new
         if op == "$setOnInsert" and _top_level(fields):
-            return current
-    return mql.apply_update(current, update)
+            return None
+    new = mql.apply_update(current, update)
+    return None if new == current else new
 
 
 def _inserted_fresh(filter: dict, update: dict) -> dict:
@@ -227,7 +232,7 @@ class EmbeddedCollection(Collection):
                 return WriteResult()
             current = bson.decode(row[0])
             new = _updated_fresh(current, update)
-            if new == current:
+            if new is None:
                 return WriteResult(matched=1)
             blob = _encode(new)
             changed = {c: v for (f, c), v in zip(columns.items(), self._index_values(new, columns), strict=True)
@@ -281,7 +286,7 @@ class EmbeddedCollection(Collection):
             current = bson.decode(blob)
             new = _updated_fresh(current, op.update)
             result.matched += 1
-            if new != current:
+            if new is not None:
                 changed.append((key, current, new))
         if not changed:
             return result
