@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-
 _AS_IS = frozenset({str, int, bool, type(None), dt.datetime})  # exactly these types are plain already
 
 
@@ -39,11 +38,8 @@ def plain(value: Any) -> Any:
 
 def plain_deep(value: Any) -> Any:
     """:func:`plain` applied through dicts (keys as text), lists, tuples and arrays."""
-    kind = type(value)
-    if kind in _AS_IS:
+    if type(value) in _AS_IS:
         return value
-    if kind is float:
-        return None if value != value else value
     if isinstance(value, dict):
         return {str(k): plain_deep(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

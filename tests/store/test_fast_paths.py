@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import mongomock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from custscore.store import mql
 from custscore.store.base import InsertOne, UpdateOne
 from custscore.store.embedded import EmbeddedStore
+from tests.store.mongomock_pair import paired
 
 numbers = st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.just(math.nan), st.booleans(),
                     st.none(), st.just("2"), st.lists(st.integers(-2, 2), max_size=2))
@@ -28,11 +28,7 @@ number_conditions = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(values=st.lists(numbers, max_size=10), cond=number_conditions)
 def test_a_numeric_filter_on_a_field_without_index_matches_like_mongomock(values, cond):
-    coll = EmbeddedStore(None)["t"]
-    reference = mongomock.MongoClient().db.t
-    for i, value in enumerate(values):
-        coll.insert_one({"_id": i, "n": value})
-        reference.insert_one({"_id": i, "n": value})
+    coll, reference = paired(values)
     query = {"n": cond}
     assert sorted(d["_id"] for d in coll.find(query)) == sorted(d["_id"] for d in reference.find(query))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import mongomock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from custscore.store import field_cache
 from custscore.store.base import UpdateOne
 from custscore.store.embedded import EmbeddedStore
+from tests.store.mongomock_pair import paired
 
 DAY = dt.datetime(2024, 5, 1)
 values = st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.just(math.nan), st.booleans(),
@@ -57,11 +57,7 @@ def _apply(colls, kind, i, value):
 @settings(max_examples=120, deadline=None)
 @given(start=st.lists(values, min_size=1, max_size=8), steps=st.lists(st.tuples(writes, conditions), max_size=6))
 def test_a_cached_scan_matches_mongomock_after_every_write(start, steps):
-    coll = EmbeddedStore(None)["t"]
-    reference = mongomock.MongoClient().db.t
-    for i, value in enumerate(start):
-        coll.insert_one({"_id": i, "n": value})
-        reference.insert_one({"_id": i, "n": value})
+    coll, reference = paired(start)
     for (kind, i, value), cond in [(("set", 0, start[0]), {"$gte": 0}), *steps]:
         _apply((coll, reference), kind, i, value)
         query = {"n": cond}
