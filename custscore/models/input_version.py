@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from custscore.models.features import events_frame
+from custscore.models.few_features import FEW
 
 # purchase_history is a summary of *all* stored events, future ones included; the features read the events
 # themselves (up to the as-of date), so it stays out of the input version: a late event changes nothing.
@@ -42,7 +43,7 @@ def document_hash(doc: dict) -> str:
 
 def input_versions(customers: Iterable[dict], events: pd.DataFrame) -> dict[str, str]:
     """customer id -> version of everything its features read (its document and its events)."""
-    if not isinstance(events, pd.DataFrame) and len(customers) <= 32:
+    if not isinstance(events, pd.DataFrame) and len(customers) <= FEW:
         plain = _plain_event_stats(customers, events)
         if plain is not None:
             return plain

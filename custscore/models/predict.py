@@ -46,6 +46,7 @@ PHRASES = {"churn": "churn risk", "satisfaction": "predicted satisfaction", "seg
 # prediction and fed only the prediction records (the reasons shown come from churn / first_purchase). The records
 # keep the features and model versions, so ``predict`` / ``explain`` / the API still compute them exactly on demand.
 HOT_PATH_NO_SHAP = ("satisfaction",)
+ONE_BLAS_THREAD = 32  # up to this many rows per call (the API's), one BLAS thread: see predict_rows
 OUTPUTS = ("churn_probability", "risk", "first_purchase_probability", *customer_base_family.SCORE_FIELDS,
            "satisfaction", "segment", "segment_name")
 
@@ -117,7 +118,7 @@ class ProductionModels:
         # One OpenMP thread (see train._train: it spin-waits). For a few customers (the API's calls) one BLAS thread
         # too: OpenBLAS's second thread made the MLP's forward pass over a SHAP call's 1,450 rows 28 ms instead of
         # 1.3 ms; larger batches (the worker's) keep BLAS's own threads.
-        with self._threadpools.limit(limits=1, user_api=None if len(rows) <= FEW else "openmp"):
+        with self._threadpools.limit(limits=1, user_api=None if len(rows) <= ONE_BLAS_THREAD else "openmp"):
             return self._predict_rows(rows, skip_shap)
 
     def _predict_rows(self, rows: FeatureRows, skip_shap: tuple[str, ...] = ()
