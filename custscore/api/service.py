@@ -24,6 +24,7 @@ from custscore.clock import Clock, WallClock
 from custscore.config import Settings
 from custscore.errors import InputError, ModelError
 from custscore.models.registry import list_models
+from custscore.scorer.heap import settle_long_lived
 from custscore.scorer.oneoff import score_stored, score_validated, validated_customers, validated_events
 from custscore.scorer.recommending import load_scoring_models, scoring_versions
 from custscore.store.base import Store
@@ -86,6 +87,7 @@ class ScoringService:
         if self.models is not None:
             log.info("switched models %s -> %s", self.models.versions, fresh.versions)
         self.models, self.load_error = fresh, None
+        settle_long_lived()  # a full GC pass over the loaded models would land in the requests' p99
 
     def ready_models(self) -> Any:
         """The current production models; ModelError when there are none."""

@@ -31,6 +31,7 @@ from custscore.errors import CustscoreError
 from custscore.scorer.batch import BatchOutcome, score_customers
 from custscore.scorer.feed import FEEDS, FeedFollower, FeedRead, Item, positions, rescan_items, stale_items
 from custscore.scorer.freshness import DEFAULT_INTERVAL_S, DEFAULT_MAX_AGE, FreshnessSweep
+from custscore.scorer.heap import settle_long_lived
 from custscore.scorer.partition import Partition
 from custscore.scorer.pending import PendingSet
 from custscore.scorer.state import load_state, save_state, worker_alive
@@ -164,12 +165,15 @@ class Worker:
         self._follower: FeedFollower | None = None
         self._failed_probe: dict | None = None
         self._started = 0.0
+        self._following = False  # run(), not run_once(): a long-lived process whose pauses are latency
 
     # -- public -------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, on_batch: OnBatch | None = None) -> WorkerStats:
         """Follow the feeds until ``stop`` is set, then finish the pending batch, save the tokens and return."""
         stop = stop or threading.Event()
+        self._following = True
         self._start()
+        settle_long_lived()  # the models stay loaded for the whole run: keep them out of full GC passes
         last_beat = time.monotonic()
         try:
             while not stop.is_set():
@@ -364,5 +368,7 @@ class Worker:
         self.models = fresh
         self.stats.versions = new
         self._failed_probe = None
+        if self._following:
+            settle_long_lived()  # the old models' cycles are collected, the new ones frozen
         if self.rescore_on_reload:
             self._enqueue_scan(stale_items(self.store, new, self.partition))
