@@ -17,7 +17,10 @@ load; the ratios much less):
 * naive: what tutorials do - per customer, load the models, score one row, update one document;
 * streaming: a writer *process* inserts new customers at 10, 50, 100 and 200 per second, each with about three
   purchases by existing customers, while a worker thread follows the feed; latency is each change's arrival
-  (``updated_at`` / ``ingested_at``) to its written score, over every customer the feed asked for;
+  (``updated_at`` / ``ingested_at``) to its written score, over every customer the feed asked for; then the 100 and
+  200/s streams again, followed by two worker processes (``--workers 2``, one per core) instead of one thread;
+* second worker: every customer re-scored by one worker process, then by two (``--workers 2``, disjoint halves by
+  the hash of the id) on the same embedded file, models loaded before the clock starts;
 * store: the embedded store against mongomock on 50,000 documents - find and update by ``_id``, and a numeric
   filter on a field without an index.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing
+import queue
 import shutil
 import statistics
 import sys
@@ -42,7 +46,9 @@ from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models.predict import HOT_PATH_NO_SHAP
 from custscore.scorer.batch_events import BatchEvents
+from custscore.scorer.partition import Partition
 from custscore.scorer.recommending import WithRecommendations, load_scoring_models, scoring_versions
+from custscore.scorer.state import load_state
 from custscore.scorer.worker import Worker
 from custscore.store import open_store
 
@@ -52,10 +58,12 @@ THROUGHPUT_ROUNDS = 3
 NAIVE_BUDGET_S = 120.0
 STREAM_RATES = (10.0, 50.0, 100.0, 200.0)  # new customers per second, each with ~3 purchases by existing ones
 STREAM_SECONDS = 15.0
+TWO_WORKER_RATES = (100.0, 200.0)  # the same streams followed by two worker processes (--workers 2)
 DRAIN_BUDGET_S = 60.0
 TICK_S = 0.1
 STORE_DOCS = 50_000
 STORE_BUDGET_S = 20.0
+WORKERS_BUDGET_S = 300.0
 
 
 def _settings(home: Path) -> Settings:
@@ -174,66 +182,189 @@ def _write_stream(location: str, rate: float, seconds: float, seed: int, written
                 time.sleep(pause)
 
 
-def _stream(settings, home: Path, rate: float, seed: int) -> None:
-    latencies: list[tuple[float, float]] = []  # (seconds since the writer started, latency ms)
-    sizes: list[int] = []
-    stop = threading.Event()
-    holder: dict = {}
-    start = time.monotonic()
+def _follow_in_process(location: str, workers: int, index: int, reports, stop) -> None:
+    """A worker process following the feeds for its partition; each batch's latencies go to ``reports``."""
+    home = Path(location)
+    settings = _settings(home)
+    with open_store(settings) as store:
+        worker = Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256,
+                        max_wait_ms=500, workers=workers, worker_index=index)
 
-    def on_batch(stats) -> None:
-        at = time.monotonic() - start
-        latencies.extend((at, ms) for ms in stats.batch_latencies_ms)
-        sizes.append(len(stats.batch_latencies_ms))
+        def on_batch(stats) -> None:
+            reports.put((index, time.monotonic(), list(stats.batch_latencies_ms), stats.caught_up, stats.backlog))
 
-    def follow() -> None:
-        with open_store(settings) as wstore:
-            worker = Worker(wstore, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256,
-                            max_wait_ms=500)
-            holder["worker"] = worker
-            worker.run(stop, on_batch)
+        worker.run(stop, on_batch)
 
+
+class _Followers:
+    """The worker(s) following the feed during a stream: one thread of this process (``workers`` 1, as in every
+    earlier run of this bench) or ``workers`` processes with disjoint partitions (``--workers N``)."""
+
+    def __init__(self, settings, home: Path, workers: int):
+        self.settings, self.home, self.workers = settings, home, workers
+        self.latencies: list[tuple[float, float]] = []  # (monotonic time of the batch, latency ms)
+        self.sizes: list[int] = []
+        self._state: dict[int, tuple[bool, int]] = {}  # partition -> (caught up, backlog) at its last batch
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event() if workers > 1 else threading.Event()
+        self._reports = self._ctx.Queue() if workers > 1 else None
+        self._runners: list = []
+        self._holder: dict = {}
+
+    def start(self) -> None:
+        """Start following; return once every worker follows the feed (models loaded, start-up scan done)."""
+        if self.workers == 1:
+            self._runners = [threading.Thread(target=self._follow_here, daemon=True)]
+            self._runners[0].start()
+            while "worker" not in self._holder or not self._holder["worker"].stats.caught_up:
+                self._stop.wait(0.1)
+            return
+        self._runners = [self._ctx.Process(target=_follow_in_process,
+                                           args=(str(self.home), self.workers, i, self._reports, self._stop))
+                         for i in range(self.workers)]
+        for proc in self._runners:
+            proc.start()
+        parts = [Partition(self.workers, i) for i in range(self.workers)]
+        with open_store(self.settings) as store:
+            while not all(load_state(store, p.state_id).get("tokens") for p in parts):  # feed positions taken
+                time.sleep(0.1)
+            # one change per partition: each worker's first batch says it follows (and warms its code paths)
+            ids = [d["_id"] for d in store["customers"].find({}, projection={"_id": 1}, limit=200)]
+            for part in parts:
+                cid = next(c for c in ids if part.owns(c))
+                store["customers"].update_one({"_id": cid}, {"$set": {"bench_touched": time.time()}})
+        while len(self._state) < self.workers:
+            self.collect(1.0)
+        self.latencies.clear()
+        self.sizes.clear()
+
+    def _follow_here(self) -> None:
+        with open_store(self.settings) as store:
+            worker = Worker(store, lambda s: load_scoring_models(s, self.settings), scoring_versions,
+                            batch_size=256, max_wait_ms=500)
+            self._holder["worker"] = worker
+
+            def on_batch(stats) -> None:
+                self.latencies.extend((time.monotonic(), ms) for ms in stats.batch_latencies_ms)
+                self.sizes.append(len(stats.batch_latencies_ms))
+
+            worker.run(self._stop, on_batch)
+
+    def collect(self, timeout: float) -> None:
+        """Take the worker processes' reports (waiting up to ``timeout`` for the first one)."""
+        if self._reports is None:
+            self._stop.wait(timeout)
+            return
+        try:
+            item = self._reports.get(timeout=timeout)
+            while True:
+                index, at, batch, caught_up, backlog = item
+                self.latencies.extend((at, ms) for ms in batch)
+                self.sizes.append(len(batch))
+                self._state[index] = (caught_up, backlog)
+                item = self._reports.get_nowait()
+        except queue.Empty:
+            return
+
+    def drained(self) -> bool:
+        if self.workers == 1:
+            stats = self._holder["worker"].stats
+            return stats.caught_up and stats.backlog == 0
+        return all(caught_up and backlog == 0 for caught_up, backlog in self._state.values())
+
+    def stop(self) -> None:
+        self._stop.set()
+        for runner in self._runners:
+            runner.join(30)
+        if self._reports is not None:
+            self.collect(0.1)
+
+
+def _stream(settings, home: Path, rate: float, seed: int, workers: int = 1) -> None:
     with open_store(settings) as store:  # drain what earlier phases left in the feed: only the stream is timed
         Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256).run_once()
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
+    followers = _Followers(settings, home, workers)
     # the stream starts once the worker follows the feed (models loaded, start-up scan done, first poll caught up),
     # as a deployed worker does long before a business's traffic arrives
-    while "worker" not in holder or not holder["worker"].stats.caught_up:
-        stop.wait(0.1)
+    followers.start()
     start = time.monotonic()
     ctx = multiprocessing.get_context("spawn")
     written = ctx.Array("q", 2)
     writer = ctx.Process(target=_write_stream, args=(str(home), rate, STREAM_SECONDS, seed, written))
     writer.start()
-    writer.join(STREAM_SECONDS + 60)
+    while writer.is_alive() and time.monotonic() - start < STREAM_SECONDS + 60:
+        followers.collect(0.1)
     if writer.is_alive():
         writer.terminate()
     written_at = time.monotonic() - start
     deadline = time.monotonic() + DRAIN_BUDGET_S
-    stats = holder["worker"].stats
-    while time.monotonic() < deadline and not (stats.caught_up and stats.backlog == 0):
-        stop.wait(0.1)
+    followers.collect(0.1)
+    while time.monotonic() < deadline and not followers.drained():
+        followers.collect(0.1)
     drained = time.monotonic() - start - written_at
-    left = "" if stats.caught_up and stats.backlog == 0 else f", NOT drained after {DRAIN_BUDGET_S:.0f} s"
-    stop.set()
-    thread.join(30)
+    left = "" if followers.drained() else f", NOT drained after {DRAIN_BUDGET_S:.0f} s"
+    followers.stop()
+    latencies = [(at - start, ms) for at, ms in followers.latencies]
+    sizes = followers.sizes
     if not latencies:
         print(f"streaming {rate:.0f}/s: nothing scored")
         return
     lat = sorted(ms for _, ms in latencies)
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
     # the worker keeps up when latency does not grow while the writer writes: compare the first and last thirds
-    during = [ms for at, ms in latencies if at <= written_at]
+    during = [ms for at, ms in sorted(latencies) if at <= written_at]
     third = max(1, len(during) // 3)
     early, late = statistics.median(during[:third] or [0]), statistics.median(during[-third:] or [0])
     trend = "flat" if late <= 1.25 * early + 250 else "GROWING"
-    print(f"streaming {rate:>4.0f} new/s (+~3 purchases each) for {STREAM_SECONDS:.0f} s (written: {written[0]:,} "
+    who = "" if workers == 1 else f", {workers} worker processes"
+    print(f"streaming {rate:>4.0f} new/s (+~3 purchases each{who}) for {STREAM_SECONDS:.0f} s (written: {written[0]:,} "
           f"customers, {written[1]:,} events in {written_at:.1f} s): {len(lat):,} scored in "
           f"{len(sizes)} batches (mean {statistics.mean(sizes):.0f}, max {max(sizes)}), latency p50 "
           f"{statistics.median(lat):,.0f} ms, p99 {p99:,.0f} ms; median latency first/last third of the stream "
           f"{early:,.0f}/{late:,.0f} ms (backlog {trend}), caught up {max(0.0, drained):.1f} s after the writer "
           f"stopped{left}", flush=True)
+
+
+def _score_partition(location: str, workers: int, index: int, ready, spans) -> None:
+    """A worker process: load the models, wait for the others, re-score this partition once; record the span."""
+    home = Path(location)
+    settings = _settings(home)
+    with open_store(settings) as store:
+        models = load_scoring_models(store, settings)
+        worker = Worker(store, lambda s: models, scoring_versions, batch_size=256, max_age=0, workers=workers,
+                        worker_index=index)
+        ready.wait(WORKERS_BUDGET_S)
+        t0 = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+        stats = worker.run_once()
+        spans[3 * index:3 * index + 3] = [t0, time.monotonic(), float(stats.scored)]
+
+
+def _workers(settings, home: Path) -> None:
+    """What a second worker process adds on one embedded file: all customers re-scored by 1, then 2 processes."""
+    ctx = multiprocessing.get_context("spawn")
+    rates = {}
+    for workers in (1, 2):
+        with open_store(settings) as store:
+            store["customers"].update_many({}, {"$unset": {"score": ""}})
+        ready, spans = ctx.Barrier(workers), ctx.Array("d", 3 * workers)
+        procs = [ctx.Process(target=_score_partition, args=(str(home), workers, i, ready, spans))
+                 for i in range(workers)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(WORKERS_BUDGET_S)
+            if proc.is_alive():
+                proc.terminate()
+        got = [tuple(spans[3 * i:3 * i + 3]) for i in range(workers)]
+        scored = sum(int(n) for _, _, n in got)
+        wall = max(end for _, end, _ in got) - min(start for start, _, _ in got)
+        rates[workers] = scored / wall if wall > 0 else 0.0
+        print(f"{workers} worker process{'es' if workers > 1 else ''} on one embedded file: {scored:,} customers in "
+              f"{wall:.1f} s, {rates[workers]:,.0f} customers/s"
+              + (f" ({', '.join(f'{int(n):,} in {e - b:.1f} s' for b, e, n in got)})" if workers > 1 else ""),
+              flush=True)
+    print(f"a second worker process adds {100 * (rates[2] / rates[1] - 1):+.0f}% "
+          f"({rates[2] / rates[1]:.2f}x one worker)", flush=True)
 
 
 def _store_paths(tmp: Path) -> None:
@@ -250,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("n", nargs="?", type=int, default=5_000, help="customers to simulate")
     parser.add_argument("m", nargs="?", type=int, default=2_000, help="customers to score")
     parser.add_argument("--home", type=Path, help="a home with a trained store to copy instead of training")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: throughput,stream,store")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: throughput,stream,workers,store")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -268,6 +399,10 @@ def main(argv: list[str] | None = None) -> None:
         if "stream" not in skip:
             for i, rate in enumerate(STREAM_RATES):
                 _stream(settings, home, rate, SEED + i)
+            for i, rate in enumerate(TWO_WORKER_RATES):
+                _stream(settings, home, rate, SEED + 10 + i, workers=2)
+        if "workers" not in skip:
+            _workers(settings, home)
         if "store" not in skip:  # last: its 50,000 mongomock documents slowed every later phase of this process
             _store_paths(tmp)
 

@@ -85,9 +85,10 @@ def plan_read(engine: SQLiteEngine, collection: str, filter: dict | None) -> Rea
         raise InputError(f"a filter must be a document (dict), got {type(filter).__name__}")
     check_no_javascript(filter)
     spec = planner.normalize_filter(filter) if filter else None
-    if not engine.table_exists(collection):
+    columns = engine.indexes_if_table(collection)
+    if columns is None:
         return None
-    where, params, exact = planner.plan(spec, engine.indexes(collection))
+    where, params, exact = planner.plan(spec, columns)
     what = f"find in {collection}"
     with mapped(what, query=True):
         match, keep = fast_filter.compile_filter(spec), fast_filter.compile_page_filter(spec)

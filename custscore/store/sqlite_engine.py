@@ -219,6 +219,14 @@ class SQLiteEngine:
             self._schema(conn)
             return self._indexes.get(collection, {})
 
+    def indexes_if_table(self, collection: str) -> dict[str, str] | None:
+        """:meth:`indexes`, or None when the collection has no table: one schema check for a read's plan."""
+        with self.read() as conn:
+            self._schema(conn)
+            if table_name(collection) not in self._tables:
+                return None
+            return self._indexes.get(collection, {})
+
     def columns_if_table(self, collection: str) -> dict[str, str] | None:
         """Inside a write: the collection's indexed field -> SQL column, or None when it has no table
         (one schema check instead of :meth:`table_exists` then :meth:`indexes`)."""
