@@ -16,9 +16,9 @@ load; the ratios much less):
   recommendations, one write per batch, prediction records, tokens;
 * naive: what tutorials do - per customer, load the models, score one row, update one document;
 * streaming: a writer *process* inserts new customers at 10, 50, 100 and 200 per second, each with about three
-  purchases by existing customers, while a worker thread follows the feed; latency is each change's arrival
+  purchases by existing customers, while a worker process follows the feed; latency is each change's arrival
   (``updated_at`` / ``ingested_at``) to its written score, over every customer the feed asked for; then the 100 and
-  200/s streams again, followed by two worker processes (``--workers 2``, one per core) instead of one thread;
+  200/s streams again, followed by two worker processes (``--workers 2``, one per core) instead of one;
 * second worker: every customer re-scored by one worker process, then by two (``--workers 2``, disjoint halves by
   the hash of the id) on the same embedded file, models loaded before the clock starts;
 * store: the embedded store against mongomock on 50,000 documents - find and update by ``_id``, and a numeric
@@ -193,36 +193,28 @@ def _follow_in_process(location: str, workers: int, index: int, reports, stop) -
         def on_batch(stats) -> None:
             reports.put((index, time.monotonic(), list(stats.batch_latencies_ms), stats.caught_up, stats.backlog))
 
-        worker.run(stop, on_batch)
+        local = threading.Event()  # the worker polls its stop event in its loop: a thread event, not a shared lock
+        threading.Thread(target=lambda: (stop.wait(), local.set()), daemon=True).start()
+        worker.run(local, on_batch)
 
 
 class _Followers:
-    """The worker(s) following the feed during a stream: one thread of this process (``workers`` 1, as in every
-    earlier run of this bench) or ``workers`` processes with disjoint partitions (``--workers N``)."""
+    """``workers`` worker processes following the feed during a stream, each on its own partition (``--workers N``;
+    one process for N = 1, as ``custscore score --watch`` runs)."""
 
     def __init__(self, settings, home: Path, workers: int):
-        self.settings, self.home, self.workers = settings, home, workers
+        self.settings, self.workers = settings, workers
         self.latencies: list[tuple[float, float]] = []  # (monotonic time of the batch, latency ms)
         self.sizes: list[int] = []
         self._state: dict[int, tuple[bool, int]] = {}  # partition -> (caught up, backlog) at its last batch
-        self._ctx = multiprocessing.get_context("spawn")
-        self._stop = self._ctx.Event() if workers > 1 else threading.Event()
-        self._reports = self._ctx.Queue() if workers > 1 else None
-        self._runners: list = []
-        self._holder: dict = {}
+        ctx = multiprocessing.get_context("spawn")
+        self._stop, self._reports = ctx.Event(), ctx.Queue()
+        self._procs = [ctx.Process(target=_follow_in_process, args=(str(home), workers, i, self._reports, self._stop))
+                       for i in range(workers)]
 
     def start(self) -> None:
         """Start following; return once every worker follows the feed (models loaded, start-up scan done)."""
-        if self.workers == 1:
-            self._runners = [threading.Thread(target=self._follow_here, daemon=True)]
-            self._runners[0].start()
-            while "worker" not in self._holder or not self._holder["worker"].stats.caught_up:
-                self._stop.wait(0.1)
-            return
-        self._runners = [self._ctx.Process(target=_follow_in_process,
-                                           args=(str(self.home), self.workers, i, self._reports, self._stop))
-                         for i in range(self.workers)]
-        for proc in self._runners:
+        for proc in self._procs:
             proc.start()
         parts = [Partition(self.workers, i) for i in range(self.workers)]
         with open_store(self.settings) as store:
@@ -238,23 +230,8 @@ class _Followers:
         self.latencies.clear()
         self.sizes.clear()
 
-    def _follow_here(self) -> None:
-        with open_store(self.settings) as store:
-            worker = Worker(store, lambda s: load_scoring_models(s, self.settings), scoring_versions,
-                            batch_size=256, max_wait_ms=500)
-            self._holder["worker"] = worker
-
-            def on_batch(stats) -> None:
-                self.latencies.extend((time.monotonic(), ms) for ms in stats.batch_latencies_ms)
-                self.sizes.append(len(stats.batch_latencies_ms))
-
-            worker.run(self._stop, on_batch)
-
     def collect(self, timeout: float) -> None:
-        """Take the worker processes' reports (waiting up to ``timeout`` for the first one)."""
-        if self._reports is None:
-            self._stop.wait(timeout)
-            return
+        """Take the workers' reports (waiting up to ``timeout`` for the first one)."""
         try:
             item = self._reports.get(timeout=timeout)
             while True:
@@ -267,24 +244,22 @@ class _Followers:
             return
 
     def drained(self) -> bool:
-        if self.workers == 1:
-            stats = self._holder["worker"].stats
-            return stats.caught_up and stats.backlog == 0
         return all(caught_up and backlog == 0 for caught_up, backlog in self._state.values())
 
     def stop(self) -> None:
         self._stop.set()
-        for runner in self._runners:
-            runner.join(30)
-        if self._reports is not None:
-            self.collect(0.1)
+        for proc in self._procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.terminate()
+        self.collect(0.1)
 
 
 def _stream(settings, home: Path, rate: float, seed: int, workers: int = 1) -> None:
     with open_store(settings) as store:  # drain what earlier phases left in the feed: only the stream is timed
         Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256).run_once()
     followers = _Followers(settings, home, workers)
-    # the stream starts once the worker follows the feed (models loaded, start-up scan done, first poll caught up),
+    # the stream starts once every worker follows the feed (models loaded, start-up scan done, a first batch written),
     # as a deployed worker does long before a business's traffic arrives
     followers.start()
     start = time.monotonic()
@@ -316,7 +291,7 @@ def _stream(settings, home: Path, rate: float, seed: int, workers: int = 1) -> N
     third = max(1, len(during) // 3)
     early, late = statistics.median(during[:third] or [0]), statistics.median(during[-third:] or [0])
     trend = "flat" if late <= 1.25 * early + 250 else "GROWING"
-    who = "" if workers == 1 else f", {workers} worker processes"
+    who = f", {workers} worker process{'es' if workers > 1 else ''}"
     print(f"streaming {rate:>4.0f} new/s (+~3 purchases each{who}) for {STREAM_SECONDS:.0f} s (written: {written[0]:,} "
           f"customers, {written[1]:,} events in {written_at:.1f} s): {len(lat):,} scored in "
           f"{len(sizes)} batches (mean {statistics.mean(sizes):.0f}, max {max(sizes)}), latency p50 "
