@@ -23,7 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from custscore.api.keys import check_key
+from custscore.api.keys import KeyRefused
 from custscore.api.metrics import ApiMetrics
 from custscore.api.service import ScoringService
 from custscore.errors import CustscoreError, InputError, ModelError, StoreError, StoreUnavailable
@@ -172,25 +172,29 @@ def create_app(service: ScoringService, *, metrics_token: str | None = None, max
     app = FastAPI(title="custscore", version=__version__,
                   description="Customer scores, reasons and recommendations; the same code as `custscore predict`.")
     meter = metrics or ApiMetrics()
-    store = service.store
 
-    def authorise(request: Request) -> str:
+    def authorise(request: Request, later: bool = False) -> str:
+        """The request key's digest, or KeyRefused (401). ``later``: a key already seen live is confirmed on the
+        scoring thread with the rest of its batch (``KeyGate.admit``) instead of here, on the event loop."""
         header = request.headers.get("authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key")
-        name = check_key(store, key)
-        if name is None:
-            raise ApiError(401, "missing or invalid API key; send `Authorization: Bearer KEY` "
-                                "(create one with `custscore apikey create NAME`)")
-        return name
+        return service.keys.admit(key) if later else service.keys.check(key)
 
     app.add_middleware(MeasureRequests, meter=meter)
 
-    async def scored(customers: list, events: list, as_of: Any, k: int | None = None) -> dict:
+    async def scored(customers: list, events: list, as_of: Any, key_digest: str) -> dict:
         # validated here and awaited on the loop (a few customers validate in well under a millisecond); with no
         # models loaded yet, a thread tries to load them (seconds) so the loop never waits on that
         if not service.loaded:
-            return await run_in_threadpool(service.score, customers, events, as_of, k)
-        return service.scored(await service.batcher.submit_async(service.score_job(customers, events, as_of, k)))
+            if key_digest not in service.keys.confirm([key_digest]):
+                raise KeyRefused()
+            return await run_in_threadpool(service.score, customers, events, as_of)
+        job = service.score_job(customers, events, as_of, key_digest=key_digest)
+        return service.scored(await service.batcher.submit_async(job))
+
+    @app.exception_handler(KeyRefused)
+    async def key_refused(request: Request, exc: KeyRefused):
+        return _error(401, str(exc))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -231,9 +235,9 @@ def create_app(service: ScoringService, *, metrics_token: str | None = None, max
 
         Body: ``{"customers": [{...}], "events": [{...}], "as_of": "YYYY-MM-DD"}`` or one customer document.
         """
-        authorise(request)
+        digest = authorise(request, later=True)
         customers, events, as_of = _customers(await _body(request, max_body_bytes), max_batch)
-        return JSONResponse(to_json(await scored(customers, events, as_of)))
+        return JSONResponse(to_json(await scored(customers, events, as_of, digest)))
 
     @app.post("/v1/explain", tags=["scoring"])
     async def explain(request: Request):

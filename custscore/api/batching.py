@@ -30,6 +30,7 @@ class Job:
     customers: list[dict]
     events: list[dict]
     key: Any
+    key_digest: str | None = None  # the API key to confirm before this job is scored (see ``admit``)
     ids: frozenset = field(init=False)
     future: Future = field(default_factory=Future)
 
@@ -50,11 +51,17 @@ class MicroBatcher:
         ``run(key, jobs) -> list`` with one result per job, in order; runs on the scoring thread only.
     max_customers : int
         Most customers in one call (a larger single job still runs alone).
+    admit : callable, optional
+        ``admit(jobs) -> list`` of None or an exception per job, called on the scoring thread with every job
+        taken before any is scored; a job given an exception fails with it and is not scored (the API confirms
+        the batch's keys here, in one read). If ``admit`` itself raises, every job fails with that error.
     """
 
-    def __init__(self, run: Callable[[Any, list[Job]], list], max_customers: int = 256):
+    def __init__(self, run: Callable[[Any, list[Job]], list], max_customers: int = 256,
+                 admit: Callable[[list[Job]], list] | None = None):
         self.run = run
         self.max_customers = max_customers
+        self.admit = admit
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
@@ -89,8 +96,24 @@ class MicroBatcher:
                     jobs.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            for group in self.groups(jobs):
+            for group in self.groups(self._admitted(jobs)):
                 self._run(group)
+
+    def _admitted(self, jobs: list[Job]) -> list[Job]:
+        """The jobs ``admit`` lets through; the others' futures get their exception."""
+        if self.admit is None:
+            return jobs
+        try:
+            verdicts = self.admit(jobs)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store is down: every waiting request hears why
+            verdicts = [exc] * len(jobs)
+        kept = []
+        for job, refused in zip(jobs, verdicts, strict=True):
+            if refused is None:
+                kept.append(job)
+            else:
+                job.future.set_exception(refused)
+        return kept
 
     def groups(self, jobs: list[Job]) -> list[list[Job]]:
         """Jobs that may share one call, in arrival order of each group's first job."""

@@ -2,8 +2,16 @@
 
 A key is ``cs_`` followed by 43 URL-safe random characters (256 bits), so a
 plain SHA-256 is enough to store it: there is nothing to brute-force that a
-salt would protect. ``check_key`` is one indexed lookup per request, so a
-revocation takes effect at the next request of every server on the store.
+salt would protect. ``check_key`` is one indexed lookup, so a revocation takes
+effect at the next request of every server on the store.
+
+A server checks keys through a :class:`KeyGate`: a key it has not seen live is
+looked up at once (so an unknown key is refused before its body is read); a key
+it has seen live is re-checked on the scoring thread together with every other
+key of the same micro-batch, in one read, before that batch is scored. Either
+way the store is read for every request, and the event loop, which every
+concurrent request waits on, no longer queues behind the scoring thread for the
+store.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from custscore.clock import now as wall_clock
@@ -21,6 +30,15 @@ from custscore.store.base import Store
 API_KEYS = "api_keys"
 PREFIX = "cs_"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+REFUSED = ("missing or invalid API key; send `Authorization: Bearer KEY` "
+           "(create one with `custscore apikey create NAME`)")
+
+
+class KeyRefused(Exception):
+    """A request's API key is missing, unknown or revoked (HTTP 401)."""
+
+    def __init__(self, message: str = REFUSED):
+        super().__init__(message)
 
 
 def _digest(key: str) -> str:
@@ -69,12 +87,61 @@ def list_keys(store: Store) -> list[dict]:
             for d in _collection(store).find({}, projection={"sha256": 0}, sort=[("_id", 1)])]
 
 
+def _well_formed(presented: str | None) -> bool:
+    return bool(presented) and presented.startswith(PREFIX) and len(presented) <= 200
+
+
+def _live(doc: dict | None, digest: str) -> bool:
+    return doc is not None and not doc.get("revoked") and hmac.compare_digest(doc.get("sha256", ""), digest)
+
+
 def check_key(store: Store, presented: str | None) -> str | None:
     """The name of the live key ``presented`` is, or None."""
-    if not presented or not presented.startswith(PREFIX) or len(presented) > 200:
+    if not _well_formed(presented):
         return None
     digest = _digest(presented)
     doc = store.collection(API_KEYS).find_one({"sha256": digest})
-    if doc is None or doc.get("revoked") or not hmac.compare_digest(doc.get("sha256", ""), digest):
-        return None
-    return str(doc["_id"])
+    return str(doc["_id"]) if _live(doc, digest) else None
+
+
+class KeyGate:
+    """A server's key checks: :meth:`check` now, or :meth:`admit` now and :meth:`confirm` with the batch.
+
+    Parameters
+    ----------
+    store : Store
+        Where the keys are (read on every request; only which digests were live is remembered).
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._seen: set[str] = set()  # digests found live; re-checked by confirm() before every use
+
+    def check(self, presented: str | None) -> str:
+        """The digest of ``presented`` after one lookup; KeyRefused unless it is live."""
+        if check_key(self.store, presented) is None:
+            raise KeyRefused()
+        digest = _digest(presented)
+        self._seen.add(digest)
+        return digest
+
+    def admit(self, presented: str | None) -> str:
+        """The digest of ``presented``, which the caller must :meth:`confirm` before it acts on the request.
+
+        A key not seen live before is looked up now (KeyRefused unless live); a seen one is left to
+        :meth:`confirm`, which reads all of a batch's keys at once."""
+        if not _well_formed(presented):
+            raise KeyRefused()
+        digest = _digest(presented)
+        return digest if digest in self._seen else self.check(presented)
+
+    def confirm(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` are live keys now: one read of the store, whatever their number."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return set()
+        docs = self.store.collection(API_KEYS).find({"sha256": {"$in": wanted}},
+                                                    projection={"sha256": 1, "revoked": 1})
+        live = {d["sha256"] for d in docs if isinstance(d.get("sha256"), str) and _live(d, d["sha256"])}
+        self._seen.difference_update(set(wanted) - live)
+        return live

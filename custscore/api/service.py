@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from custscore.api.batching import Job, MicroBatcher
+from custscore.api.keys import KeyGate, KeyRefused
 from custscore.clock import Clock, WallClock
 from custscore.config import Settings
 from custscore.errors import InputError, ModelError
@@ -62,7 +63,8 @@ class ScoringService:
         self.load_error: str | None = None
         self._checked = 0.0
         self._lock = threading.Lock()  # guards reloading; scoring runs on the batcher's one thread
-        self.batcher = MicroBatcher(self._run_batch)
+        self.keys = KeyGate(store)
+        self.batcher = MicroBatcher(self._run_batch, admit=self._admit)
         self._reload(force=True)
 
     # -- models ----------------------------------------------------------------------
@@ -107,10 +109,18 @@ class ScoringService:
         self.ready_models()
         return self.scored(self.batcher.submit(self.score_job(customers, events, as_of, k)))
 
-    def score_job(self, customers: list, events: list | None = None, as_of: Any = None, k: int | None = None) -> Job:
-        """The validated request as a job for :attr:`batcher` (InputError naming the first bad field)."""
+    def score_job(self, customers: list, events: list | None = None, as_of: Any = None, k: int | None = None,
+                  key_digest: str | None = None) -> Job:
+        """The validated request as a job for :attr:`batcher` (InputError naming the first bad field); with
+        ``key_digest`` (from :meth:`KeyGate.admit`) the job is scored only if that key is still live."""
         when = None if as_of is None else self._as_of(as_of)
-        return Job(validated_customers(customers), validated_events(events or ()), key=(when, k))
+        return Job(validated_customers(customers), validated_events(events or ()), key=(when, k),
+                   key_digest=key_digest)
+
+    def _admit(self, jobs: list[Job]) -> list[KeyRefused | None]:
+        """On the scoring thread, before a batch: every job's key confirmed live, all in one read."""
+        live = self.keys.confirm(j.key_digest for j in jobs if j.key_digest is not None)
+        return [KeyRefused() if j.key_digest is not None and j.key_digest not in live else None for j in jobs]
 
     @property
     def loaded(self) -> bool:

@@ -62,3 +62,28 @@ def test_a_failing_request_fails_alone_when_its_batch_is_retried_one_by_one():
     with pytest.raises(InputError, match="customer BAD is bad"):
         bad.future.result(1)
     assert batcher.call(lambda: 42) == 42
+
+
+def test_admit_refuses_a_job_before_its_batch_is_scored_and_its_failure_reaches_every_job():
+    calls = []
+
+    def run(key, jobs):
+        calls.append([sorted(j.ids) for j in jobs])
+        return [sorted(j.ids) for j in jobs]
+
+    batcher = MicroBatcher(run, admit=lambda jobs: [InputError("no") if "X" in j.ids else None for j in jobs])
+    good, refused = _job("A"), _job("X")
+    for job in (good, refused):
+        batcher._queue.put(job)
+    assert batcher.submit(_job("B")) == ["B"]
+    assert good.future.result(10) == ["A"]
+    with pytest.raises(InputError, match="no"):
+        refused.future.result(10)
+    assert ["X"] not in [ids for call in calls for ids in call]
+
+    def down(jobs):
+        raise InputError("store down")
+
+    failing = MicroBatcher(run, admit=down)
+    with pytest.raises(InputError, match="store down"):
+        failing.submit(_job("C"))

@@ -173,6 +173,17 @@ def test_a_revoked_key_is_refused_at_the_next_request(server):
     assert refused.status_code == 401 and refused.json() == {"error": NO_KEY}
 
 
+def test_a_key_revoked_after_it_scored_is_refused_at_its_next_score_request(server):
+    home, base, _ = server
+    created = cli(home, "apikey", "create", "scorer")
+    key = next(line for line in created.stdout.splitlines() if line.startswith("cs_"))
+    body = {"customers": [CUSTOMER], "events": EVENTS, "as_of": AS_OF}
+    assert httpx.post(f"{base}/v1/score", json=body, headers=_auth(key), timeout=60).status_code == 200
+    assert cli(home, "apikey", "revoke", "scorer").exit_code == 0
+    refused = httpx.post(f"{base}/v1/score", json=body, headers=_auth(key), timeout=60)
+    assert refused.status_code == 401 and refused.json() == {"error": NO_KEY}
+
+
 def test_a_promotion_reaches_the_running_server(server):
     home, base, key = server
     trained = cli(home, "train", "--task", "churn", "--models", "linear", "--cv", "2", "--no-promote")
