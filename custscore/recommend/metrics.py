@@ -22,9 +22,10 @@ METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 
 def excluded_mask(H: sp.csr_matrix, repeatable: np.ndarray) -> sp.csr_matrix:
     """True where a row already bought a product that cannot be bought again."""
-    bought = sp.csr_matrix(H, copy=True)
-    bought.data = np.ones_like(bought.data, dtype=bool)
-    return bought.multiply(sp.csr_matrix(~np.asarray(repeatable, dtype=bool)[None, :])).tocsr().astype(bool)
+    H = sp.csr_matrix(H)
+    keep = ~np.asarray(repeatable, dtype=bool)[H.indices] & (H.data != 0)
+    indptr = np.concatenate([[0], np.cumsum(keep)])[H.indptr]
+    return sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), H.indices[keep], indptr), shape=H.shape)
 
 
 def top_n(scores: np.ndarray, n: int, excluded: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 log = logging.getLogger(__name__)
 
 CHUNK = 512
+DENSE_ROWS = 64  # UserKNN scores up to this many rows densely (faster below, slower at 256: 27 vs 42 ms)
 
 
 def _csr(arrays: dict, prefix: str) -> sp.csr_matrix:
@@ -43,6 +44,25 @@ def _csr_arrays(m: sp.csr_matrix, prefix: str) -> dict:
     m = sp.csr_matrix(m)
     return {f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr,
             f"{prefix}_shape": np.asarray(m.shape, dtype=np.int64)}
+
+
+def top_k_dense(dense: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k_rows` kept dense: the ``k`` largest positive entries of each row, zeros elsewhere."""
+    n, p = dense.shape
+    if k >= p:
+        return dense
+    cols = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(dense, cols, axis=1)
+    out = np.zeros_like(dense)
+    np.put_along_axis(out, cols, np.where(vals > 0, vals, 0), axis=1)
+    return out
+
+
+def row_normalised_dense(H: sp.csr_matrix) -> np.ndarray:
+    """``normalize(H, norm="l2")`` as a dense float32 array (norms in float64, as sklearn's own loop)."""
+    dense = np.asarray(H.toarray() if sp.issparse(H) else H, dtype=np.float32).astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", dense, dense))
+    return (dense / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
 
 
 def top_k_rows(m: sp.csr_matrix | np.ndarray, k: int) -> sp.csr_matrix:
@@ -185,13 +205,19 @@ class UserKNN:
 
     def score(self, H: sp.csr_matrix, segments: np.ndarray | None = None) -> np.ndarray:
         """Similarity-weighted votes of each row's top-k neighbours (a customer is not their own neighbour)."""
-        Hn = normalize(sp.csr_matrix(H, dtype=np.float32), norm="l2", axis=1)
         out = np.zeros(H.shape, dtype=np.float32)
-        for a in range(0, H.shape[0], CHUNK):
-            sims = (Hn[a:a + CHUNK] @ self.users_T_).toarray()
+        if H.shape[0] <= DENSE_ROWS:
+            # a few customers (the API, a quiet feed): dense histories and neighbour weights against the sparse
+            # training matrix, no sparse matrix built per call (8 customers: 1.3 -> 0.7 ms on the bench's home)
+            sims = np.ascontiguousarray((self.users_ @ row_normalised_dense(H).T).T)
             sims[sims > 1.0 - 1e-6] = 0.0  # the same history: itself
-            nb = top_k_rows(sims, self.k)
-            out[a:a + CHUNK] = (nb @ self.users_).toarray()
+            out[:] = (self.users_T_ @ top_k_dense(sims, self.k).T).T
+            return out
+        Hn = normalize(sp.csr_matrix(H, dtype=np.float32), norm="l2", axis=1)
+        for a in range(0, H.shape[0], CHUNK):  # sparse neighbours: fewer operations once rows are many
+            sims = (Hn[a:a + CHUNK] @ self.users_T_).toarray()
+            sims[sims > 1.0 - 1e-6] = 0.0
+            out[a:a + CHUNK] = (top_k_rows(sims, self.k) @ self.users_).toarray()
         return out
 
     def to_arrays(self) -> tuple[dict, dict]:
