@@ -32,12 +32,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing
-import queue
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from custscore.models import features as F
 from custscore.models.predict import HOT_PATH_NO_SHAP
 from custscore.scorer.batch_events import BatchEvents
 from custscore.scorer.partition import Partition
+from custscore.scorer.pool import WorkerPool
 from custscore.scorer.recommending import WithRecommendations, load_scoring_models, scoring_versions
 from custscore.scorer.state import load_state
 from custscore.scorer.worker import Worker
@@ -182,40 +181,20 @@ def _write_stream(location: str, rate: float, seconds: float, seed: int, written
                 time.sleep(pause)
 
 
-def _follow_in_process(location: str, workers: int, index: int, reports, stop) -> None:
-    """A worker process following the feeds for its partition; each batch's latencies go to ``reports``."""
-    home = Path(location)
-    settings = _settings(home)
-    with open_store(settings) as store:
-        worker = Worker(store, lambda s: load_scoring_models(s, settings), scoring_versions, batch_size=256,
-                        max_wait_ms=500, workers=workers, worker_index=index)
-
-        def on_batch(stats) -> None:
-            reports.put((index, time.monotonic(), list(stats.batch_latencies_ms), stats.caught_up, stats.backlog))
-
-        local = threading.Event()  # the worker polls its stop event in its loop: a thread event, not a shared lock
-        threading.Thread(target=lambda: (stop.wait(), local.set()), daemon=True).start()
-        worker.run(local, on_batch)
-
-
 class _Followers:
-    """``workers`` worker processes following the feed during a stream, each on its own partition (``--workers N``;
-    one process for N = 1, as ``custscore score --watch`` runs)."""
+    """``workers`` worker processes following the feed during a stream, each on its own partition: the
+    ``WorkerPool`` of ``custscore score --watch --processes N`` (one process for N = 1, as ``score --watch`` runs)."""
 
     def __init__(self, settings, home: Path, workers: int):
         self.settings, self.workers = settings, workers
-        self.latencies: list[tuple[float, float]] = []  # (monotonic time of the batch, latency ms)
+        self.latencies: list[tuple[float, float]] = []  # (monotonic time the batch was reported, latency ms)
         self.sizes: list[int] = []
         self._state: dict[int, tuple[bool, int]] = {}  # partition -> (caught up, backlog) at its last batch
-        ctx = multiprocessing.get_context("spawn")
-        self._stop, self._reports = ctx.Event(), ctx.Queue()
-        self._procs = [ctx.Process(target=_follow_in_process, args=(str(home), workers, i, self._reports, self._stop))
-                       for i in range(workers)]
+        self._pool = WorkerPool(settings, workers, watch=True, batch_size=256, max_wait_ms=500)
 
     def start(self) -> None:
         """Start following; return once every worker follows the feed (models loaded, start-up scan done)."""
-        for proc in self._procs:
-            proc.start()
+        self._pool.start()
         parts = [Partition(self.workers, i) for i in range(self.workers)]
         with open_store(self.settings) as store:
             while not all(load_state(store, p.state_id).get("tokens") for p in parts):  # feed positions taken
@@ -232,27 +211,20 @@ class _Followers:
 
     def collect(self, timeout: float) -> None:
         """Take the workers' reports (waiting up to ``timeout`` for the first one)."""
-        try:
-            item = self._reports.get(timeout=timeout)
-            while True:
-                index, at, batch, caught_up, backlog = item
-                self.latencies.extend((at, ms) for ms in batch)
-                self.sizes.append(len(batch))
-                self._state[index] = (caught_up, backlog)
-                item = self._reports.get_nowait()
-        except queue.Empty:
-            return
+        for kind, index, stats in self._pool.reports(timeout):
+            if kind == "error":
+                raise SystemExit(f"a worker process failed: {stats}")
+            if kind == "batch":
+                self.latencies.extend((time.monotonic(), ms) for ms in stats.batch_latencies_ms)
+                self.sizes.append(len(stats.batch_latencies_ms))
+                self._state[index] = (stats.caught_up, stats.backlog)
 
     def drained(self) -> bool:
         return all(caught_up and backlog == 0 for caught_up, backlog in self._state.values())
 
     def stop(self) -> None:
-        self._stop.set()
-        for proc in self._procs:
-            proc.join(30)
-            if proc.is_alive():
-                proc.terminate()
         self.collect(0.1)
+        self._pool.stop()
 
 
 def _stream(settings, home: Path, rate: float, seed: int, workers: int = 1) -> None:

@@ -82,6 +82,9 @@ def score(
     max_wait_ms: Annotated[int, typer.Option("--max-wait-ms", help="Flush a partial batch after this long.")] = 500,
     workers: Annotated[int, typer.Option("--workers", help="Total workers sharing the customers.")] = 1,
     worker_index: Annotated[int, typer.Option("--worker-index", help="This worker's partition, 0..workers-1.")] = 0,
+    processes: Annotated[int, typer.Option(
+        "--processes", help="Run this many worker processes here (one per core), each scoring its share of the "
+                            "customers, as --workers N --worker-index 0..N-1 would.")] = 1,
     as_of: AsOfOpt = None,
     max_age: Annotated[str, typer.Option("--max-age", help="Re-score customers whose score is older than this "
                                                            "(1d, 12h; at most once per as-of day); 0 = off.")] = "1d",
@@ -91,14 +94,22 @@ def score(
 ) -> None:
     """Score new, changed and aged customers with the production models and write scores and SHAP reasons back.
 
-    Example: custscore score --once      (or: custscore score --watch --max-age 1d --workers 2 --worker-index 0)
+    Example: custscore score --once      (or: custscore score --watch --processes 2, one worker per core)
     """
     from custscore.clock import parse_age
     from custscore.scorer.recommending import production_worker
 
     if watch and once:
         raise fail("choose one of --watch and --once")
+    if processes != 1 and (workers != 1 or worker_index != 0):
+        raise fail(f"--processes {processes} runs every partition here; drop --workers/--worker-index, or run one "
+                   "command per partition with --workers N --worker-index I")
     settings: Settings = ctx.obj
+    if processes != 1:
+        with user_errors():
+            _score_in_processes(ctx, processes, watch, as_of, metrics_port, metrics_host, batch_size=batch_size,
+                                max_wait_ms=max_wait_ms, max_age=parse_age(max_age))
+        return
     with user_errors(), opened_store(ctx) as store:
         if watch:
             wait_for_locks(store)  # a held write lock pauses the worker; it does not stop it
@@ -118,18 +129,7 @@ def score(
                 bar.update(task, total=bar.tasks[0].completed)  # caught up: what was done is the whole
             console.print(stats_panel(stats))
             return
-        meter = None
-        if metrics_port is not None:
-            from custscore.api.metrics import WorkerMetrics
-
-            if not 0 < metrics_port < 65536:
-                raise fail(f"--metrics-port {metrics_port} is not a TCP port; use 1-65535, e.g. --metrics-port 9108")
-            meter = WorkerMetrics()
-            try:
-                meter.serve(metrics_port, metrics_host)
-            except OSError as exc:
-                raise fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}; choose a free port") from None
-            err_console.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics", highlight=False)
+        meter = _worker_metrics(metrics_port, metrics_host)
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -150,6 +150,80 @@ def score(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     console.print(f"stopped after {stats.scored:,} {'score' if stats.scored == 1 else 'scores'}; resume token saved")
+
+
+def _worker_metrics(port: int | None, host: str) -> Any:
+    """``--metrics-port``: the worker's Prometheus metrics served on ``host:port``, or None."""
+    if port is None:
+        return None
+    from custscore.api.metrics import WorkerMetrics
+
+    if not 0 < port < 65536:
+        raise fail(f"--metrics-port {port} is not a TCP port; use 1-65535, e.g. --metrics-port 9108")
+    meter = WorkerMetrics()
+    try:
+        meter.serve(port, host)
+    except OSError as exc:
+        raise fail(f"--metrics-port {port}: {exc.strerror or exc}; choose a free port") from None
+    err_console.print(f"metrics on http://{host}:{port}/metrics", highlight=False)
+    return meter
+
+
+def _score_in_processes(ctx: typer.Context, processes: int, watch: bool, as_of: str | None, metrics_port: int | None,
+                        metrics_host: str, **options: Any) -> None:
+    """``score --processes N``: N worker processes, one partition each; one live panel (or progress bar) for all."""
+    from custscore.scorer.pool import WorkerPool
+
+    settings: Settings = ctx.obj
+    with opened_store(ctx) as store:  # refuses a store that cannot be opened before any child starts
+        warn_if_stale(store, command_clock(ctx, as_of))
+    meter = _worker_metrics(metrics_port, metrics_host) if watch else None
+    pool = WorkerPool(settings, processes, watch=watch, as_of=as_of, **options)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    errors: list[str] = []
+
+    def follow(show: Any) -> None:  # until every child ends, one fails, or (watching) a signal comes
+        while not pool.done and not errors and not stop.is_set():
+            for kind, index, payload in pool.reports(0.25):
+                if kind == "error":
+                    errors.append(payload)
+                elif kind == "lock":
+                    err_console.print(f"[yellow]worker process {index} is waiting for the store's write lock, "
+                                      f"held by another process ({payload:.0f} s so far)[/]", highlight=False)
+                elif kind == "batch" and meter is not None:
+                    meter.update(pool.combined(), payload.batch_latencies_ms)
+            show(pool.combined())
+
+    try:
+        pool.start()
+        if watch:
+            with Live(console=err_console, refresh_per_second=4, transient=False) as live:
+                follow(lambda stats: live.update(stats_panel(stats)))
+                pool.stop()
+                live.update(stats_panel(pool.combined()))
+        else:
+            with progress_bar() as bar:
+                task = bar.add_task(f"scoring in {processes} processes", total=None)
+
+                def advance(stats: Any) -> None:
+                    done = stats.scored + stats.replayed + stats.dead_letters
+                    bar.update(task, completed=done, total=done + stats.backlog)
+
+                follow(advance)
+                pool.stop()
+                bar.update(task, total=bar.tasks[0].completed)
+            console.print(stats_panel(pool.combined()))
+    finally:
+        pool.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if errors:
+        raise fail(errors[0])
+    if watch:
+        scored = pool.combined().scored
+        console.print(f"stopped after {scored:,} {'score' if scored == 1 else 'scores'} in {processes} processes; "
+                      "resume tokens saved")
 
 
 @app.command()

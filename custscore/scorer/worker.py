@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,8 @@ VersionsProbe = Callable[[Store], dict]  # store -> {task: version}
 OnBatch = Callable[["WorkerStats"], None]
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: Collection[float], q: float) -> float | None:
+    """The ``q`` quantile of ``values`` (nearest rank), None when there are none."""
     if not values:
         return None
     ordered = sorted(values)
@@ -338,8 +339,8 @@ class Worker:
         span = min(THROUGHPUT_WINDOW_S, max(t - self._started, 1e-3))
         stats.throughput = sum(n for _, n in self._recent) / span
         latencies = list(self._latencies)
-        stats.latency_p50_ms = _percentile(latencies, 0.50)
-        stats.latency_p99_ms = _percentile(latencies, 0.99)
+        stats.latency_p50_ms = percentile(latencies, 0.50)
+        stats.latency_p99_ms = percentile(latencies, 0.99)
         stats.backlog = len(self._queue)
         stats.stale, stats.stale_at_least = self.sweep.stale, self.sweep.stale_capped
         stats.swept = self.sweep.rescored

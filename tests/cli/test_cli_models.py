@@ -8,11 +8,12 @@ import re
 import pandas as pd
 import pytest
 
+from custscore.cli import app
 from custscore.config import Settings
 from custscore.models.registry import list_models
 from custscore.scorer.recommending import scoring_versions as production_versions  # predict serves the recommender too
 from custscore.store import open_store
-from tests.cli.test_cli_foundation import assert_one_red_line, cli
+from tests.cli.test_cli_foundation import assert_one_red_line, cli, runner
 
 pytestmark = pytest.mark.slow
 FAMILIES = ("linear", "tree", "forest", "gboost", "xgboost", "mlp", "voting", "stacking")
@@ -215,3 +216,67 @@ def test_score_watch_stops_cleanly_on_sigterm(home):
             proc.kill()
     assert proc.returncode == 0, out
     assert "resume token saved" in out
+
+
+def test_score_once_in_two_processes_scores_every_customer_once(home):
+    with _store(home) as st:
+        st["customers"].update_many({}, {"$unset": {"score": ""}})
+        total = st["customers"].count({})
+    result = cli(home, "score", "--once", "--processes", "2")
+    assert result.exit_code == 0, result.output
+    assert "scorer 2 processes" in result.output
+    bar = next(ln for ln in result.output.splitlines() if ln.startswith("scoring in 2 processes "))
+    counts = re.search(r" (\d+)/(\d+) ", bar)
+    assert counts and counts.group(1) == counts.group(2), bar
+    panel = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines()
+             if ln.count("│") == 3}
+    with _store(home) as st:
+        scored = st["customers"].count({"score": {"$exists": True}})
+    # the two partitions' counts add up to each customer once; only the invalid documents are left unscored
+    assert panel["scored"].startswith(f"{scored:,} (") and panel["dead letters"] == f"{total - scored:,}", panel
+
+
+def test_score_watch_in_two_processes_scores_a_new_customer_and_stops_on_sigint(home, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from custscore.scorer.state import alive_workers
+
+    env = {**os.environ, "CUSTSCORE_MONGO_URI": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "custscore", "--home", str(home), "score", "--watch",
+                             "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        with _store(home) as st:
+            # polling the heartbeats and the score the workers write; there is no event to await across processes
+            while len(alive_workers(st)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            assert len(alive_workers(st)) == 2, "the two worker processes never reported heartbeats"
+            doc = tmp_path / "new.json"
+            doc.write_text(json.dumps({"_id": "POOL1", "age": 41, "income": 52000, "signup_date": "2026-10-01"}))
+            assert cli(home, "insert", str(doc)).exit_code == 0
+            while st["customers"].find_one({"_id": "POOL1", "score": {"$exists": True}}) is None \
+                    and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            assert st["customers"].find_one({"_id": "POOL1"}).get("score"), "the new customer was not scored"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "in 2 processes; resume tokens saved" in out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+
+
+def test_score_processes_refuses_a_partition_of_its_own_and_the_in_memory_store(tmp_path):
+    assert_one_red_line(cli(tmp_path, "score", "--once", "--processes", "2", "--workers", "2"),
+                        "--processes 2 runs every partition here; drop --workers/--worker-index, or run one "
+                        "command per partition with --workers N --worker-index I")
+    result = runner.invoke(app, ["--home", str(tmp_path), "score", "--once", "--processes", "2"],
+                           catch_exceptions=False, env={"CUSTSCORE_MONGO_URI": "memory:"})
+    assert_one_red_line(result, "--processes needs a store other processes can open; the in-memory store is "
+                                "private to one process")
