@@ -106,7 +106,7 @@ class Recommender:
                 continue
             kept.append((str(cid), ts, r, j))
         kept.sort(key=lambda k: (k[0], k[1]))  # stable, as the frame's sort by customer and time
-        us = (np.datetime64(now, "us") - np.array([k[1] for k in kept], dtype="datetime64[us]")).astype(np.int64)
+        us = np.array([(now - k[1]) // dt.timedelta(microseconds=1) for k in kept], dtype=np.int64)
         seconds, residual = np.divmod(us, 1_000_000)
         age = (seconds + residual / 1_000_000) / 86_400.0
         u = np.array([k[2] for k in kept], dtype=np.int64)
