@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -190,32 +196,41 @@ def test_dead_letters_lists_a_document_written_around_validation(home):
     assert result.exit_code == 0 and "DIRECT" in result.output, result.output
 
 
-def test_score_watch_stops_cleanly_on_sigterm(home):
-    """--watch runs until SIGTERM, finishes its batch, saves the token and exits 0."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
+@contextlib.contextmanager
+def _score_watch(home, *args):
+    """``custscore score --watch ARGS`` as a real process (killed if a test leaves it running)."""
     env = {**os.environ, "CUSTSCORE_MONGO_URI": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "custscore", "--home", str(home), "score", "--watch"],
+    proc = subprocess.Popen([sys.executable, "-m", "custscore", "--home", str(home), "score", "--watch", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     try:
-        from custscore.scorer.worker import worker_alive
-
-        deadline = time.monotonic() + 120
-        with _store(home) as st:
-            while not worker_alive(st) and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.2)  # polling the heartbeat the worker writes; there is no event to await across processes
-            assert worker_alive(st), "worker never reported a heartbeat"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _wait_for(proc, condition, seconds: float = 180.0) -> bool:
+    """Poll ``condition`` while the process runs: what the worker writes is not an event to await across processes."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    return condition()
+
+
+def _stopped(proc, sig) -> str:
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, out
-    assert "resume token saved" in out
+    return out
+
+
+def test_score_watch_stops_cleanly_on_sigterm(home):
+    """--watch runs until SIGTERM, finishes its batch, saves the token and exits 0."""
+    from custscore.scorer.worker import worker_alive
+
+    with _score_watch(home) as proc, _store(home) as st:
+        assert _wait_for(proc, lambda: worker_alive(st)), "worker never reported a heartbeat"
+        assert "resume token saved" in _stopped(proc, signal.SIGTERM)
 
 
 def test_score_once_in_two_processes_scores_every_customer_once(home):
@@ -237,37 +252,16 @@ def test_score_once_in_two_processes_scores_every_customer_once(home):
 
 
 def test_score_watch_in_two_processes_scores_a_new_customer_and_stops_on_sigint(home, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from custscore.scorer.state import alive_workers
 
-    env = {**os.environ, "CUSTSCORE_MONGO_URI": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "custscore", "--home", str(home), "score", "--watch",
-                             "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        with _store(home) as st:
-            # polling the heartbeats and the score the workers write; there is no event to await across processes
-            while len(alive_workers(st)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.2)
-            assert len(alive_workers(st)) == 2, "the two worker processes never reported heartbeats"
-            doc = tmp_path / "new.json"
-            doc.write_text(json.dumps({"_id": "POOL1", "age": 41, "income": 52000, "signup_date": "2026-10-01"}))
-            assert cli(home, "insert", str(doc)).exit_code == 0
-            while st["customers"].find_one({"_id": "POOL1", "score": {"$exists": True}}) is None \
-                    and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.2)
-            assert st["customers"].find_one({"_id": "POOL1"}).get("score"), "the new customer was not scored"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+    doc = tmp_path / "new.json"
+    doc.write_text(json.dumps({"_id": "POOL1", "age": 41, "income": 52000, "signup_date": "2026-10-01"}))
+    with _score_watch(home, "--processes", "2") as proc, _store(home) as st:
+        assert _wait_for(proc, lambda: len(alive_workers(st)) == 2), "the two worker processes never reported"
+        assert cli(home, "insert", str(doc)).exit_code == 0
+        assert _wait_for(proc, lambda: (st["customers"].find_one({"_id": "POOL1"}) or {}).get("score")), \
+            "the new customer was not scored"
+        out = _stopped(proc, signal.SIGINT)
     assert "in 2 processes; resume tokens saved" in out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out
 
