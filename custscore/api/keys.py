@@ -95,13 +95,14 @@ def _live(doc: dict | None, digest: str) -> bool:
     return doc is not None and not doc.get("revoked") and hmac.compare_digest(doc.get("sha256", ""), digest)
 
 
-def check_key(store: Store, presented: str | None) -> str | None:
-    """The name of the live key ``presented`` is, or None."""
-    if not _well_formed(presented):
-        return None
-    digest = _digest(presented)
+def _lookup(store: Store, digest: str) -> str | None:
     doc = store.collection(API_KEYS).find_one({"sha256": digest})
     return str(doc["_id"]) if _live(doc, digest) else None
+
+
+def check_key(store: Store, presented: str | None) -> str | None:
+    """The name of the live key ``presented`` is, or None."""
+    return _lookup(store, _digest(presented)) if _well_formed(presented) else None
 
 
 class KeyGate:
@@ -119,21 +120,27 @@ class KeyGate:
 
     def check(self, presented: str | None) -> str:
         """The digest of ``presented`` after one lookup; KeyRefused unless it is live."""
-        if check_key(self.store, presented) is None:
-            raise KeyRefused()
-        digest = _digest(presented)
-        self._seen.add(digest)
-        return digest
+        return self._looked_up(self._digest_of(presented))
 
     def admit(self, presented: str | None) -> str:
         """The digest of ``presented``, which the caller must :meth:`confirm` before it acts on the request.
 
         A key not seen live before is looked up now (KeyRefused unless live); a seen one is left to
         :meth:`confirm`, which reads all of a batch's keys at once."""
+        digest = self._digest_of(presented)
+        return digest if digest in self._seen else self._looked_up(digest)
+
+    @staticmethod
+    def _digest_of(presented: str | None) -> str:
         if not _well_formed(presented):
             raise KeyRefused()
-        digest = _digest(presented)
-        return digest if digest in self._seen else self.check(presented)
+        return _digest(presented)
+
+    def _looked_up(self, digest: str) -> str:
+        if _lookup(self.store, digest) is None:
+            raise KeyRefused()
+        self._seen.add(digest)
+        return digest
 
     def confirm(self, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` are live keys now: one read of the store, whatever their number."""

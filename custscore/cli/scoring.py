@@ -120,12 +120,7 @@ def score(
         if not watch:
             with progress_bar() as bar:
                 task = bar.add_task("scoring", total=None)
-
-                def advance(stats: Any) -> None:  # done and waiting: the total grows as the feeds bring more
-                    done = stats.scored + stats.replayed + stats.dead_letters
-                    bar.update(task, completed=done, total=done + stats.backlog)
-
-                stats = worker.run_once(advance)
+                stats = worker.run_once(_advancing(bar, task))
                 bar.update(task, total=bar.tasks[0].completed)  # caught up: what was done is the whole
             console.print(stats_panel(stats))
             return
@@ -150,6 +145,16 @@ def score(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     console.print(f"stopped after {stats.scored:,} {'score' if stats.scored == 1 else 'scores'}; resume token saved")
+
+
+def _advancing(bar: Any, task: Any) -> Any:
+    """A worker's on_batch that moves ``task`` of ``bar``: done and waiting, the total growing as the feeds bring
+    more."""
+    def advance(stats: Any) -> None:
+        done = stats.scored + stats.replayed + stats.dead_letters
+        bar.update(task, completed=done, total=done + stats.backlog)
+
+    return advance
 
 
 def _worker_metrics(port: int | None, host: str) -> Any:
@@ -205,12 +210,7 @@ def _score_in_processes(ctx: typer.Context, processes: int, watch: bool, as_of: 
         else:
             with progress_bar() as bar:
                 task = bar.add_task(f"scoring in {processes} processes", total=None)
-
-                def advance(stats: Any) -> None:
-                    done = stats.scored + stats.replayed + stats.dead_letters
-                    bar.update(task, completed=done, total=done + stats.backlog)
-
-                follow(advance)
+                follow(_advancing(bar, task))
                 pool.stop()
                 bar.update(task, total=bar.tasks[0].completed)
             console.print(stats_panel(pool.combined()))

@@ -48,8 +48,7 @@ def _csr_arrays(m: sp.csr_matrix, prefix: str) -> dict:
 
 def top_k_dense(dense: np.ndarray, k: int) -> np.ndarray:
     """:func:`top_k_rows` kept dense: the ``k`` largest positive entries of each row, zeros elsewhere."""
-    n, p = dense.shape
-    if k >= p:
+    if k >= dense.shape[1]:
         return dense
     cols = np.argpartition(-dense, k - 1, axis=1)[:, :k]
     vals = np.take_along_axis(dense, cols, axis=1)

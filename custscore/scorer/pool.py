@@ -165,7 +165,10 @@ class WorkerPool:
         """Ask every following child to finish its batch and save its resume token; wait, then end any that hangs.
 
         A child draining a backlog (``watch=False``) is ended at once: each batch is written in one transaction
-        before the feed position moves past it, so the next run picks up where it stopped."""
+        before the feed position moves past it, so the next run picks up where it stopped. Calling it again is
+        free."""
+        if self._stop.is_set() and not any(proc.is_alive() for proc in self._procs):
+            return  # stopped already
         self._stop.set()
         for proc in self._procs:
             if not self.watch and proc.is_alive():

@@ -225,7 +225,7 @@ class EmbeddedCollection(Collection):
             return super().update_one(filter, update, upsert)
         key = planner.encode_id(value)  # a plain value: no operator, so no server-side JavaScript to refuse
         with mapped(f"bulk write to {self.name}", query=True), self._engine.write() as conn:
-            columns = self._engine.columns_if_table(self.name)
+            columns = self._engine.indexes_if_table(self.name)
             row = None if columns is None else conn.execute(
                 f'SELECT doc FROM "{self._table}" WHERE id = ?', (key,)).fetchone()
             if row is None:

@@ -220,20 +220,14 @@ class SQLiteEngine:
             return self._indexes.get(collection, {})
 
     def indexes_if_table(self, collection: str) -> dict[str, str] | None:
-        """:meth:`indexes`, or None when the collection has no table: one schema check for a read's plan."""
+        """The collection's indexed field -> SQL column, or None when it has no table: one schema check instead of
+        :meth:`table_exists` then :meth:`indexes` (for a read's plan, or inside a write: the lock is re-entrant)."""
         with self.read() as conn:
             self._schema(conn)
             if table_name(collection) not in self._tables:
                 return None
             return self._indexes.get(collection, {})
 
-    def columns_if_table(self, collection: str) -> dict[str, str] | None:
-        """Inside a write: the collection's indexed field -> SQL column, or None when it has no table
-        (one schema check instead of :meth:`table_exists` then :meth:`indexes`)."""
-        self._schema(self.conn)
-        if table_name(collection) not in self._tables:
-            return None
-        return self._indexes.get(collection, {})
 
     def list_tables(self) -> list[str]:
         """Collections that have a table."""
