@@ -9,6 +9,8 @@ prints both rates and their ratio (the median of alternating rounds):
 * a numeric filter on a field without an index (goal: >= 10x);
 * a read of events by ``customer_id`` for 256 customers: ``find_in`` (one SQL ``IN`` on the embedded
   store) against ``find({"customer_id": {"$in": ...}})``;
+* every event read into columns with ``find_columns`` (what training reads) against ``find`` with a projection,
+  both on the embedded store;
 * streaming 100,000 small documents: peak traced memory of ``find`` against holding them all in a list.
 
 ``bench/score.py`` may call :func:`store_paths` for its ``store`` phase.
@@ -153,6 +155,10 @@ def store_paths(tmp: Path, docs: int = DOCS, budget_s: float = BUDGET_S) -> list
                            lambda ids: list(mock_events.find({"customer_id": {"$in": ids}}, fields)), batches, budget_s)
     out.append(("events of 256 customers (find_in)", ours, theirs))
     _report(out[-1], docs)
+    ours, projected = _paired(lambda _: embedded_events.find_columns(list(fields)),
+                              lambda _: list(embedded_events.find({}, fields)), list(range(5)), budget_s)
+    print(f"store every event as columns (find_columns, training's read) against find with a projection, both "
+          f"embedded: {ours * docs:,.3g} vs {projected * docs:,.3g} events/s ({ours / projected:.1f}x)", flush=True)
     store.close()
     gc.unfreeze()
     return out

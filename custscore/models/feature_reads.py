@@ -23,26 +23,34 @@ def read_customers(store: Store, ids: Sequence[str] | None = None, with_truth: b
     return list(store[CUSTOMERS].find(filt, projection=projection))
 
 
-def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None,
-                    fields: Sequence[str] = EVENT_FIELDS) -> list[dict]:
-    """Purchase event documents (of all customers or of ``ids``) with ``fields`` (those features read), up to ``until``.
+def read_event_columns(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None,
+                       fields: Sequence[str] = EVENT_FIELDS) -> dict[str, list]:
+    """``fields`` (and ``customer_id``) of the purchase events of all customers or of ``ids``, up to ``until``, as
+    columns (None where an event has no such field).
 
     For given ids, one ``find_in`` (the worker's read: on the embedded store an SQL ``IN`` on the index decoded
-    straight into columns), each document then holding every field (None where the event has none).
+    straight into columns); for all customers, one ``find_columns`` (training's read of every event).
     """
     until_filter = None if until is None else {"ts": {"$lte": until}}
+    names = list(dict.fromkeys(("customer_id", *fields)))
     if ids is not None:
-        names = list(dict.fromkeys(("customer_id", *fields)))
-        columns = store[EVENTS].find_in("customer_id", list(ids), names, until_filter)
-        return [dict(zip(names, row, strict=True)) for row in zip(*(columns[n] for n in names), strict=True)]
-    filt: dict = dict(until_filter or {})
-    projection = {k: 1 for k in fields} | {"_id": 0}
-    return list(store[EVENTS].find(filt, projection=projection))
+        return store[EVENTS].find_in("customer_id", list(ids), names, until_filter)
+    return store[EVENTS].find_columns(names, until_filter)
+
+
+def read_event_docs(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None,
+                    fields: Sequence[str] = EVENT_FIELDS) -> list[dict]:
+    """The events of :func:`read_event_columns` as documents, each holding every field."""
+    columns = read_event_columns(store, ids, until, fields)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.datetime | None = None) -> pd.DataFrame:
     """Purchase events (of all customers or of ``ids``), optionally only those up to ``until``."""
-    return events_frame(read_event_docs(store, ids, until))
+    columns = read_event_columns(store, ids, until)
+    if not columns["customer_id"]:
+        return events_frame([])
+    return events_frame(pd.DataFrame(columns, columns=list(EVENT_FIELDS)))
 
 
 def features_for(store: Store, ids: Sequence[str], as_of: dt.datetime, categories: Sequence[str] = ()) -> pd.DataFrame:

@@ -59,8 +59,7 @@ def read_events(store: Store, ids: Sequence[str] | None = None, until: dt.dateti
         filt["customer_id"] = {"$in": list(ids)}
     if until is not None:
         filt["ts"] = {"$lte": until}
-    projection = {k: 1 for k in EVENT_COLUMNS} | {"_id": 0}
-    return events_frame(list(store[EVENTS].find(filt, projection=projection)))
+    return events_frame(pd.DataFrame(store[EVENTS].find_columns(EVENT_COLUMNS, filt)))
 
 
 def read_profiles(store: Store) -> pd.DataFrame:

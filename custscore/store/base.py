@@ -171,11 +171,19 @@ class Collection(abc.ABC):
         dict of str to list
             One list per field, in the same document order (insertion order on the embedded store).
         """
-        spec = {field_name: {"$in": list(values)}, **(filter or {})}
-        out: dict[str, list] = {f: [] for f in fields}
         if not values:
-            return out
-        for doc in self.find(spec, dict.fromkeys(fields, 1) | {"_id": int("_id" in fields)}):
+            return {f: [] for f in fields}
+        return self.find_columns(fields, {field_name: {"$in": list(values)}, **(filter or {})})
+
+    def find_columns(self, fields: Sequence[str], filter: dict | None = None) -> dict[str, list]:
+        """The ``fields`` of every document matching ``filter`` (all when None), as columns.
+
+        What a whole-collection read for a DataFrame needs (training reads every event): the server projects
+        (MongoDB), or pages are decoded in one call each and appended to the columns (embedded), with no
+        projected document per row. Columns as in :meth:`find_in`.
+        """
+        out: dict[str, list] = {f: [] for f in fields}
+        for doc in self.find(filter, dict.fromkeys(fields, 1) | {"_id": int("_id" in fields)}):
             for name, column in out.items():
                 column.append(get_path(doc, name))
         return out

@@ -136,6 +136,9 @@ class EmbeddedCollection(Collection):
                 ) -> dict[str, list]:
         return reading.columns_in(self._engine, self.name, field_name, values, fields, filter)
 
+    def find_columns(self, fields: Sequence[str], filter: dict | None = None) -> dict[str, list]:
+        return reading.columns_where(self._engine, self.name, filter, fields)
+
     def count(self, filter: dict | None = None) -> int:
         return reading.count_documents(self._engine, self.name, filter)
 

@@ -101,6 +101,13 @@ def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, l
 
     With ``fields`` (:func:`top_fields`) only those top-level fields are decoded (the caller projects).
     """
+    for page in iter_pages(engine, collection, filter, limit, fields):
+        yield from page
+
+
+def iter_pages(engine: SQLiteEngine, collection: str, filter: dict | None, limit: int = 0,
+               fields: frozenset | None = None) -> Iterator[list[dict]]:
+    """The documents of :func:`iter_documents`, a list per page (a columnar reader appends whole pages)."""
     plan = plan_read(engine, collection, filter)
     if plan is None:
         return
@@ -130,7 +137,7 @@ def iter_documents(engine: SQLiteEngine, collection: str, filter: dict | None, l
             if not plan.exact:
                 docs = plan.keep(docs)
         last = top
-        yield from docs
+        yield docs
         left -= len(docs)
         if rows < wanted or (limit and left <= 0):
             return
@@ -159,8 +166,8 @@ def _cached_candidates(engine: SQLiteEngine, collection: str, plan: ReadPlan, fi
 
 
 def _by_position(engine: SQLiteEngine, plan: ReadPlan, positions: list[int], limit: int,
-                 fields: frozenset | None) -> Iterator[dict]:
-    """The matching documents among the candidate rows at ``positions`` (in order), fetched in chunks."""
+                 fields: frozenset | None) -> Iterator[list[dict]]:
+    """The matching documents among the candidate rows at ``positions`` (in order), a list per fetched chunk."""
     left = limit
     for start in range(0, len(positions), BY_POS_MOST):
         limits.check_deadline()
@@ -175,7 +182,7 @@ def _by_position(engine: SQLiteEngine, plan: ReadPlan, positions: list[int], lim
         if limit:
             docs = docs[:left]
             left -= len(docs)
-        yield from docs
+        yield docs
         if limit and left <= 0:
             return
 
@@ -253,10 +260,26 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
         docs = bson.decode_all(blob or b"")
         if not plan.exact:
             docs = plan.keep(docs)
-    for name, column in out.items():
-        if "." in name:
-            column.extend(mql.get_path(doc, name) for doc in docs)
-        else:
-            column.extend(doc.get(name) for doc in docs)
+    _append_columns(out, docs)
     return out
 
+
+def columns_where(engine: SQLiteEngine, collection: str, filter: dict | None, fields: Sequence[str]
+                  ) -> dict[str, list]:
+    """``fields`` of every document matching ``filter``, as columns, read in :func:`iter_documents`' pages.
+
+    Each page is decoded whole in one C call: for small documents such as events that is several times faster
+    than decoding only the projected fields (:func:`partial_documents`) and projecting each document.
+    """
+    out: dict[str, list] = {f: [] for f in fields}
+    for page in iter_pages(engine, collection, filter):
+        _append_columns(out, page)
+    return out
+
+
+def _append_columns(out: dict[str, list], docs: list[dict]) -> None:
+    for name, column in out.items():
+        if "." in name:
+            column.extend([mql.get_path(doc, name) for doc in docs])
+        else:
+            column.extend([doc.get(name) for doc in docs])

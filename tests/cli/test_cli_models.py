@@ -28,7 +28,7 @@ FAMILIES = ("linear", "tree", "forest", "gboost", "xgboost", "mlp", "voting", "s
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("cli_models")
-    assert cli(home, "simulate", "--customers", "2500", "--seed", "5").exit_code == 0
+    assert cli(home, "simulate", "--customers", "1500", "--seed", "5").exit_code == 0
     result = cli(home, "train", "--task", "all", "--cv", "2")
     assert result.exit_code == 0, result.output
     home.joinpath("train.out").write_text(result.output)
@@ -238,7 +238,7 @@ def test_score_watch_in_two_processes_scores_each_customer_once_then_a_new_one_a
     after their batches on Ctrl-C; spawning costs ~10 s of imports and model loads per child, so one test does it."""
     from custscore.scorer.state import alive_workers
 
-    with _store(home) as st:  # 200 customers to score at start-up (all 2,500 would cost the suite ~5 s more)
+    with _store(home) as st:  # 200 customers to score at start-up (all 1,500 would cost the suite ~3 s more)
         ids = [d["_id"] for d in st["customers"].find({}, projection={"_id": 1}, limit=200)]
         st["customers"].update_many({"_id": {"$in": ids}}, {"$unset": {"score": ""}})
         before = st["customers"].count({"score": {"$exists": True}})

@@ -213,3 +213,18 @@ def test_find_in_returns_columns_of_the_matching_documents(store):
     assert store["nothing_here"].find_in("x", [1], ["x"]) == {"x": []}
     with pytest.raises(InputError, match="JavaScript"):
         events.find_in("customer_id", ["a"], ["amount"], filter={"$where": "1"})
+
+
+def test_find_columns_reads_every_matching_document_into_columns_in_pages(store):
+    events = store["events"]
+    events.insert_many([{"_id": i, "customer_id": f"c{i % 7}", "amount": float(i), "ts": DAY + dt.timedelta(hours=i),
+                         **({"meta": {"src": "web"}} if i % 2 else {})} for i in range(5000)])  # more than a page
+    cols = events.find_columns(["_id", "amount", "meta.src"])
+    assert cols["_id"] == list(range(5000)) and cols["amount"] == [float(i) for i in range(5000)]
+    assert cols["meta.src"][:3] == [None, "web", None]
+    assert events.find_columns(["customer_id"], {"ts": {"$lt": DAY + dt.timedelta(hours=3)}}) == {
+        "customer_id": ["c0", "c1", "c2"]}
+    assert events.find_columns(["amount"], {"amount": {"$gt": 1e9}}) == {"amount": []}
+    assert store["nothing_here"].find_columns(["x"]) == {"x": []}
+    with pytest.raises(InputError, match="JavaScript"):
+        events.find_columns(["amount"], {"$where": "1"})
