@@ -17,7 +17,7 @@ from typing import Any
 from custscore.errors import InputError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_INTERNAL = ("model_versions", "reasons", "reasons_task")
+_INTERNAL = ("model_versions", "models_key", "reasons", "reasons_task")
 
 
 def score_file_format(path: Path | str) -> str:

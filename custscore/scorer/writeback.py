@@ -116,10 +116,19 @@ class ScoredRow:
     as_of: dt.datetime | None = None  # the clock the features were computed at
 
 
+def models_key(versions: dict[str, str]) -> str:
+    """The model versions as one indexed string (``score.models_key``), e.g. ``"churn=2026…|segment=2026…"``.
+
+    Only a narrowing hint for the start-up scan (feed.stale_items): ``model_versions`` stays the record, so a score
+    written before the key existed is read and checked, not rescored.
+    """
+    return "|".join(f"{task}={version}" for task, version in sorted(versions.items()))
+
+
 def customer_score(row: ScoredRow, scored_at: dt.datetime) -> dict:
     """The ``score`` sub-document written on the customer."""
     src = row.result.score
-    score = {"model_versions": dict(row.versions)}
+    score = {"model_versions": dict(row.versions), "models_key": models_key(row.versions)}
     score.update({k: plain_deep(src.get(k)) for k in SCORE_FIELDS})
     score.update({
         "scored_at": scored_at,

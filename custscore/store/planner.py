@@ -97,6 +97,11 @@ def _field_clause(column: str, cond: Any) -> tuple[str, list] | None:
             if all(k is not None for k in keys):
                 parts.append(f"{column} IN ({','.join('?' * len(keys))})")
                 params.extend(keys)
+        elif op == "$ne":  # rows holding exactly this value cannot match; arrays and documents stay candidates
+            key = index_key(arg)
+            if key is not None:
+                parts.append(f"{column} != ?")
+                params.append(key)
         elif op in _RANGE_SQL:
             key = index_key(arg)
             if key is not None:

@@ -18,8 +18,10 @@ COLLECTIONS = (CUSTOMERS, EVENTS, PREDICTIONS, MODELS, DEAD_LETTERS, SCORER_STAT
 
 # field -> unique?  (``_id`` is always indexed)
 INDEXES: dict[str, dict[str, bool]] = {
-    # score.as_of: the freshness sweep pages through scores oldest first (scorer/freshness.py)
-    CUSTOMERS: {"updated_at": False, "region": False, "channel": False, "signup_date": False, "score.as_of": False},
+    # score.as_of: the freshness sweep pages through scores oldest first (scorer/freshness.py);
+    # score.models_key: a worker's start finds the scores of other model versions without reading every customer
+    CUSTOMERS: {"updated_at": False, "region": False, "channel": False, "signup_date": False, "score.as_of": False,
+                "score.models_key": False},
     EVENTS: {"customer_id": False, "ts": False, "ingested_at": False},
     PREDICTIONS: {"customer_id": False, "scored_at": False, "model_version": False},
     MODELS: {"task": False},

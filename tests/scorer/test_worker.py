@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+from custscore.scorer.feed import stale_items
+from custscore.scorer.partition import Partition
 from custscore.scorer.state import worker_alive
 from custscore.scorer.worker import Worker
 from custscore.scorer.writeback import prediction_id
@@ -99,6 +101,25 @@ def test_hot_reload_switches_at_the_next_batch_and_says_so(store, caplog):
     assert {s["model_versions"]["churn"] for s in scores(store).values()} == {"c2"}
     assert store.collection(PREDICTIONS).count({"model_versions.churn": "c1"}) == 10
     assert store.collection(PREDICTIONS).count({"model_versions.churn": "c2"}) == len(ids)
+
+
+def test_a_start_rescores_only_scores_of_other_models_and_keeps_scores_from_before_the_models_key(store):
+    ids = simulate(store, 30)
+    registry = FakeRegistry()
+    Worker(store, registry.loader, registry.probe, batch_size=16).run_once()
+    customers = store.collection(CUSTOMERS)
+    assert customers.count({"score.models_key": "churn=c1|satisfaction=s1|segment=g1"}) == 30
+    old = {**VERSIONS, "churn": "c0"}  # as a worker with the previous churn model wrote it
+    customers.update_one({"_id": ids[0]}, {"$set": {"score.model_versions": old, "score.models_key": "churn=c0|x"}})
+    customers.update_one({"_id": ids[1]}, {"$unset": {"score.models_key": ""}})  # written before the key existed
+    kept = scores(store)[ids[1]]
+    assert [item.customer_id for item in stale_items(store, VERSIONS, Partition(1, 0))] == [ids[0]]
+
+    stats = Worker(store, registry.loader, registry.probe, batch_size=16).run_once()
+
+    assert stats.scored == 1
+    assert scores(store)[ids[0]]["model_versions"] == VERSIONS
+    assert scores(store)[ids[1]] == kept
 
 
 def test_run_scores_live_inserts_and_stops_cleanly(store):

@@ -32,6 +32,8 @@ conditions = st.one_of(
 @given(docs=st.lists(st.one_of(st.fixed_dictionaries({}, optional={"f": values, "g": values})), max_size=12), cond=conditions)
 @example(docs=[{"f": [1, 2]}, {"f": "a"}, {}], cond=1)
 @example(docs=[{"f": [1, 2]}, {"f": True}, {"f": None}], cond={"$lt": 2})
+@example(docs=[{"f": 1}, {"f": 1.0}, {"f": [1]}, {"f": [2]}, {}, {"f": None}, {"f": True}, {"f": "1"}], cond={"$ne": 1})
+@example(docs=[{"f": "a"}, {"f": ["a"]}, {}, {"f": dt.datetime(2024, 1, 1)}], cond={"$ne": "a", "$gte": "a"})
 def test_indexed_queries_answer_exactly_like_mongo_semantics(docs, cond):
     store = EmbeddedStore(None)
     coll = store["t"]
