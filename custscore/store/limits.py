@@ -164,6 +164,21 @@ def find_unstorable(doc: Any) -> Unstorable | None:
     return None
 
 
+def min_bytes_past_nesting() -> int:
+    """The size of the smallest BSON document nested more than :data:`MAX_NESTING` levels deep.
+
+    5 bytes for the outer document and at least 7 per level inside it (a type byte, an empty key's NUL, an empty
+    document's 5 bytes): a smaller encoding needs no walk to know it is within the limit.
+    """
+    return 5 + 7 * MAX_NESTING
+
+
+def _check_nesting(doc: Any, what: str) -> None:
+    if nesting_depth(doc) > MAX_NESTING:
+        raise LimitExceeded(f"{what} cannot be stored: it is nested more than {MAX_NESTING} levels deep "
+                            "(MongoDB's limit); flatten it")
+
+
 def encode_document(doc: dict, what: str = "document") -> bytes:
     """``doc`` as BSON, refused with :class:`LimitExceeded` when MongoDB would refuse it.
 
@@ -184,16 +199,15 @@ def encode_document(doc: dict, what: str = "document") -> bytes:
     LimitExceeded
         Nested more than 100 levels, larger than 16 MB, or holding a value BSON cannot encode.
     """
-    depth = nesting_depth(doc)
-    if depth > MAX_NESTING:
-        raise LimitExceeded(f"{what} cannot be stored: it is nested more than {MAX_NESTING} levels deep "
-                            "(MongoDB's limit); flatten it")
     try:
-        blob = bson.encode(doc)
+        blob = bson.encode(doc)  # the C encoder stops a hostile depth itself, with a RecursionError
     except (InvalidDocument, TypeError, OverflowError, UnicodeEncodeError, ValueError, RecursionError) as exc:
+        _check_nesting(doc, what)
         problem = find_unstorable(doc)
         reason = str(problem) if problem is not None else str(exc).split("\n", 1)[0]
         raise LimitExceeded(f"{what} cannot be stored: {reason}") from exc
+    if len(blob) >= min_bytes_past_nesting():  # a smaller document cannot be nested that deep: no walk
+        _check_nesting(doc, what)
     if len(blob) > MAX_DOCUMENT_BYTES:
         raise LimitExceeded(f"{what} cannot be stored: it is {len(blob) / 2**20:.1f} MB of BSON, more than "
                             f"MongoDB's {MAX_DOCUMENT_BYTES // 2**20} MB limit; split it or drop large fields")

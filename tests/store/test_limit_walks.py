@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+import bson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,3 +78,23 @@ def test_a_problem_is_named_whatever_the_quick_pass_says():
     assert str(limits.find_unstorable({"ok": "ünïcødé", "n": 2**64})) == \
         "n: is too large an integer (MongoDB stores 8-byte integers); store it as text"
     assert limits.find_unstorable({"ok": "ünïcødé", "level": Level.HIGH, "t": (1, 2)}) is None
+
+
+def test_the_smallest_document_past_the_nesting_limit_is_refused_without_a_walk_below_that_size():
+    doc: dict = {}
+    inner = doc
+    for _ in range(limits.MAX_NESTING):
+        inner[""] = {}
+        inner = inner[""]
+    assert limits.nesting_depth(doc) == limits.MAX_NESTING + 1
+    assert len(bson.encode(doc)) == limits.min_bytes_past_nesting()
+    with pytest.raises(limits.LimitExceeded, match="nested more than 100 levels deep"):
+        limits.encode_document(doc)
+    listed: list = []
+    inner_list = listed
+    for _ in range(limits.MAX_NESTING - 1):
+        inner_list.append([])
+        inner_list = inner_list[0]
+    assert len(bson.encode({"": listed})) > limits.min_bytes_past_nesting()  # arrays cost more per level
+    with pytest.raises(limits.LimitExceeded, match="nested more than 100 levels deep"):
+        limits.encode_document({"": listed})
