@@ -141,3 +141,12 @@ def test_keras_early_stopping_stops_before_epochs():
     X, y = rng.normal(size=(200, 3)), rng.normal(size=200)  # pure noise: validation loss stops improving fast
     model = KerasMLPRegressor(hidden=(16,), epochs=300, patience=2, learning_rate=1e-2).fit(X, y)
     assert model.n_epochs_ < 300
+
+
+def test_a_fit_of_few_steps_runs_eagerly_and_a_default_fit_traces_its_graph():
+    X, y = make_classification(300, 5, random_state=1)
+    small = KerasMLPClassifier(hidden=(4,), epochs=2, random_state=0).fit(X, y)  # 2 epochs x 1 batch
+    assert small.model_.run_eagerly and small.n_epochs_ == 2
+    big = KerasMLPClassifier(hidden=(4,), epochs=40, patience=50, random_state=0).fit(X, y)  # 40 steps
+    assert not big.model_.run_eagerly and big.n_epochs_ == 40
+    assert small.predict_proba(X[:5]).shape == big.predict_proba(X[:5]).shape == (5, 2)
