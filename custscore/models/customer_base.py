@@ -27,6 +27,7 @@ the ``X`` they are fitted on, so inside a CV fold they only ever see that fold's
 from __future__ import annotations
 
 import logging
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,11 @@ def _check_days(name: str, value) -> float:
     if not np.isfinite(days) or days <= 0:
         raise InputError(f"{name}={value!r} must be a positive number of days; pass e.g. {name}=90")
     return days
+
+
+# fitted CustomerBaseFeatures -> (its last input matrix's shape and bytes, the values): kept off the estimator so a
+# saved model never carries it, and dropped with the estimator
+_LAST_VALUES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class CustomerBaseFeatures(TransformerMixin, BaseEstimator):
@@ -150,10 +156,22 @@ class CustomerBaseFeatures(TransformerMixin, BaseEstimator):
 
     def transform_array(self, X: np.ndarray) -> np.ndarray:
         """``transform`` with ``append=False`` on a float matrix of the fitted columns (``feature_names_in_``
-        order): the NumPy replay of ``models/prep_numpy.py`` and the scorer's score fields, without a frame."""
+        order): the NumPy replay of ``models/prep_numpy.py`` and the scorer's score fields, without a frame.
+
+        The scorer asks twice for the same rows (the churn model's prep, then the score fields): the last answer
+        per fitted step is kept (:data:`_LAST_VALUES`) and returned, as a copy, for an identical matrix."""
         if not hasattr(self, "bg_"):
             raise ModelError("CustomerBaseFeatures is not fitted; call fit(X) first")
         X = np.asarray(X, dtype=float)
+        key = (X.shape, X.tobytes())
+        last = _LAST_VALUES.get(self)
+        if last is not None and last[0] == key:
+            return last[1].copy()
+        values = self._values_of_array(X)
+        _LAST_VALUES[self] = (key, values)
+        return values.copy()
+
+    def _values_of_array(self, X: np.ndarray) -> np.ndarray:
         where = {name: i for i, name in enumerate(self.feature_names_in_)}
         if all(c in where for c in RFM_COLUMNS):
             monetary = X[:, where["monetary_value"]] if "monetary_value" in where else np.zeros(len(X))

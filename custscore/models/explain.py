@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import ConfigError, CustscoreError, InputError, ModelError
+from custscore.models.direct_predict import DirectPredictor
 from custscore.models.prep_numpy import FeatureRows, compile_transform, sklearn_transform, transform_steps
 from custscore.store.plain import plain
 
@@ -59,6 +60,7 @@ class Explainer:
         self.pipeline, self.kind, self.method, self.units = pipeline, kind, method, units
         self.raw_names, self.col_map, self.background_t, self.seed = raw_names, col_map, background_t, seed
         self.model = pipeline.named_steps["model"]
+        self.predictor = DirectPredictor(self.model)  # the model's predictions on ``transform``'s output, unchecked
         # raw frame or FeatureRows -> the matrix the model step sees (sklearn, or its NumPy replay checked against it)
         self.transform = transform or (lambda X: sklearn_transform(
             pipeline, X.select(raw_names) if isinstance(X, FeatureRows) else X))
@@ -107,7 +109,7 @@ class Explainer:
         k = None
         if self.kind != "regression":
             if self._multi:
-                k = (self.model.predict_proba(Xt) if outputs is None else np.asarray(outputs)).argmax(axis=1)
+                k = (self.predictor.predict_proba(Xt) if outputs is None else np.asarray(outputs)).argmax(axis=1)
             else:
                 k = np.ones(n, dtype=int)
         if self.method == "permutation":
@@ -157,8 +159,8 @@ class Explainer:
     def _output(self, Z, k):
         """Model output in explained units for rows ``Z``; ``k`` is the class per row (or None)."""
         if self.kind == "regression":
-            return np.asarray(self.model.predict(Z), dtype=float).reshape(len(Z), -1)[:, 0]
-        return np.asarray(self.model.predict_proba(Z), dtype=float)[np.arange(len(Z)), k]
+            return np.asarray(self.predictor.predict(Z), dtype=float).reshape(len(Z), -1)[:, 0]
+        return np.asarray(self.predictor.predict_proba(Z), dtype=float)[np.arange(len(Z)), k]
 
     def _by_permutation(self, Xt, k, outputs=None):
         """Antithetic permutation SHAP over raw-feature groups, one order per row, vectorised over rows and steps.
@@ -173,7 +175,7 @@ class Explainer:
         groups = len(used)
         col_group = np.searchsorted(used, self.col_map)  # per transformed column, its raw-feature group
         if self._background_mean is None:
-            out = self._output(bg, None) if k is None else np.asarray(self.model.predict_proba(bg), dtype=float)
+            out = self._output(bg, None) if k is None else np.asarray(self.predictor.predict_proba(bg), dtype=float)
             self._background_mean = np.asarray(out, dtype=float).mean(axis=0)
         base = np.full(n, float(self._background_mean)) if k is None else self._background_mean[k]
         if outputs is None:

@@ -140,7 +140,7 @@ class ProductionModels:
             Z = ex.transform(rows)  # one transform per model, shared by the prediction and its SHAP values
             if task in ("churn", population.TASK):
                 members = ~new if task == "churn" else new
-                raw = np.asarray(ex.model.predict_proba(Z[members]), dtype=float) if members.any() \
+                raw = np.asarray(ex.predictor.predict_proba(Z[members]), dtype=float) if members.any() \
                     else np.empty((0, 2))
                 calibrator = getattr(model.pipeline, "calibrator", None)  # a CalibratedPipeline's
                 p = calibrator.transform(raw[:, 1]) if calibrator is not None and len(raw) else raw[:, 1]
@@ -155,17 +155,17 @@ class ProductionModels:
                     out["churn_probability"][members] = 1.0 - p  # P(no purchase within the horizon), as for buyers
                 explanations[task] = _within(ex, Z, cols, members, raw)
                 continue
+            pred = None
             if task == "satisfaction":
-                pred = ex.model.predict(Z)
+                pred = ex.predictor.predict(Z)
                 out["satisfaction"] = np.clip(np.asarray(pred, dtype=float).reshape(len(Z), -1)[:, 0], 1.0, 10.0)
             elif task == "segment":
-                pred = None
-                seg = np.asarray(ex.model.predict(Z)).astype(int)
+                seg = np.asarray(ex.predictor.predict(Z)).astype(int)
                 out["segment"] = seg
                 out["segment_name"] = np.array([self.segment_names.get(int(s), f"segment {s}") for s in seg],
                                                dtype=object)
             if task not in skip_shap:
-                explanations[task] = ex.explain_transformed(Z, cols, pred if task == "satisfaction" else None)
+                explanations[task] = ex.explain_transformed(Z, cols, pred)
         return out, explanations
 
     def reasons(self, explanations: dict[str, explain.Explanation], X: pd.DataFrame | FeatureRows,
@@ -230,9 +230,11 @@ def _customer_base_values(pipeline, rows: FeatureRows, members: np.ndarray) -> d
     if all(c in rows.position for c in customer_base_family.INPUTS):
         idx = rows.indices(customer_base_family.INPUTS)
         if rows.all_numeric(idx):
-            values = customer_base_family.customer_base_arrays(base, rows.floats(idx)[members])
+            # every row, as the churn model's prep asked a moment ago, so the step's last answer serves (see
+            # CustomerBaseFeatures.transform_array); the members' rows are then taken
+            values = customer_base_family.customer_base_arrays(base, rows.floats(idx))
             if values is not NotImplemented:
-                return values
+                return None if values is None else {name: v[members] for name, v in values.items()}
     values = customer_base_family.customer_base_values(base, rows.frame[members])
     return None if values is None else {name: values[name].to_numpy(dtype=float) for name in values.columns}
 

@@ -319,6 +319,18 @@ def test_the_array_path_gives_the_frame_path_s_values(frame, discount_rate):
     assert np.isnan(got[(X["orders_total"] == 0).to_numpy()]).all()  # non-buyers stay NaN
 
 
+def test_the_array_path_answers_a_repeated_matrix_from_its_last_answer_as_a_copy(frame):
+    X, _ = frame
+    step = CustomerBaseFeatures(horizon_days=90).fit(X)
+    rows = X.loc[:, list(step.feature_names_in_)].to_numpy(dtype=float)
+    first = step.transform_array(rows)
+    first[:] = -1.0  # a caller writing into its answer changes nothing kept
+    again = step.transform_array(rows)
+    np.testing.assert_array_equal(again, CustomerBaseFeatures(horizon_days=90).fit(X).transform_array(rows))
+    other = rows[::-1].copy()
+    np.testing.assert_array_equal(step.transform_array(other), again[::-1])  # new rows are computed, not reused
+
+
 def test_transformer_learns_only_from_the_rows_it_is_fitted_on(frame):
     X, _ = frame
     half = CustomerBaseFeatures().fit(X.iloc[:2000])
