@@ -1,11 +1,12 @@
 """HTTP API latency and throughput against a real `custscore serve` on loopback, and the sources' naive endpoint.
 
-    python bench/serve.py [--home DIR] [--requests 200] [--seconds 30] [--client stdlib|httpx]
+    python bench/serve.py [--home DIR] [--requests 200] [--seconds 30] [--client stdlib|httpx] [--processes 1,2]
     python bench/serve.py --home DIR --in-process [--repeat 30]
 
 Without --home it simulates 2,000 customers and trains every task (a few
 families, 2-fold CV) in a temporary home. Each level (concurrency 1, 8, 32;
-1 and 100 customers per request) is bounded by --requests and --seconds. The
+1 and 100 customers per request) is bounded by --requests and --seconds, and
+the table is run once per `serve --processes` count (default: 1, then 2). The
 naive peer is the endpoint the sources describe: it loads the model on every
 call and scores one row (here: `load_production` + the same scoring per request),
 served by uvicorn from this file on another port. Prints p50/p99 and requests/s,
@@ -251,6 +252,8 @@ def main() -> None:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="stdlib",
                         help="load generator: http.client (default, lighter) or httpx; the other one is also "
                              "timed at concurrency 8, 1 customer per request")
+    parser.add_argument("--processes", default="1,2",
+                        help="comma-separated `serve --processes` counts; the table is run for each (default 1,2)")
     args = parser.parse_args()
     if args.in_process:
         if args.home is None:
@@ -267,46 +270,54 @@ def main() -> None:
                if line.startswith("cs_"))
     headers = {"Authorization": f"Bearer {key}"}
     env = {**os.environ, "CUSTSCORE_HOME": str(home)}
-    port, naive_port = free_port(), free_port()
-    ours = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    counts = [int(n) for n in args.processes.split(",")]
+    naive_port = free_port()
     naive = subprocess.Popen([sys.executable, __file__, "--naive-server", str(home), str(naive_port)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base, naive_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{naive_port}"
+    naive_base = f"http://127.0.0.1:{naive_port}"
+    docs = customers(home, 500)
+    singles = [{"customers": [d]} for d in docs]
+    hundreds = [{"customers": docs[i:i + 100]} for i in range(0, 400, 100)]
+    rows = {}
     try:
-        wait_ready(base, ours)
-        wait_ready(naive_base, naive)
-        docs = customers(home, 500)
-        singles = [{"customers": [d]} for d in docs]
-        hundreds = [{"customers": docs[i:i + 100]} for i in range(0, 400, 100)]
-        load(base, headers, singles, 1, 20, 10, args.client)  # warm-up
         print("load average (1, 5, 15 min) at the start: {:.1f} {:.1f} {:.1f} on {} cores".format(
             *os.getloadavg(), os.cpu_count()))
-        print(f"{'customers/request':>17} {'concurrency':>11} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'req/s':>7} {'customers/s':>11}")
-        rows = {}
-        for per, bodies in ((1, singles), (100, hundreds)):
-            for conc in (1, 8, 32):
-                limit = args.requests if per == 1 else max(8, args.requests // 10)
-                r = load(base, headers, bodies, conc, limit, args.seconds, args.client)
-                rows[(per, conc)] = r
-                print(f"{per:>17} {conc:>11} {r['n']:>8} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['rps']:>7.1f} "
-                      f"{r['rps'] * per:>11.0f}" + (f"  ({r['errors']} errors)" if r["errors"] else ""))
-        other = next(c for c in CLIENTS if c != args.client)
-        r = load(base, headers, singles, 8, args.requests, args.seconds, other)
-        print(f"1 customer/request, concurrency 8, with the {other} client instead of {args.client}: "
-              f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, {r['rps']:.1f} req/s")
+        print(f"{'processes':>9} {'customers/request':>17} {'concurrency':>11} {'requests':>8} {'p50 ms':>8} "
+              f"{'p99 ms':>8} {'req/s':>7} {'customers/s':>11}")
+        for processes in counts:
+            port = free_port()
+            ours = subprocess.Popen([*CLI, "serve", "--port", str(port), "--processes", str(processes)], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(base, ours)
+                load(base, headers, singles, 8, 40, 10, args.client)  # warm-up, reaching every replica
+                for per, bodies in ((1, singles), (100, hundreds)):
+                    for conc in (1, 8, 32):
+                        limit = args.requests if per == 1 else max(8, args.requests // 10)
+                        r = load(base, headers, bodies, conc, limit, args.seconds, args.client)
+                        rows[(processes, per, conc)] = r
+                        print(f"{processes:>9} {per:>17} {conc:>11} {r['n']:>8} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+                              f"{r['rps']:>7.1f} {r['rps'] * per:>11.0f}"
+                              + (f"  ({r['errors']} errors)" if r["errors"] else ""))
+                other = next(c for c in CLIENTS if c != args.client)
+                r = load(base, headers, singles, 8, args.requests, args.seconds, other)
+                print(f"{processes} process(es), 1 customer/request, concurrency 8, with the {other} client instead "
+                      f"of {args.client}: p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, {r['rps']:.1f} req/s")
+            finally:
+                ours.terminate()
+                ours.wait(timeout=60)
+        wait_ready(naive_base, naive)
+        first = rows[(counts[0], 1, 1)]
         naive_r = load(naive_base, {}, singles, 1, max(10, args.requests // 10), args.seconds)
         print(f"naive endpoint (loads the model per call), 1 customer, concurrency 1: p50 {naive_r['p50']:.1f} ms, "
               f"p99 {naive_r['p99']:.1f} ms, {naive_r['rps']:.1f} req/s")
-        print(f"speed-up of custscore serve over the naive endpoint at concurrency 1: "
-              f"{naive_r['p50'] / rows[(1, 1)]['p50']:.1f}x (p50), {rows[(1, 1)]['rps'] / naive_r['rps']:.1f}x (req/s)")
+        print(f"speed-up of custscore serve ({counts[0]} process(es)) over the naive endpoint at concurrency 1: "
+              f"{naive_r['p50'] / first['p50']:.1f}x (p50), {first['rps'] / naive_r['rps']:.1f}x (req/s)")
         print("load average at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     finally:
-        for p in (ours, naive):
-            p.terminate()
-            p.wait(timeout=30)
-
+        naive.terminate()
+        naive.wait(timeout=30)
 
 if __name__ == "__main__":
     main()

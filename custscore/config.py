@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from custscore.clock import Clock, as_of_from_env, clock_for
+from custscore.clock import ENV_AS_OF, Clock, as_of_from_env, clock_for
 from custscore.errors import ConfigError
 from custscore.redact import redact
 
@@ -79,6 +79,13 @@ class Settings:
     def clock(self, as_of: str | dt.date | None = None) -> Clock:
         """The as-of clock: ``as_of`` (the ``--as-of`` flag) over ``CUSTSCORE_AS_OF`` over the wall clock."""
         return clock_for(as_of, self.as_of)
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that :meth:`build` resolves back to these settings (for a spawned process)."""
+        env = {ENV_HOME: str(self.home), ENV_URI: self.mongo_uri, ENV_DB: self.db_name, ENV_CURRENCY: self.currency}
+        if self.as_of is not None:
+            env[ENV_AS_OF] = self.as_of.isoformat()
+        return env
 
     @property
     def backend(self) -> str:

@@ -10,11 +10,13 @@ hostile body is refused before anything else runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -153,7 +155,8 @@ def _customers(payload: Any, max_batch: int) -> tuple[list, list, Any]:
 
 
 def create_app(service: ScoringService, *, metrics_token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-               max_batch: int = MAX_BATCH, metrics: ApiMetrics | None = None) -> FastAPI:
+               max_batch: int = MAX_BATCH, metrics: ApiMetrics | None = None,
+               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
     """The API over ``service``.
 
     Parameters
@@ -166,10 +169,20 @@ def create_app(service: ScoringService, *, metrics_token: str | None = None, max
         Request size and customers-per-request limits.
     metrics : ApiMetrics, optional
         Where request metrics go (a fresh registry by default).
+    on_shutdown : callable, optional
+        Called when the server stops (e.g. closing a store the app owns).
     """
     from custscore import __version__
 
-    app = FastAPI(title="custscore", version=__version__,
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            if on_shutdown is not None:
+                on_shutdown()
+
+    app = FastAPI(title="custscore", version=__version__, lifespan=lifespan,
                   description="Customer scores, reasons and recommendations; the same code as `custscore predict`.")
     meter = metrics or ApiMetrics()
 

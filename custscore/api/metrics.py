@@ -1,33 +1,46 @@
 """Prometheus metrics of the API and of the scorer worker, through prometheus-client (no hand-written exposition).
 
 Each :class:`ApiMetrics` / :class:`WorkerMetrics` has a registry of its own, so
-tests and several apps in one process never collide on metric names.
+tests and several apps in one process never collide on metric names. When
+``PROMETHEUS_MULTIPROC_DIR`` is set (``custscore serve --processes N`` sets it
+for its replicas), the API's values live in that directory and ``/metrics`` of
+any replica adds up every replica's, through prometheus-client's multiprocess
+collector.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, start_http_server
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable for metrics shared by processes
 
 
 class _Versions:
-    """A labelled gauge of the loaded model versions: value 1 for each (task, version) loaded now."""
+    """A labelled gauge of the loaded model versions: value 1 for each (task, version) loaded now.
 
-    def __init__(self, registry: CollectorRegistry, prefix: str):
+    Shared by processes, the gauge is the maximum over them (1 while any replica has the version loaded), and a
+    version a process no longer has is set to 0 there: a value in the shared files cannot be removed."""
+
+    def __init__(self, registry: CollectorRegistry, prefix: str, shared: bool = False):
         self.gauge = Gauge(f"{prefix}_model_version_info", "Loaded production model version (1 = loaded)",
-                           ["task", "version"], registry=registry)
+                           ["task", "version"], registry=registry, multiprocess_mode="max")
+        self.shared = shared
         self.current: dict[str, str] = {}
 
     def set(self, versions: dict[str, str]) -> None:
         if versions == self.current:
             return
         for task, version in self.current.items():
-            self.gauge.remove(task, version)
+            if self.shared:
+                self.gauge.labels(task=task, version=version).set(0)
+            else:
+                self.gauge.remove(task, version)
         for task, version in versions.items():
             self.gauge.labels(task=task, version=version).set(1)
         self.current = dict(versions)
@@ -37,12 +50,13 @@ class ApiMetrics:
     """Request latency per endpoint, requests by endpoint and status, model versions."""
 
     def __init__(self) -> None:
+        self.shared = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         self.latency = Histogram("custscore_api_request_seconds", "Request latency by endpoint", ["endpoint"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.requests = Counter("custscore_api_requests", "Requests by endpoint and HTTP status",
                                 ["endpoint", "status"], registry=self.registry)
-        self.versions = _Versions(self.registry, "custscore_api")
+        self.versions = _Versions(self.registry, "custscore_api", shared=self.shared)
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         self.latency.labels(endpoint=endpoint).observe(seconds)
@@ -52,8 +66,12 @@ class ApiMetrics:
         self.versions.set(versions)
 
     def exposition(self) -> tuple[bytes, str]:
-        """The text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The text exposition and its content type (of every replica, when shared by processes)."""
+        if not self.shared:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        every = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every)
+        return generate_latest(every), CONTENT_TYPE_LATEST
 
 
 class WorkerMetrics:

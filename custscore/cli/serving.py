@@ -37,25 +37,38 @@ def serve(
         "--metrics-token", help=f"Require `Authorization: Bearer TOKEN` on /metrics (default: ${ENV_METRICS_TOKEN}).")] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most customers per request.")] = 1000,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body, in MB.")] = 4.0,
+    processes: Annotated[int, typer.Option(
+        "--processes", help="Run this many API processes on the port (one per core); they share only the store.")] = 1,
 ) -> None:
     """Serve scores, explanations and stored scores over HTTP (OpenAPI docs at /docs), behind API keys.
 
-    Example: custscore apikey create app1 && custscore serve --port 8000
+    Example: custscore apikey create app1 && custscore serve --port 8000 --processes 2
     """
     import uvicorn
 
     from custscore.api.app import create_app
+    from custscore.api.replicas import check_processes, run_replicas
     from custscore.api.service import ScoringService
 
     if not 0 < port < 65536:
         raise fail(f"--port {port} is not a TCP port; use 1-65535, e.g. --port 8000")
     settings: Settings = ctx.obj
+    token = metrics_token or os.environ.get(ENV_METRICS_TOKEN) or None
+    with user_errors():
+        check_processes(processes, settings)
+    if processes > 1:
+        with user_errors(), opened_store(ctx):
+            pass  # a store that cannot open fails here, once, not in every replica
+        console.print(f"serving on http://{host}:{port} with {processes} processes (docs: http://{host}:{port}/docs)",
+                      highlight=False)
+        run_replicas(settings, processes, host=host, port=port, metrics_token=token, max_batch=max_batch,
+                     max_body_bytes=int(max_body_mb * 1024 * 1024))
+        return
     with user_errors(), opened_store(ctx) as store:
         service = ScoringService(store, settings)
         if service.models is None:
             err_console.print(f"[yellow]warning:[/] {service.load_error}; /v1/score answers 503 until then")
-        api = create_app(service, metrics_token=metrics_token or os.environ.get(ENV_METRICS_TOKEN) or None,
-                         max_batch=max_batch, max_body_bytes=int(max_body_mb * 1024 * 1024))
+        api = create_app(service, metrics_token=token, max_batch=max_batch, max_body_bytes=int(max_body_mb * 1024 * 1024))
         console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs; models "
                       f"{versions_text(service.versions)})",
                       highlight=False)
