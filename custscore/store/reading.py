@@ -22,7 +22,7 @@ from bson.raw_bson import RawBSONDocument
 from mongomock import filtering
 
 from custscore.errors import InputError
-from custscore.store import fast_filter, field_cache, limits, mql, planner
+from custscore.store import fast_filter, field_cache, limits, mql, planner, row_cache
 from custscore.store.base import check_no_javascript
 from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, table_name
@@ -31,6 +31,7 @@ PAGE_FIRST, PAGE_MOST = 16, 4096  # rows per page: few for a find_one, growing t
 _RAW = CodecOptions(document_class=RawBSONDocument)  # top level decoded on access, sub-documents left as bytes
 BY_POS_MOST = 500  # candidate rows fetched per statement
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> field_cache.FieldCaches
+_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> row_cache.RowCache (find_in)
 
 
 def top_fields(projection: dict | None, filter: dict | None) -> frozenset | None:
@@ -242,8 +243,10 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
                filter: dict | None = None) -> dict[str, list]:
     """``fields`` of the documents whose ``field_name`` is one of ``values`` (and match ``filter``), as columns.
 
-    One statement (an SQL ``IN`` on the field's index when it has one), one decode call, and
-    the values appended straight to per-field lists: no projected document per row.
+    One statement (an SQL ``IN`` on the field's index when it has one) for the candidates' positions and
+    sequence numbers, one decode call for the rows the engine's row cache (row_cache.py) does not hold as they
+    are now, and the values appended straight to per-field lists: no projected document per row. Inside a write
+    transaction every candidate is decoded.
     """
     spec = {field_name: {"$in": list(values)}, **(filter or {})}
     out: dict[str, list] = {f: [] for f in fields}
@@ -253,15 +256,37 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
     if plan is None:
         return out
     with mapped(plan.what, query=True):
-        with engine.read() as conn:
-            (blob,) = conn.execute(f"SELECT CAST(group_concat(doc, '') AS BLOB) FROM "
-                                   f'(SELECT doc FROM "{plan.table}" WHERE {plan.where} ORDER BY pos)', plan.params
-                                   ).fetchone()
-        docs = bson.decode_all(blob or b"")
+        docs = _cached_rows(engine, plan, spec, fields)
+        if docs is None:
+            with engine.read() as conn:
+                (blob,) = conn.execute(f"SELECT CAST(group_concat(doc, '') AS BLOB) FROM "
+                                       f'(SELECT doc FROM "{plan.table}" WHERE {plan.where} ORDER BY pos)', plan.params
+                                       ).fetchone()
+            docs = bson.decode_all(blob or b"")
         if not plan.exact:
             docs = plan.keep(docs)
     _append_columns(out, docs)
     return out
+
+
+def _cached_rows(engine: SQLiteEngine, plan: ReadPlan, spec: dict, fields: Sequence[str]) -> list[dict] | None:
+    """The candidate rows of ``plan`` with the top-level fields that ``fields`` and the filter need, through the
+    engine's row cache (row_cache.py); None inside a write transaction or for a filter with a top-level operator."""
+    if any(type(k) is not str or k.startswith("$") for k in spec):
+        return None
+    needed = tuple(sorted({*(f.split(".")[0] for f in fields), *(k.split(".")[0] for k in spec)}))
+    with engine.snapshot() as conn:
+        if engine.in_write:  # a write of ours may still roll back: its rows must not be cached
+            return None
+        return rows_cached(engine).rows(conn, plan.table, plan.where, plan.params, needed)
+
+
+def rows_cached(engine: SQLiteEngine) -> row_cache.RowCache:
+    """The engine's row cache of ``find_in`` reads (made on first use)."""
+    cache = _ROWS.get(engine)
+    if cache is None:
+        cache = _ROWS[engine] = row_cache.RowCache()
+    return cache
 
 
 def columns_where(engine: SQLiteEngine, collection: str, filter: dict | None, fields: Sequence[str]
