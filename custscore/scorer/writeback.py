@@ -79,10 +79,24 @@ def is_replay(stored: Any, input_version: str, versions: dict[str, str], as_of: 
 _SCALARS = frozenset((float, int, str, bool, type(None)))
 
 
-def _plain_vectors(value: Any) -> Any:
-    """``plain_deep`` of a SHAP or feature dict (``{name: number}``, or one level of those by task), without the
-    walk when every key is text and every value already a plain non-NaN scalar (what the models return)."""
-    if type(value) is not dict:
+def _flat_plain(item: dict) -> bool:
+    """Whether ``item`` has text keys and plain non-NaN scalar values only."""
+    scalars = _SCALARS
+    return all(type(k) is str and type(v) in scalars and v == v for k, v in item.items())
+
+
+def _plain_fields(value: Any) -> Any:
+    """``plain_deep`` of a score field, a SHAP or a feature dict, without the walk when it is already plain: a
+    scalar, ``{name: number}`` or one level of those by task (SHAP, features), or a list of flat records (reasons,
+    recommendations) - what the models return."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value if value == value else plain_deep(value)
+    if kind is list:
+        if all(type(item) is dict and _flat_plain(item) for item in value):
+            return value
+        return plain_deep(value)
+    if kind is not dict:
         return plain_deep(value)
     scalars = _SCALARS
     for key, item in value.items():
@@ -90,7 +104,7 @@ def _plain_vectors(value: Any) -> Any:
         if type(key) is not str:
             return plain_deep(value)
         if kind is dict:
-            if not all(type(k) is str and type(v) in scalars and v == v for k, v in item.items()):
+            if not _flat_plain(item):
                 return plain_deep(value)
         elif kind not in scalars or item != item:
             return plain_deep(value)
@@ -129,7 +143,7 @@ def customer_score(row: ScoredRow, scored_at: dt.datetime) -> dict:
     """The ``score`` sub-document written on the customer."""
     src = row.result.score
     score = {"model_versions": dict(row.versions), "models_key": models_key(row.versions)}
-    score.update({k: plain_deep(src.get(k)) for k in SCORE_FIELDS})
+    score.update({k: _plain_fields(src.get(k)) for k in SCORE_FIELDS})
     score.update({
         "scored_at": scored_at,
         "as_of": row.as_of or scored_at,
@@ -150,8 +164,8 @@ def prediction_record(row: ScoredRow, score: dict, worker: str | None = None) ->
         "as_of": score["as_of"],
         "latency_ms": score["latency_ms"],
         **{k: score[k] for k in SCORE_FIELDS},
-        "shap": _plain_vectors(row.result.shap),
-        "features": _plain_vectors(row.result.features),
+        "shap": _plain_fields(row.result.shap),
+        "features": _plain_fields(row.result.features),
     }
     if worker is not None:
         record["worker"] = worker

@@ -25,3 +25,21 @@ def test_plain_vectors_are_kept_and_numpy_or_nan_values_become_plain():
     assert mixed["shap"] == {"churn": {"age": 0.25, "tickets": None}}
     assert type(mixed["shap"]["churn"]["age"]) is float
     assert mixed["features"] == {"age": None, "7": 2} and type(mixed["features"]["7"]) is int
+
+
+def test_reasons_and_recommendations_are_written_plain_whatever_the_models_return():
+    def score(reasons, recommendations):
+        result = CustomerScore("C1", "v1", {"churn_probability": np.float32(0.5), "reasons": reasons,
+                                            "recommendations": recommendations}, {}, {})
+        return customer_score(ScoredRow("C1", result, {"churn": "c1"}, "h", None, None), dt.datetime(2025, 1, 1))
+
+    plain = score([{"feature": "age", "contribution": 0.2, "sentence": "s"}], [{"product_id": "p1", "score": 1.0}])
+    assert plain["reasons"] == [{"feature": "age", "contribution": 0.2, "sentence": "s"}]
+    assert plain["recommendations"] == [{"product_id": "p1", "score": 1.0}]
+    assert plain["churn_probability"] == 0.5 and type(plain["churn_probability"]) is float
+
+    mixed = score([{"feature": "age", "contribution": np.float64(0.2), "value": float("nan")}],
+                  ({"product_id": "p1", "score": np.float32(1.0)},))
+    assert mixed["reasons"] == [{"feature": "age", "contribution": 0.2, "value": None}]
+    assert type(mixed["reasons"][0]["contribution"]) is float
+    assert mixed["recommendations"] == [{"product_id": "p1", "score": 1.0}]
