@@ -122,6 +122,7 @@ def store_paths(tmp: Path, docs: int = DOCS, budget_s: float = BUDGET_S) -> list
     embedded, embedded_events = store["t"], store["events"]
     embedded.insert_many([dict(d) for d in rows_in])
     embedded_events.insert_many([dict(e) for e in events])
+    embedded_events.create_index("customer_id")  # as on mongomock's side below, and in the store custscore makes
     client = mongomock.MongoClient()
     mock, mock_events = client.db.t, client.db.events
     mock.insert_many([dict(d) for d in rows_in])

@@ -256,7 +256,7 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
     if plan is None:
         return out
     with mapped(plan.what, query=True):
-        docs = _cached_rows(engine, plan, spec, fields)
+        docs = _cached_rows(engine, collection, plan, spec, fields)
         if docs is None:
             with engine.read() as conn:
                 (blob,) = conn.execute(f"SELECT CAST(group_concat(doc, '') AS BLOB) FROM "
@@ -269,10 +269,14 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
     return out
 
 
-def _cached_rows(engine: SQLiteEngine, plan: ReadPlan, spec: dict, fields: Sequence[str]) -> list[dict] | None:
+def _cached_rows(engine: SQLiteEngine, collection: str, plan: ReadPlan, spec: dict, fields: Sequence[str]
+                 ) -> list[dict] | None:
     """The candidate rows of ``plan`` with the top-level fields that ``fields`` and the filter need, through the
-    engine's row cache (row_cache.py); None inside a write transaction or for a filter with a top-level operator."""
+    engine's row cache (row_cache.py); None inside a write transaction, for a filter with a top-level operator, or
+    when the field has no index (the candidates would be every row: caching them all buys nothing)."""
     if any(type(k) is not str or k.startswith("$") for k in spec):
+        return None
+    if next(iter(spec)) not in engine.indexes(collection):
         return None
     needed = tuple(sorted({*(f.split(".")[0] for f in fields), *(k.split(".")[0] for k in spec)}))
     with engine.snapshot() as conn:

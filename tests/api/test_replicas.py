@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,7 +11,8 @@ from custscore.config import Settings
 from custscore.models.predict import load_production
 from custscore.scorer.oneoff import score_given
 from custscore.store import open_store
-from tests.api.test_serve import AS_OF, CUSTOMER, EVENTS, _free_port, _wait_ready
+from tests.api.serve_process import create_key, start_serve
+from tests.api.test_serve import AS_OF, CUSTOMER, EVENTS
 from tests.cli.test_cli_foundation import assert_one_red_line, cli
 
 
@@ -47,17 +44,9 @@ def test_two_processes_answer_like_predict_and_count_every_request_in_metrics(tm
     assert cli(home, "simulate", "--customers", "400", "--seed", "5").exit_code == 0
     trained = cli(home, "train", "--task", "churn", "--models", "linear", "--cv", "2")
     assert trained.exit_code == 0, trained.output
-    created = cli(home, "apikey", "create", "app1")
-    key = next(line for line in created.stdout.splitlines() if line.startswith("cs_"))
-    port = _free_port()
-    env = {**os.environ, "CUSTSCORE_HOME": str(home), "CUSTSCORE_METRICS_TOKEN": ""}
-    env.pop("CUSTSCORE_MONGO_URI", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "custscore", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--processes", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    key = create_key(home)
+    proc, base = start_serve(home, "--processes", "2")
     try:
-        _wait_ready(base, proc)
         settings = Settings.build(home=home, environ={})
         store = open_store(settings)
         local = score_given(store, load_production(store, settings), [CUSTOMER], EVENTS,

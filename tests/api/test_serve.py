@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,6 +13,7 @@ from custscore.config import Settings
 from custscore.models.predict import load_production
 from custscore.scorer.oneoff import score_given
 from custscore.store import open_store
+from tests.api.serve_process import create_key, start_serve
 from tests.cli.test_cli_foundation import cli
 
 pytestmark = pytest.mark.slow
@@ -29,43 +26,15 @@ NO_KEY = ("missing or invalid API key; send `Authorization: Bearer KEY` "
           "(create one with `custscore apikey create NAME`)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a socket that is not open yet: there is no event to wait on
-    raise AssertionError("serve did not become ready")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve")
     assert cli(home, "simulate", "--customers", "600", "--seed", "3").exit_code == 0
     trained = cli(home, "train", "--task", "churn", "--models", "linear,tree", "--cv", "2")
     assert trained.exit_code == 0, trained.output
-    created = cli(home, "apikey", "create", "app1")
-    assert created.exit_code == 0, created.output
-    key = next(line for line in created.stdout.splitlines() if line.startswith("cs_"))
-    port = _free_port()
-    env = {**os.environ, "CUSTSCORE_HOME": str(home), "CUSTSCORE_METRICS_TOKEN": ""}
-    env.pop("CUSTSCORE_MONGO_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "custscore", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--max-batch", "50"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    key = create_key(home)
+    proc, base = start_serve(home, "--max-batch", "50")
     try:
-        _wait_ready(base, proc)
         yield home, base, key
     finally:
         proc.terminate()
