@@ -33,6 +33,14 @@ def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 120.0) -> Non
     raise AssertionError("serve did not become ready")
 
 
+def trained_home(home, customers: int, seed: int, models: str) -> str:
+    """Simulate ``customers`` in ``home``, train churn with ``models`` (2-fold CV) and return a new API key."""
+    assert cli(home, "simulate", "--customers", str(customers), "--seed", str(seed)).exit_code == 0
+    trained = cli(home, "train", "--task", "churn", "--models", models, "--cv", "2")
+    assert trained.exit_code == 0, trained.output
+    return create_key(home)
+
+
 def create_key(home) -> str:
     """A new API key named app1 in ``home``'s store."""
     created = cli(home, "apikey", "create", "app1")

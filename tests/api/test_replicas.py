@@ -11,7 +11,7 @@ from custscore.config import Settings
 from custscore.models.predict import load_production
 from custscore.scorer.oneoff import score_given
 from custscore.store import open_store
-from tests.api.serve_process import create_key, start_serve
+from tests.api.serve_process import start_serve, trained_home
 from tests.api.test_serve import AS_OF, CUSTOMER, EVENTS
 from tests.cli.test_cli_foundation import assert_one_red_line, cli
 
@@ -41,10 +41,7 @@ def _score_total(text: str) -> float:
 @pytest.mark.slow
 def test_two_processes_answer_like_predict_and_count_every_request_in_metrics(tmp_path):
     home = tmp_path
-    assert cli(home, "simulate", "--customers", "400", "--seed", "5").exit_code == 0
-    trained = cli(home, "train", "--task", "churn", "--models", "linear", "--cv", "2")
-    assert trained.exit_code == 0, trained.output
-    key = create_key(home)
+    key = trained_home(home, 400, 5, "linear")
     proc, base = start_serve(home, "--processes", "2")
     try:
         settings = Settings.build(home=home, environ={})

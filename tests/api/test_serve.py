@@ -13,7 +13,7 @@ from custscore.config import Settings
 from custscore.models.predict import load_production
 from custscore.scorer.oneoff import score_given
 from custscore.store import open_store
-from tests.api.serve_process import create_key, start_serve
+from tests.api.serve_process import start_serve, trained_home
 from tests.cli.test_cli_foundation import cli
 
 pytestmark = pytest.mark.slow
@@ -29,10 +29,7 @@ NO_KEY = ("missing or invalid API key; send `Authorization: Bearer KEY` "
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve")
-    assert cli(home, "simulate", "--customers", "600", "--seed", "3").exit_code == 0
-    trained = cli(home, "train", "--task", "churn", "--models", "linear,tree", "--cv", "2")
-    assert trained.exit_code == 0, trained.output
-    key = create_key(home)
+    key = trained_home(home, 600, 3, "linear,tree")
     proc, base = start_serve(home, "--max-batch", "50")
     try:
         yield home, base, key
