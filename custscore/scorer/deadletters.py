@@ -96,7 +96,7 @@ def _check(raw: dict) -> tuple[dict | None, str | None]:
     if unstorable is not None:
         return None, f"{unstorable.path}={_shown(unstorable.value)}: {unstorable.reason}"
     user_fields = {k: v for k, v in raw.items() if k not in COMPUTED_FIELDS}
-    clean, problems = validate_customer(user_fields, 0, simulated=True)
+    clean, problems = validate_customer(user_fields, 0, simulated=True, storable=True)  # raw was walked above
     if clean is None:
         return None, reason_of(problems)
     reason = _history_problem(raw.get("purchase_history"))

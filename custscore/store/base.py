@@ -295,7 +295,9 @@ class Store(abc.ABC):
 
         An update that only sets or removes fields under ``ignore_fields`` (e.g. the scorer's own
         ``score``) may be left out: MongoDB's change streams drop them on the server; the embedded
-        store cannot tell and returns them, so a consumer still checks what it gets.
+        store drops them when the document's previous change is at or before ``after`` (it keeps one
+        version per document, so a score written on top of an unread change is returned with it).
+        A consumer still checks what it gets (MongoDB without a replica set polls and drops nothing).
 
         ``after=None`` starts from the oldest history the backend keeps: every
         document on the embedded store; "now" on MongoDB, whose change streams

@@ -24,7 +24,7 @@ import bson
 from mongomock import aggregate as mm_aggregate
 
 from custscore.errors import DuplicateKeyError, InputError
-from custscore.store import feed, grouping, limits, mql, planner, reading
+from custscore.store import bson_elements, feed, grouping, limits, mql, planner, reading
 from custscore.store.base import (
     ChangeBatch,
     Collection,
@@ -40,65 +40,19 @@ from custscore.store.base import (
 )
 from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, index_column, table_name
+from custscore.store.updates import MISSING, by_id_keys, inserted_fresh, top_level, touched_fields, updated_fresh
 
 log = logging.getLogger(__name__)
-_MISSING = object()
+
+
+# an update: a new seq, the previous one kept (SQL evaluates the right-hand sides against the old row), the fields
+# it changed (the change feed's echo test, store/feed.py)
+_UPDATED = "prev_seq = seq, seq = ?, version = version + 1, doc = ?, touched = ?"
 
 
 def _encode(doc: dict) -> bytes:
     # MongoDB's limits (100 levels, 16 MB) on every write: see store/limits.py
     return limits.encode_document(doc, f"document {doc.get('_id')!r}")
-
-
-def _by_id_updates(ops: Sequence[WriteOp]) -> list[bytes] | None:
-    """The SQL key of each op's ``_id`` when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct)."""
-    keys: list[bytes] = []
-    for op in ops:
-        if type(op) is not UpdateOne or not isinstance(op.filter, dict) or len(op.filter) != 1:
-            return None
-        value = op.filter.get("_id", _MISSING)
-        if isinstance(value, dict) and set(value) == {"$eq"}:
-            value = value["$eq"]
-        if value is _MISSING or isinstance(value, dict | list | dt.datetime):
-            return None
-        keys.append(planner.encode_id(value))
-    return keys if len(set(keys)) == len(keys) else None
-
-
-def _top_level(fields: Any) -> bool:
-    """Whether an operator's fields are plain top-level names other than ``_id`` (no paths)."""
-    return type(fields) is dict and bool(fields) and all(
-        type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
-
-
-def _updated_fresh(current: dict, update: dict) -> dict | None:
-    """``mql.apply_update`` of a document decoded for this write alone, or None when it changes nothing.
-
-    A ``$set`` of top-level fields compares only those fields and shares the untouched values instead of
-    deep-copying the document (the result is encoded at once and dropped); a ``$setOnInsert`` of a document that
-    exists changes nothing."""
-    if len(update) == 1:
-        (op, fields), = update.items()
-        if op == "$set" and _top_level(fields):
-            if all(k in current and (current[k] is v or current[k] == v) for k, v in fields.items()):
-                return None
-            new = dict(current)
-            new.update(fields)
-            return new
-        if op == "$setOnInsert" and _top_level(fields):
-            return None
-    new = mql.apply_update(current, update)
-    return None if new == current else new
-
-
-def _inserted_fresh(filter: dict, update: dict) -> dict:
-    """The document an upsert by ``_id`` inserts: ``{_id, **fields}`` for a ``$set``/``$setOnInsert`` of top-level
-    fields (the prediction records' insert-once writes), without copying them; else ``mql``'s general path."""
-    if len(update) == 1 and len(filter) == 1 and "_id" in filter and not isinstance(filter["_id"], dict):
-        (op, fields), = update.items()
-        if op in ("$set", "$setOnInsert") and _top_level(fields):
-            return {"_id": filter["_id"], **fields}
-    return mql.apply_update(mql.upsert_seed(filter), update, is_insert=True)
 
 
 class EmbeddedCollection(Collection):
@@ -213,18 +167,55 @@ class EmbeddedCollection(Collection):
         self._insert_rows(conn, [row], columns)
         return row[0]
 
-    def _write_back(self, conn: sqlite3.Connection, doc: dict, columns: dict[str, str]) -> None:
-        sets = ", ".join(["seq = ?", "version = version + 1", "doc = ?", *(f"{c} = ?" for c in columns.values())])
-        conn.execute(
-            f'UPDATE "{self._table}" SET {sets} WHERE id = ?',
-            [self._engine.next_seq(1), _encode(doc), *self._index_values(doc, columns), planner.encode_id(doc["_id"])],
-        )
+    def _write_back(self, conn: sqlite3.Connection, current: dict, doc: dict, columns: dict[str, str]) -> None:
+        self._update_rows(conn, [(self._engine.next_seq(1), planner.encode_id(doc["_id"]), _encode(doc),
+                                  touched_fields(current, doc),
+                                  dict(zip(columns.values(), self._index_values(doc, columns), strict=True)))])
+
+    def _updated_row(self, doc_id: Any, blob: bytes, update: dict, columns: dict[str, str]
+                     ) -> tuple[bytes, str, dict[str, Any]] | None:
+        """What an update of one stored row writes: ``(doc, touched, {index column: value})``, or None when it
+        changes nothing. A ``$set`` of top-level fields is spliced into the stored bytes (bson_elements.py): only
+        the values written are encoded and checked, and only their index columns recomputed."""
+        what = f"document {doc_id!r}"
+        if len(update) == 1 and top_level(fields := update.get("$set")):
+            try:
+                spliced = bson_elements.set_elements(blob, limits.encode_document(fields, what), fields)
+            except bson_elements.MalformedBSON:  # not ours to walk: decode it below
+                pass
+            else:
+                if spliced is None:
+                    return None
+                doc, changed = spliced
+                limits.check_size(doc, what)
+                keys = set(changed)
+                index = {c: planner.index_key(mql.get_path(fields, f)) for f, c in columns.items()
+                         if f.split(".", 1)[0] in keys}
+                return doc, ",".join(sorted(changed)), index
+        current = bson.decode(blob)
+        new = updated_fresh(current, update)
+        if new is None:
+            return None
+        return (limits.encode_document(new, what), touched_fields(current, new),
+                dict(zip(columns.values(), self._index_values(new, columns), strict=True)))
+
+    def _update_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, bytes, bytes, str, dict[str, Any]]]
+                     ) -> None:
+        """Write updated rows ``(seq, key, doc, touched, {index column: value})``: one ``executemany`` per set of
+        index columns written."""
+        self._engine.upgrade_for_update(conn, self.name)
+        groups: dict[tuple[str, ...], list[list]] = {}
+        for seq, key, doc, touched, index in rows:
+            groups.setdefault(tuple(index), []).append([seq, doc, touched, *index.values(), key])
+        for names, params in groups.items():
+            sets = "".join(f", {c} = ?" for c in names)
+            conn.executemany(f'UPDATE "{self._table}" SET {_UPDATED}{sets} WHERE id = ?', params)
 
     def update_one(self, filter: dict, update: dict, upsert: bool = False) -> WriteResult:
         """Update the first match of ``filter``; an update of one plain ``_id`` (no upsert) takes one short path:
-        one schema check, one row read and decoded, one row written (index columns only when they changed)."""
-        value = filter.get("_id", _MISSING) if type(filter) is dict and len(filter) == 1 else _MISSING
-        if upsert or value is _MISSING or isinstance(value, dict | list | tuple | dt.datetime) or type(update) is not dict:
+        one schema check, one row read, one row written (a top-level ``$set`` spliced into the stored bytes)."""
+        value = filter.get("_id", MISSING) if type(filter) is dict and len(filter) == 1 else MISSING
+        if upsert or value is MISSING or isinstance(value, dict | list | tuple | dt.datetime) or type(update) is not dict:
             return super().update_one(filter, update, upsert)
         key = planner.encode_id(value)  # a plain value: no operator, so no server-side JavaScript to refuse
         with mapped(f"bulk write to {self.name}", query=True), self._engine.write() as conn:
@@ -233,16 +224,10 @@ class EmbeddedCollection(Collection):
                 f'SELECT doc FROM "{self._table}" WHERE id = ?', (key,)).fetchone()
             if row is None:
                 return WriteResult()
-            current = bson.decode(row[0])
-            new = _updated_fresh(current, update)
-            if new is None:
+            updated = self._updated_row(value, row[0], update, columns)
+            if updated is None:
                 return WriteResult(matched=1)
-            blob = _encode(new)
-            changed = {c: v for (f, c), v in zip(columns.items(), self._index_values(new, columns), strict=True)
-                       if v != planner.index_key(mql.get_path(current, f))}
-            sets = "".join(f", {c} = ?" for c in changed)
-            conn.execute(f'UPDATE "{self._table}" SET seq = ?, version = version + 1, doc = ?{sets} WHERE id = ?',
-                         [self._engine.next_seq(1), blob, *changed.values(), key])
+            self._update_rows(conn, [(self._engine.next_seq(1), key, *updated)])
             return WriteResult(matched=1, modified=1)
 
     def insert_many(self, documents: Sequence[dict]) -> list:
@@ -261,7 +246,7 @@ class EmbeddedCollection(Collection):
         self._engine.ensure_table(self.name)
         with mapped(f"bulk write to {self.name}", query=True), self._engine.write() as conn:
             columns = self._engine.indexes(self.name)
-            keys = _by_id_updates(ops)
+            keys = by_id_keys(ops)
             if keys is not None:
                 return self._bulk_by_id(conn, ops, keys, columns)
             result = WriteResult()
@@ -271,42 +256,37 @@ class EmbeddedCollection(Collection):
 
     def _bulk_by_id(self, conn: sqlite3.Connection, ops: Sequence[WriteOp], keys: list[bytes],
                     columns: dict[str, str]) -> WriteResult:
-        """Updates/upserts of distinct ``_id`` values: one SELECT, apply in memory, one ``executemany``
-        per kind of write and one sequence bump (same effect as applying them one by one)."""
+        """Updates/upserts of distinct ``_id`` values: one SELECT, the updates worked out per row, one
+        ``executemany`` per kind of write and one sequence bump (same effect as applying them one by one)."""
         stored: dict[bytes, bytes] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             stored.update(conn.execute(f'SELECT id, doc FROM "{self._table}" WHERE id IN ({",".join("?" * len(chunk))})',
                                        chunk).fetchall())
         result = WriteResult()
-        changed: list[tuple[bytes, dict | None, dict]] = []  # (key, current or None for an insert, new)
+        writes: list[tuple[bytes, Any]] = []  # (key, an updated row or the document an upsert inserts), in op order
         for op, key in zip(ops, keys, strict=True):
             blob = stored.get(key)
             if blob is None:
                 if op.upsert:
-                    changed.append((key, None, _inserted_fresh(op.filter, op.update)))
+                    writes.append((key, inserted_fresh(op.filter, op.update)))
                 continue
-            current = bson.decode(blob)
-            new = _updated_fresh(current, op.update)
             result.matched += 1
-            if new is not None:
-                changed.append((key, current, new))
-        if not changed:
+            doc_id = op.filter["_id"]
+            updated = self._updated_row(doc_id["$eq"] if type(doc_id) is dict else doc_id, blob, op.update, columns)
+            if updated is not None:
+                writes.append((key, updated))
+        if not writes:
             return result
-        first = self._engine.next_seq(len(changed))
-        updates, inserts = [], []
-        for n, (key, current, new) in enumerate(changed):
-            if current is None:
-                inserts.append(self._row(new, first + n, columns))
-                result.upserted_ids.append(inserts[-1][0])
-            else:
-                updates.append([first + n, _encode(new), *self._index_values(new, columns), key])
-                result.modified += 1
+        first = self._engine.next_seq(len(writes))  # in op order, as the feed will list them
+        updates = [(first + n, key, *w) for n, (key, w) in enumerate(writes) if type(w) is tuple]
+        inserts = [self._row(w, first + n, columns) for n, (_, w) in enumerate(writes) if type(w) is dict]
         if updates:
-            sets = ", ".join(["seq = ?", "version = version + 1", "doc = ?", *(f"{c} = ?" for c in columns.values())])
-            conn.executemany(f'UPDATE "{self._table}" SET {sets} WHERE id = ?', updates)
+            self._update_rows(conn, updates)
+            result.modified = len(updates)
         if inserts:
             self._insert_rows(conn, inserts, columns)
+            result.upserted_ids.extend(doc_id for doc_id, _ in inserts)
         return result
 
     def _apply(self, conn: sqlite3.Connection, op: WriteOp, columns: dict[str, str]) -> WriteResult:
@@ -344,7 +324,7 @@ class EmbeddedCollection(Collection):
             return WriteResult(upserted_ids=[new_id])
         if new == current:
             return WriteResult(matched=1)
-        self._write_back(conn, new, columns)
+        self._write_back(conn, current, new, columns)
         return WriteResult(matched=1, modified=1)
 
     def create_index(self, field_name: str, unique: bool = False) -> None:
@@ -413,7 +393,7 @@ class EmbeddedStore(Store):
 
     def changes(self, collection: str, after: str | None = None, limit: int = 1000,
                 ignore_fields: Sequence[str] = ()) -> ChangeBatch:
-        return feed.read_changes(self.engine, collection, after, limit)
+        return feed.read_changes(self.engine, collection, after, limit, ignore_fields)
 
     def close(self) -> None:
         self.engine.close()

@@ -4,9 +4,17 @@ Every write stamps the rows it touches with the next numbers of one store-wide s
 (sqlite_engine.py), so "what changed after token ``seq:N``" is ``seq > N`` in sequence
 order. A document written several times appears once, at its latest version, like a
 MongoDB change stream with ``updateLookup``. The contract is in ``Store.changes``.
+
+Ignored fields (the scorer's own ``score`` write-back): an update whose ``touched`` fields all lie under them is
+left out, as MongoDB's change stream ``$match`` does on the server, but only when the row's previous version
+(``prev_seq``) was at or before the token, i.e. the reader has seen every other change of that document. A score
+written on top of a change the reader has not seen carries that change too (the feed keeps one version per
+document), so it is returned, and the reader checks its content.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import bson
 
@@ -32,28 +40,43 @@ def position(engine: SQLiteEngine) -> str:
     return f"{TOKEN_PREFIX}{engine.current_seq()}"
 
 
-def read_changes(engine: SQLiteEngine, collection: str, after: str | None, limit: int) -> ChangeBatch:
-    """Up to ``limit`` documents of ``collection`` written after the token ``after``, and where to resume."""
+def _ignorable(ignored: frozenset[str], start: int, version: int, prev_seq: int | None, touched: str | None) -> bool:
+    """Whether a row is an update confined to ``ignored`` fields whose previous version the reader has read."""
+    return (version > 1 and prev_seq is not None and prev_seq <= start and bool(touched)
+            and ignored.issuperset(touched.split(",")))
+
+
+def read_changes(engine: SQLiteEngine, collection: str, after: str | None, limit: int,
+                 ignore_fields: Sequence[str] = ()) -> ChangeBatch:
+    """Up to ``limit`` documents of ``collection`` written after the token ``after``, and where to resume
+    (updates confined to top-level ``ignore_fields`` left out, see the module's docstring)."""
     start = parse_token(after)
     table = table_name(collection)
+    limit = int(limit)
+    ignored = frozenset(f.split(".", 1)[0] for f in ignore_fields)
     exists = engine.table_exists(collection)
+    marks = "prev_seq, touched" if exists and engine.has_feed_columns(collection) else "NULL, NULL"
+    changes: list[Change] = []
+    last = start  # the last row read: left-out rows move the token too
     with mapped(f"change feed of {collection}"), engine.snapshot() as conn:
         # rows and the sequence are read in one snapshot, so "caught up" is never premature
         current = conn.execute("SELECT seq FROM _meta_sequence WHERE id = 1").fetchone()[0]
-        rows = []
-        if exists:
-            rows = conn.execute(
-                f'SELECT seq, version, doc FROM "{table}" WHERE seq > ? ORDER BY seq LIMIT ?', (start, int(limit)),
-            ).fetchall()
+        while exists and len(changes) < limit:
+            asked = limit - len(changes)
+            rows = conn.execute(f'SELECT seq, version, {marks}, doc FROM "{table}" WHERE seq > ? ORDER BY seq LIMIT ?',
+                                (last, asked)).fetchall()
+            for seq, version, prev_seq, touched, blob in rows:
+                last = seq
+                if ignored and _ignorable(ignored, start, version, prev_seq, touched):
+                    continue
+                doc = bson.decode(blob)
+                changes.append(Change("insert" if version == 1 else "update", doc["_id"], doc, f"{TOKEN_PREFIX}{seq}"))
+            if len(rows) < asked:  # the end of the history
+                break
     if start > current:
         raise ChangeFeedLost(
             f"resume token {after!r} is ahead of this store's history (the store was recreated); "
             "rescan from a watermark"
         )
-    changes = []
-    for seq, version, blob in rows:
-        doc = bson.decode(blob)
-        changes.append(Change("insert" if version == 1 else "update", doc["_id"], doc, f"{TOKEN_PREFIX}{seq}"))
-    full = len(rows) == int(limit)
-    token = changes[-1].token if full else f"{TOKEN_PREFIX}{max(current, start)}"
+    token = changes[-1].token if changes and len(changes) == limit else f"{TOKEN_PREFIX}{max(current, start)}"
     return ChangeBatch(changes, token)

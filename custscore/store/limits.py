@@ -208,10 +208,15 @@ def encode_document(doc: dict, what: str = "document") -> bytes:
         raise LimitExceeded(f"{what} cannot be stored: {reason}") from exc
     if len(blob) >= min_bytes_past_nesting():  # a smaller document cannot be nested that deep: no walk
         _check_nesting(doc, what)
+    check_size(blob, what)
+    return blob
+
+
+def check_size(blob: bytes, what: str = "document") -> None:
+    """Raise :class:`LimitExceeded` when the BSON ``blob`` is larger than MongoDB's 16 MB."""
     if len(blob) > MAX_DOCUMENT_BYTES:
         raise LimitExceeded(f"{what} cannot be stored: it is {len(blob) / 2**20:.1f} MB of BSON, more than "
                             f"MongoDB's {MAX_DOCUMENT_BYTES // 2**20} MB limit; split it or drop large fields")
-    return blob
 
 
 def check_document(doc: dict, what: str = "document") -> None:

@@ -4,7 +4,9 @@ One table per collection (``c_<name>``): ``pos`` keeps insertion order, ``id``
 is the BSON encoding of the document's ``_id`` (exact, type-preserving), ``seq``
 is a store-wide monotonically increasing number bumped by every write (the
 change feed reads it), ``version`` counts the writes to that document, ``doc``
-is the BSON document and ``ix_*`` columns mirror declared indexed fields.
+is the BSON document and ``ix_*`` columns mirror declared indexed fields. An update also keeps the row's
+previous ``seq`` in ``prev_seq`` and the top-level fields it changed in ``touched`` (NULL when inserted), so the
+change feed can leave out a write confined to ignored fields once the change before it was read (store/feed.py).
 
 WAL mode lets readers in other processes run while one process writes; a
 write transaction is ``BEGIN IMMEDIATE`` so writers queue instead of failing,
@@ -63,6 +65,7 @@ class SQLiteEngine:
         self._depth = 0
         self._indexes: dict[str, dict[str, str]] = {}
         self._tables: set[str] = set()
+        self._legacy: set[str] = set()  # tables made before prev_seq/touched: upgraded on their first update
         self._schema_version = -1
         # set by store.locking.wait_for_write_lock: long-running processes wait for a held lock instead of failing
         self.lock_wait: Callable[[float], None] | None = None
@@ -191,6 +194,8 @@ class SQLiteEngine:
             for coll, field_name, _unique in conn.execute("SELECT collection, field, unique_ FROM _meta_indexes"):
                 self._indexes.setdefault(coll, {})[field_name] = index_column(field_name)
             self._tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self._legacy = {name for name in self._tables if name.startswith("c_") and "touched" not in
+                            {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}}
             self._schema_version = version
 
     def table_exists(self, collection: str) -> bool:
@@ -208,10 +213,26 @@ class SQLiteEngine:
         with self.write() as conn:
             conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{table}" (pos INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, '
-                "seq INTEGER NOT NULL, version INTEGER NOT NULL, doc BLOB NOT NULL)"
+                "seq INTEGER NOT NULL, version INTEGER NOT NULL, doc BLOB NOT NULL, prev_seq INTEGER, touched TEXT)"
             )
             conn.execute(f'CREATE INDEX IF NOT EXISTS "{table}__seq" ON "{table}" (seq)')
         return table
+
+    def has_feed_columns(self, collection: str) -> bool:
+        """Whether the collection's table has ``prev_seq`` and ``touched`` (a table made before them gets them on
+        its first update: opening a store never writes)."""
+        with self.read() as conn:
+            self._schema(conn)
+            return table_name(collection) not in self._legacy
+
+    def upgrade_for_update(self, conn: sqlite3.Connection, collection: str) -> None:
+        """Inside a write, before an UPDATE of the collection's rows: add ``prev_seq``/``touched`` if missing."""
+        table = table_name(collection)
+        if table in self._legacy:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN prev_seq INTEGER')
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN touched TEXT')
+            self._legacy.discard(table)
+            self._schema_version = -1  # reloaded after the write: a rolled-back upgrade leaves the table as it was
 
     def indexes(self, collection: str) -> dict[str, str]:
         """Indexed field -> SQL column, reloaded whenever any process changed the schema."""

@@ -172,12 +172,14 @@ def _bad_key(doc: Any, prefix: str = "") -> str | None:
 
 
 def validate(
-    raw: Any, index: int, schema: dict, allow: tuple[str, ...] = ()
+    raw: Any, index: int, schema: dict, allow: tuple[str, ...] = (), storable: bool = False
 ) -> tuple[dict | None, list[Problem]]:
-    """Normalise one document against ``schema``; return it or the problems found."""
+    """Normalise one document against ``schema``; return it or the problems found (``storable``: the caller
+    has already found nothing unstorable in ``raw`` or a document holding it, so that walk is not repeated)."""
     if not isinstance(raw, dict):
         return None, [Problem(index, "(document)", raw, "is not an object with fields")]
-    unstorable = limits.find_unstorable(raw)  # before anything recursive: nesting, NUL keys, surrogates, huge ints
+    # before anything recursive: nesting, NUL keys, surrogates, huge ints
+    unstorable = None if storable else limits.find_unstorable(raw)
     if unstorable is not None:
         return None, [Problem(index, unstorable.path, unstorable.value, unstorable.reason)]
     bad = _bad_key(raw)
@@ -203,9 +205,11 @@ def validate(
     return (None, problems) if problems else (doc, [])
 
 
-def validate_customer(raw: Any, index: int = 0, simulated: bool = False) -> tuple[dict | None, list[Problem]]:
-    """A customer document ready to store (``_id`` = customer_id), or its problems."""
-    doc, problems = validate(raw, index, CUSTOMER_SCHEMA)
+def validate_customer(raw: Any, index: int = 0, simulated: bool = False, storable: bool = False
+                      ) -> tuple[dict | None, list[Problem]]:
+    """A customer document ready to store (``_id`` = customer_id), or its problems (``storable``: see
+    :func:`validate`)."""
+    doc, problems = validate(raw, index, CUSTOMER_SCHEMA, storable=storable)
     if doc is None:
         return None, problems
     if "_truth" in doc and not simulated:

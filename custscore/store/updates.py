@@ -1,0 +1,81 @@
+"""How one write changes one stored document, for the embedded store's short write paths.
+
+A ``$set`` of top-level fields (the scorer's ``score`` write-back, the registry's records) is applied without
+deep-copying the document; an insert-once upsert builds ``{_id, **fields}`` without copying them; everything else
+goes through mql.py's general update. :func:`touched_fields` names what a write changed at the top level, which
+the change feed uses to leave out writes confined to ignored fields (store/feed.py), as MongoDB's change streams
+do on the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from custscore.store import mql, planner
+from custscore.store.base import UpdateOne, WriteOp
+
+MISSING = object()
+
+
+def by_id_keys(ops: Sequence[WriteOp]) -> list[bytes] | None:
+    """The SQL key of each op's ``_id`` when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct)."""
+    keys: list[bytes] = []
+    for op in ops:
+        if type(op) is not UpdateOne or not isinstance(op.filter, dict) or len(op.filter) != 1:
+            return None
+        value = op.filter.get("_id", MISSING)
+        if isinstance(value, dict) and set(value) == {"$eq"}:
+            value = value["$eq"]
+        if value is MISSING or isinstance(value, dict | list | dt.datetime):
+            return None
+        keys.append(planner.encode_id(value))
+    return keys if len(set(keys)) == len(keys) else None
+
+
+def top_level(fields: Any) -> bool:
+    """Whether an operator's fields are plain top-level names other than ``_id`` (no paths)."""
+    return type(fields) is dict and bool(fields) and all(
+        type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
+
+
+def updated_fresh(current: dict, update: dict) -> dict | None:
+    """``mql.apply_update`` of a document decoded for this write alone, or None when it changes nothing.
+
+    A ``$set`` of top-level fields compares only those fields and shares the untouched values instead of
+    deep-copying the document (the result is encoded at once and dropped); a ``$setOnInsert`` of a document that
+    exists changes nothing."""
+    if len(update) == 1:
+        (op, fields), = update.items()
+        if op == "$set" and top_level(fields):
+            if all(k in current and (current[k] is v or current[k] == v) for k, v in fields.items()):
+                return None
+            new = dict(current)
+            new.update(fields)
+            return new
+        if op == "$setOnInsert" and top_level(fields):
+            return None
+    new = mql.apply_update(current, update)
+    return None if new == current else new
+
+
+def inserted_fresh(filter: dict, update: dict) -> dict:
+    """The document an upsert by ``_id`` inserts: ``{_id, **fields}`` for a ``$set``/``$setOnInsert`` of top-level
+    fields (the prediction records' insert-once writes), without copying them; else ``mql``'s general path."""
+    if len(update) == 1 and len(filter) == 1 and "_id" in filter and not isinstance(filter["_id"], dict):
+        (op, fields), = update.items()
+        if op in ("$set", "$setOnInsert") and top_level(fields):
+            return {"_id": filter["_id"], **fields}
+    return mql.apply_update(mql.upsert_seed(filter), update, is_insert=True)
+
+
+def touched_fields(current: dict, new: dict) -> str:
+    """The top-level fields ``new`` sets, changes or removes compared with ``current``, sorted and comma-joined
+    (``"score"``): stored with the row so the feed can tell a write confined to ignored fields.
+
+    Values shared with ``current`` (a top-level ``$set``) are skipped by identity, so only the fields written are
+    compared."""
+    changed = [k for k in current.keys() | new.keys()
+               if not ((old := current.get(k, MISSING)) is (value := new.get(k, MISSING)) or old == value)]
+    return ",".join(sorted(changed))
