@@ -48,8 +48,9 @@ class BatchEvents:
         positions = self._positions(ids)
         names = list(self.columns)
         values = list(self.columns.values())
-        picked = range(self._all) if positions is None else positions
-        return [{n: v[i] for n, v in zip(names, values, strict=True)} for i in picked]
+        if positions is not None:
+            values = [[column[i] for i in positions] for column in values]
+        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
     def for_customers(self, ids: Sequence[str]) -> list[dict] | pd.DataFrame:
         """What the models take for these customers: documents for up to FEW of them, else a frame."""

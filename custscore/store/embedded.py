@@ -178,6 +178,8 @@ class EmbeddedCollection(Collection):
         changes nothing. A ``$set`` of top-level fields is spliced into the stored bytes (bson_elements.py): only
         the values written are encoded and checked, and only their index columns recomputed."""
         what = f"document {doc_id!r}"
+        if len(update) == 1 and top_level(update.get("$setOnInsert")):
+            return None  # an insert-once write (a prediction record) of a document that exists: nothing to decode
         if len(update) == 1 and top_level(fields := update.get("$set")):
             try:
                 spliced = bson_elements.set_elements(blob, limits.encode_document(fields, what), fields)
