@@ -44,6 +44,7 @@ from custscore.models import feature_reads
 from custscore.models import features as F
 from custscore.models.predict import HOT_PATH_NO_SHAP
 from custscore.scorer.batch_events import BatchEvents
+from custscore.scorer.heap import settle_long_lived
 from custscore.scorer.partition import Partition
 from custscore.scorer.pool import WorkerPool
 from custscore.scorer.recommending import WithRecommendations, load_scoring_models, scoring_versions
@@ -111,8 +112,11 @@ def _throughput(store, settings, m: int) -> None:
     for i in range(0, len(docs), 256):
         part = docs[i:i + 256]
         evs = [e for d in part for e in by_customer.get(d["_id"], [])]
-        columns = {f: [e.get(f) for e in evs] for f in ("customer_id", *sorted(fields - {"customer_id"}))}
-        batches.append((part, BatchEvents(columns).for_customers([str(d["_id"]) for d in part])))
+        batches.append((part, BatchEvents(evs, sorted(fields)).for_customers([str(d["_id"]) for d in part])))
+
+    # as a following worker does once its models are loaded (scorer/heap.py): what is loaded and prepared stays out
+    # of the collector's full passes, so neither side's rounds pay for walking the other's objects
+    settle_long_lived()
 
     def in_memory(recommend: bool) -> tuple[float, float]:
         t0 = time.perf_counter()

@@ -1,10 +1,10 @@
-"""A batch's purchase events, read once as columns and handed to the models per subset of customers.
+"""A batch's purchase events, read once and handed to the models per subset of customers.
 
-The worker reads the events of every customer in a micro-batch with one ``find_in`` (on the embedded store one
-SQL ``IN`` on the ``customer_id`` index, decoded straight into per-field lists; on MongoDB one ``$in`` find with a
-projection). The models take event documents for a few customers (their plain path) and a frame for more (no
-record parsing), so :meth:`BatchEvents.for_customers` gives either, for any subset (the bisection of a failing
-batch scores halves).
+The worker reads the events of every customer in a micro-batch with one ``find_in_documents`` (on the embedded
+store one SQL ``IN`` on the ``customer_id`` index, served from the row cache's own dicts; on MongoDB one ``$in``
+find with a projection). The models take event documents for a few customers (their plain path) and a frame for
+more (no record parsing), so :meth:`BatchEvents.for_customers` gives either, for any subset (the bisection of a
+failing batch scores halves).
 """
 
 from __future__ import annotations
@@ -21,20 +21,29 @@ from custscore.store.schema import EVENTS
 
 
 class BatchEvents:
-    """The events of a batch's customers up to the as-of time, by customer id (text)."""
+    """The events of a batch's customers up to the as-of time, by customer id (text).
 
-    def __init__(self, columns: dict[str, list]):
-        self.columns = columns
+    Parameters
+    ----------
+    documents : list of dict
+        The events, each holding the ``fields`` it has; read, never changed (they may be the store's cache).
+    fields : sequence of str
+        The fields a frame of them has as columns (``customer_id`` first).
+    """
+
+    def __init__(self, documents: list[dict], fields: Sequence[str]):
+        self.docs = documents
+        self.fields = list(dict.fromkeys(("customer_id", *fields)))
         self.rows: dict[str, list[int]] = {}
-        for i, cid in enumerate(columns.get("customer_id", ())):
-            self.rows.setdefault(str(cid), []).append(i)
-        self._all = sum(len(r) for r in self.rows.values())
+        for i, doc in enumerate(documents):
+            self.rows.setdefault(str(doc.get("customer_id")), []).append(i)
 
     @classmethod
     def read(cls, store: Store, ids: Sequence[str], as_of: dt.datetime, fields: Sequence[str]) -> BatchEvents:
         """One read of ``fields`` (``customer_id`` always) of the events of ``ids`` with ``ts <= as_of``."""
         wanted = list(dict.fromkeys(("customer_id", *fields)))
-        return cls(store.collection(EVENTS).find_in("customer_id", list(ids), wanted, {"ts": {"$lte": as_of}}))
+        docs = store.collection(EVENTS).find_in_documents("customer_id", list(ids), wanted, {"ts": {"$lte": as_of}})
+        return cls(docs, wanted)
 
     def _positions(self, ids: Sequence[str]) -> list[int] | None:
         """Row positions of ``ids``' events, in stored order; None when that is every row."""
@@ -44,22 +53,16 @@ class BatchEvents:
         return sorted(i for cid in wanted for i in self.rows.get(cid, ()))
 
     def documents(self, ids: Sequence[str]) -> list[dict]:
-        """The events of ``ids`` as documents."""
+        """The events of ``ids`` as documents (to be read, not changed)."""
         positions = self._positions(ids)
-        names = list(self.columns)
-        values = list(self.columns.values())
-        if positions is not None:
-            values = [[column[i] for i in positions] for column in values]
-        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        return list(self.docs) if positions is None else [self.docs[i] for i in positions]
 
     def for_customers(self, ids: Sequence[str]) -> list[dict] | pd.DataFrame:
         """What the models take for these customers: documents for up to FEW of them, else a frame."""
+        docs = self.documents(ids)
         if len(ids) <= FEW:
-            return self.documents(ids)
-        positions = self._positions(ids)
-        if positions is None:
-            return pd.DataFrame(self.columns, columns=list(self.columns))
-        return pd.DataFrame({n: [v[i] for i in positions] for n, v in self.columns.items()}, columns=list(self.columns))
+            return docs
+        return pd.DataFrame({f: [d.get(f) for d in docs] for f in self.fields}, columns=self.fields)
 
 
 def event_fields(models: Any, default: Sequence[str]) -> tuple[str, ...]:

@@ -175,6 +175,20 @@ class Collection(abc.ABC):
             return {f: [] for f in fields}
         return self.find_columns(fields, {field_name: {"$in": list(values)}, **(filter or {})})
 
+    def find_in_documents(self, field_name: str, values: Sequence, fields: Sequence[str], filter: dict | None = None
+                          ) -> list[dict]:
+        """:meth:`find_in` as documents: each matching document, in the same order, holding at least the
+        top-level fields of ``fields`` that it has (a missing field is left out, not None).
+
+        For readers that take records (the models' plain path for a worker batch): the embedded store hands out
+        its row cache's own dicts without building new ones, so callers read them and never change them.
+        """
+        if not values:
+            return []
+        tops = dict.fromkeys(f.split(".", 1)[0] for f in fields)
+        return list(self.find({field_name: {"$in": list(values)}, **(filter or {})},
+                              dict.fromkeys(tops, 1) | {"_id": int("_id" in tops)}))
+
     def find_columns(self, fields: Sequence[str], filter: dict | None = None) -> dict[str, list]:
         """The ``fields`` of every document matching ``filter`` (all when None), as columns.
 

@@ -66,18 +66,17 @@ def element_value(element: bytes) -> object:
     return next(iter(bson.decode(_INT32.pack(len(element) + 5) + element + b"\x00").values()))
 
 
-def set_elements(blob: bytes, new: bytes, values: dict) -> tuple[bytes, list[str]] | None:
-    """``blob`` with the top-level elements of the BSON document ``new`` (the encoding of ``values``) set: an
-    existing key replaced in place, a new one appended. Returns the document and the keys whose value changed
-    (the stored value decoded and compared with the one in ``values``, as the decoding path compares them), or
-    None when none did."""
+def set_elements(blob: bytes, new: bytes) -> tuple[bytes, list[str]] | None:
+    """``blob`` with the top-level elements of the BSON document ``new`` set: an existing key replaced in place,
+    a new one appended. Returns the document and the keys whose value changed (its bytes differ: MongoDB's
+    test of a no-op ``$set``), or None when none did."""
     fresh = {key: new[start:end] for key, start, end in elements(new)}
     parts: list[bytes] = []
     changed: list[str] = []
     for key, start, end in elements(blob):
         element = fresh.pop(key, None)
         old = blob[start:end]
-        if element is None or element == old or values[key] == element_value(old):
+        if element is None or element == old:
             parts.append(old)
         else:
             parts.append(element)

@@ -241,20 +241,28 @@ def index_ordered(engine: SQLiteEngine, collection: str, filter: dict | None, pa
 
 def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: Sequence, fields: Sequence[str],
                filter: dict | None = None) -> dict[str, list]:
-    """``fields`` of the documents whose ``field_name`` is one of ``values`` (and match ``filter``), as columns.
+    """``fields`` of the documents whose ``field_name`` is one of ``values`` (and match ``filter``), as columns:
+    :func:`documents_in`, the values appended straight to per-field lists."""
+    out: dict[str, list] = {f: [] for f in fields}
+    _append_columns(out, documents_in(engine, collection, field_name, values, fields, filter))
+    return out
+
+
+def documents_in(engine: SQLiteEngine, collection: str, field_name: str, values: Sequence, fields: Sequence[str],
+                 filter: dict | None = None) -> list[dict]:
+    """The documents whose ``field_name`` is one of ``values`` (and match ``filter``), each holding at least the
+    top-level fields of ``fields`` it has; shared with the row cache, so to be read, never changed.
 
     One statement (an SQL ``IN`` on the field's index when it has one) for the candidates' positions and
-    sequence numbers, one decode call for the rows the engine's row cache (row_cache.py) does not hold as they
-    are now, and the values appended straight to per-field lists: no projected document per row. Inside a write
-    transaction every candidate is decoded.
+    sequence numbers and one decode call for the rows the engine's row cache (row_cache.py) does not hold as they
+    are now: no projected document per row. Inside a write transaction every candidate is decoded whole.
     """
-    spec = {field_name: {"$in": list(values)}, **(filter or {})}
-    out: dict[str, list] = {f: [] for f in fields}
     if not values:
-        return out
+        return []
+    spec = {field_name: {"$in": list(values)}, **(filter or {})}
     plan = plan_read(engine, collection, spec)
     if plan is None:
-        return out
+        return []
     with mapped(plan.what, query=True):
         docs = _cached_rows(engine, collection, plan, spec, fields)
         if docs is None:
@@ -265,8 +273,7 @@ def columns_in(engine: SQLiteEngine, collection: str, field_name: str, values: S
             docs = bson.decode_all(blob or b"")
         if not plan.exact:
             docs = plan.keep(docs)
-    _append_columns(out, docs)
-    return out
+    return docs
 
 
 def _cached_rows(engine: SQLiteEngine, collection: str, plan: ReadPlan, spec: dict, fields: Sequence[str]

@@ -10,13 +10,18 @@ do on the server.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
+
+import bson
 
 from custscore.store import mql, planner
 from custscore.store.base import UpdateOne, WriteOp
 
 MISSING = object()
+_DECIDED = frozenset((str, int, bool, type(None)))
+_EXACT = frozenset((float, dt.datetime))  # unequal may still encode alike: NaN, microseconds below BSON's milliseconds
 
 
 def by_id_keys(ops: Sequence[WriteOp]) -> list[bytes] | None:
@@ -40,8 +45,26 @@ def top_level(fields: Any) -> bool:
         type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values are stored as the same BSON, which is how MongoDB tells a no-op write: ``1``, ``1.0``
+    and ``True`` are equal in Python but three different values to MongoDB (and to mongomock)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is type(b):
+        if kind in _DECIDED:  # text, whole numbers, booleans: equal exactly when their BSON is
+            return a == b
+        if kind in _EXACT and a == b:  # equal floats and dates encode alike, except 0.0 and -0.0
+            return kind is not float or a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)
+    try:
+        return bson.encode({"": a}) == bson.encode({"": b})
+    except Exception:  # noqa: BLE001 - a value BSON refuses is never the stored one; the write's encoding says why
+        return False
+
+
 def updated_fresh(current: dict, update: dict) -> dict | None:
-    """``mql.apply_update`` of a document decoded for this write alone, or None when it changes nothing.
+    """``mql.apply_update`` of a document decoded for this write alone, or None when it surely changes nothing
+    (the caller compares the new encoding with the stored bytes for the rest).
 
     A ``$set`` of top-level fields compares only those fields and shares the untouched values instead of
     deep-copying the document (the result is encoded at once and dropped); a ``$setOnInsert`` of a document that
@@ -49,15 +72,14 @@ def updated_fresh(current: dict, update: dict) -> dict | None:
     if len(update) == 1:
         (op, fields), = update.items()
         if op == "$set" and top_level(fields):
-            if all(k in current and (current[k] is v or current[k] == v) for k, v in fields.items()):
+            if all(k in current and same_value(current[k], v) for k, v in fields.items()):
                 return None
             new = dict(current)
             new.update(fields)
             return new
         if op == "$setOnInsert" and top_level(fields):
             return None
-    new = mql.apply_update(current, update)
-    return None if new == current else new
+    return mql.apply_update(current, update)
 
 
 def inserted_fresh(filter: dict, update: dict) -> dict:
@@ -75,7 +97,8 @@ def touched_fields(current: dict, new: dict) -> str:
     (``"score"``): stored with the row so the feed can tell a write confined to ignored fields.
 
     Values shared with ``current`` (a top-level ``$set``) are skipped by identity, so only the fields written are
-    compared."""
+    compared, as BSON (:func:`same_value`)."""
     changed = [k for k in current.keys() | new.keys()
-               if not ((old := current.get(k, MISSING)) is (value := new.get(k, MISSING)) or old == value)]
+               if (old := current.get(k, MISSING)) is MISSING or (value := new.get(k, MISSING)) is MISSING
+               or not same_value(old, value)]
     return ",".join(sorted(changed))

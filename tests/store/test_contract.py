@@ -213,6 +213,13 @@ def test_find_in_returns_columns_of_the_matching_documents(store):
     assert store["nothing_here"].find_in("x", [1], ["x"]) == {"x": []}
     with pytest.raises(InputError, match="JavaScript"):
         events.find_in("customer_id", ["a"], ["amount"], filter={"$where": "1"})
+    docs = events.find_in_documents("customer_id", ["a", "b", "zz"], ["customer_id", "amount"],
+                                    filter={"ts": {"$lte": DAY + dt.timedelta(days=2)}})
+    assert [(d["customer_id"], d.get("amount")) for d in docs] == [("a", 5.0), ("b", 7.5), ("a", None)]
+    assert events.find_in_documents("customer_id", [], ["amount"]) == []
+    assert store["nothing_here"].find_in_documents("x", [1], ["x"]) == []
+    with pytest.raises(InputError, match="JavaScript"):
+        events.find_in_documents("customer_id", ["a"], ["amount"], filter={"$where": "1"})
 
 
 def test_find_columns_reads_every_matching_document_into_columns_in_pages(store):
