@@ -40,7 +40,15 @@ from custscore.store.base import (
 )
 from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, index_column, table_name
-from custscore.store.updates import MISSING, by_id_keys, inserted_fresh, top_level, touched_fields, updated_fresh
+from custscore.store.updates import (
+    MISSING,
+    by_id_keys,
+    inserted_fresh,
+    set_changes,
+    top_level,
+    touched_fields,
+    updated_fresh,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +211,15 @@ class EmbeddedCollection(Collection):
                          if f.split(".", 1)[0] in keys}
                 return doc, ",".join(sorted(changed)), index
         current = bson.decode(blob)
+        if len(update) == 1 and top_level(fields := update.get("$set")):
+            changed = set_changes(current, fields)
+            if not changed:
+                return None
+            new = {**current, **fields}
+            keys = set(changed)
+            index = {c: planner.index_key(mql.get_path(new, f)) for f, c in columns.items()
+                     if f.split(".", 1)[0] in keys}
+            return limits.encode_document(new, what), ",".join(sorted(changed)), index
         new = updated_fresh(current, update)
         if new is None:
             return None

@@ -62,21 +62,21 @@ def same_value(a: Any, b: Any) -> bool:
         return False
 
 
+def set_changes(current: dict, fields: dict) -> list[str]:
+    """The fields of a top-level ``$set`` whose stored value it changes (compared as BSON, :func:`same_value`)."""
+    return [k for k, v in fields.items() if k not in current or not same_value(current[k], v)]
+
+
 def updated_fresh(current: dict, update: dict) -> dict | None:
     """``mql.apply_update`` of a document decoded for this write alone, or None when it surely changes nothing
     (the caller compares the new encoding with the stored bytes for the rest).
 
-    A ``$set`` of top-level fields compares only those fields and shares the untouched values instead of
-    deep-copying the document (the result is encoded at once and dropped); a ``$setOnInsert`` of a document that
-    exists changes nothing."""
+    A ``$set`` of top-level fields shares the untouched values instead of deep-copying the document (the result
+    is encoded at once and dropped); a ``$setOnInsert`` of a document that exists changes nothing."""
     if len(update) == 1:
         (op, fields), = update.items()
         if op == "$set" and top_level(fields):
-            if all(k in current and same_value(current[k], v) for k, v in fields.items()):
-                return None
-            new = dict(current)
-            new.update(fields)
-            return new
+            return {**current, **fields} if set_changes(current, fields) else None
         if op == "$setOnInsert" and top_level(fields):
             return None
     return mql.apply_update(current, update)
