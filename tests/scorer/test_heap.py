@@ -76,3 +76,18 @@ def test_a_following_worker_frees_the_models_a_hot_reload_replaced(tmp_path):
     assert len(loaded) == 2
     assert loaded[0]() is None, "the replaced models were kept alive (frozen) after the reload"
     assert loaded[1]() is worker.models
+
+
+@pytest.mark.parametrize("customers, settles", [(20, 1), (6, 0)])
+def test_a_one_shot_run_freezes_the_models_only_for_a_long_backlog(tmp_path, monkeypatch, customers, settles):
+    import custscore.scorer.worker as worker_module
+
+    store = open_embedded(tmp_path / "store.sqlite")
+    simulate(store, customers)
+    calls = []
+    monkeypatch.setattr(worker_module, "SETTLE_BACKLOG_BATCHES", 4)
+    monkeypatch.setattr(worker_module, "settle_long_lived", lambda: calls.append(1))
+    registry = FakeRegistry()
+    stats = Worker(store, registry.loader, registry.probe, batch_size=2).run_once()
+    assert stats.scored == customers
+    assert len(calls) == settles
