@@ -40,15 +40,7 @@ from custscore.store.base import (
 )
 from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, index_column, table_name
-from custscore.store.updates import (
-    MISSING,
-    by_id_keys,
-    inserted_fresh,
-    set_changes,
-    top_level,
-    touched_fields,
-    updated_fresh,
-)
+from custscore.store.updates import MISSING, by_id_keys, inserted_fresh, set_changes, top_level, touched_fields
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +48,12 @@ log = logging.getLogger(__name__)
 # an update: a new seq, the previous one kept (SQL evaluates the right-hand sides against the old row), the fields
 # it changed (the change feed's echo test, store/feed.py)
 _UPDATED = "prev_seq = seq, seq = ?, version = version + 1, doc = ?, touched = ?"
+
+
+def _set_index(columns: dict[str, str], fields: dict, changed: list[str]) -> dict[str, Any]:
+    """The index columns a top-level ``$set`` of ``fields`` moves: those under the ``changed`` fields."""
+    keys = set(changed)
+    return {c: planner.index_key(mql.get_path(fields, f)) for f, c in columns.items() if f.split(".", 1)[0] in keys}
 
 
 def _encode(doc: dict) -> bytes:
@@ -206,23 +204,15 @@ class EmbeddedCollection(Collection):
                     return None
                 doc, changed = spliced
                 limits.check_size(doc, what)
-                keys = set(changed)
-                index = {c: planner.index_key(mql.get_path(fields, f)) for f, c in columns.items()
-                         if f.split(".", 1)[0] in keys}
-                return doc, ",".join(sorted(changed)), index
+                return doc, ",".join(sorted(changed)), _set_index(columns, fields, changed)
         current = bson.decode(blob)
-        if len(update) == 1 and top_level(fields := update.get("$set")):
+        if len(update) == 1 and top_level(fields := update.get("$set")):  # shares the untouched values, no deep copy
             changed = set_changes(current, fields)
             if not changed:
                 return None
-            new = {**current, **fields}
-            keys = set(changed)
-            index = {c: planner.index_key(mql.get_path(new, f)) for f, c in columns.items()
-                     if f.split(".", 1)[0] in keys}
-            return limits.encode_document(new, what), ",".join(sorted(changed)), index
-        new = updated_fresh(current, update)
-        if new is None:
-            return None
+            doc = limits.encode_document({**current, **fields}, what)
+            return doc, ",".join(sorted(changed)), _set_index(columns, fields, changed)
+        new = mql.apply_update(current, update)
         doc = limits.encode_document(new, what)
         if doc == blob:  # the same BSON: MongoDB's no-op
             return None

@@ -1,10 +1,10 @@
 """How one write changes one stored document, for the embedded store's short write paths.
 
-A ``$set`` of top-level fields (the scorer's ``score`` write-back, the registry's records) is applied without
-deep-copying the document; an insert-once upsert builds ``{_id, **fields}`` without copying them; everything else
-goes through mql.py's general update. :func:`touched_fields` names what a write changed at the top level, which
-the change feed uses to leave out writes confined to ignored fields (store/feed.py), as MongoDB's change streams
-do on the server.
+A ``$set`` of top-level fields (the scorer's ``score`` write-back, the registry's records) changes a field only
+when its BSON changes, as on MongoDB (:func:`set_changes`); an insert-once upsert builds ``{_id, **fields}``
+without copying them; everything else goes through mql.py's general update. :func:`touched_fields` names what a
+write changed at the top level, which the change feed uses to leave out writes confined to ignored fields
+(store/feed.py), as MongoDB's change streams do on the server.
 """
 
 from __future__ import annotations
@@ -65,21 +65,6 @@ def same_value(a: Any, b: Any) -> bool:
 def set_changes(current: dict, fields: dict) -> list[str]:
     """The fields of a top-level ``$set`` whose stored value it changes (compared as BSON, :func:`same_value`)."""
     return [k for k, v in fields.items() if k not in current or not same_value(current[k], v)]
-
-
-def updated_fresh(current: dict, update: dict) -> dict | None:
-    """``mql.apply_update`` of a document decoded for this write alone, or None when it surely changes nothing
-    (the caller compares the new encoding with the stored bytes for the rest).
-
-    A ``$set`` of top-level fields shares the untouched values instead of deep-copying the document (the result
-    is encoded at once and dropped); a ``$setOnInsert`` of a document that exists changes nothing."""
-    if len(update) == 1:
-        (op, fields), = update.items()
-        if op == "$set" and top_level(fields):
-            return {**current, **fields} if set_changes(current, fields) else None
-        if op == "$setOnInsert" and top_level(fields):
-            return None
-    return mql.apply_update(current, update)
 
 
 def inserted_fresh(filter: dict, update: dict) -> dict:
