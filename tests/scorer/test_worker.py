@@ -17,6 +17,7 @@ from custscore.store.schema import CUSTOMERS, PREDICTIONS, SCORER_STATE
 from tests.scorer.fakes import (
     VERSIONS,
     EventFakeModels,
+    FakeModels,
     FakeRegistry,
     event_counts,
     input_version,
@@ -200,3 +201,28 @@ def test_a_customer_in_both_the_feed_and_the_scan_is_scored_once(store):
     assert sum(models.batches) == 30  # the models computed each customer once; later asks were skipped unscored
     assert sorted(p["customer_id"] for p in store.collection(PREDICTIONS).find({})) == sorted(ids)
     assert Worker(store, lambda st: models, None).run_once().scored == 0 and sum(models.batches) == 30
+
+
+def test_own_score_writes_stay_out_of_the_feed_and_a_change_during_the_batch_is_scored_again(store):
+    """The embedded feed leaves out the worker's score writes (no echo is read back), except one written on top of
+    a change the worker has not read: another process changed the customer between the batch's read and its write."""
+    from custscore.scorer.writeback import doc_hash
+
+    changed = simulate(store, 6)[2]
+    registry = FakeRegistry()
+    first = Worker(store, registry.loader, registry.probe, batch_size=16).run_once()
+    assert (first.scored, first.echoes) == (6, 0)
+
+    class ChangedMidBatch(FakeModels):
+        def score_batch(self, st, customers, now):
+            out = super().score_batch(st, customers, now)
+            if not self.batches[1:]:  # the first batch only: another writer changes the customer before our write lands
+                st.collection(CUSTOMERS).update_one({"_id": changed}, {"$set": {"support_tickets": 9}})
+            return out
+
+    store.collection(CUSTOMERS).update_one({"_id": changed}, {"$set": {"support_tickets": 1}})
+    models = ChangedMidBatch(versions=dict(VERSIONS))
+    stats = Worker(store, lambda st: models, registry.probe, batch_size=16).run_once()
+    doc = store.collection(CUSTOMERS).find_one({"_id": changed})
+    assert doc["support_tickets"] == 9 and doc["score"]["doc_hash"] == doc_hash(doc)
+    assert stats.scored == 2 and models.batches == [1, 1]  # scored, then scored again for the change it missed
