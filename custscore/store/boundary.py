@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bson.errors import InvalidBSON
 from pymongo import errors as pm_errors
 
 from custscore.errors import CustscoreError, DuplicateKeyError, InputError, StoreBusy, StoreError, StoreUnavailable
@@ -85,6 +86,8 @@ def mapped(what: str, query: bool = False) -> Iterator[None]:
         raise StoreError(f"{what}: the embedded store failed ({exc})") from exc
     except sqlite3.Error as exc:
         raise StoreError(f"{what}: the embedded store failed ({exc})") from exc
+    except InvalidBSON as exc:  # bytes SQLite read back whole but that are no longer a document: a damaged file
+        raise StoreError(f"{what}: the embedded store failed (a stored document is damaged: {exc})") from exc
     except (NotImplementedError, TypeError, ValueError) as exc:
         if query:  # mongomock's filter engine on an operand of the wrong shape, e.g. {"$and": 5}
             raise refused_filter(exc) from exc
