@@ -12,8 +12,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-import bson
-
 _INT32 = struct.Struct("<i")
 # value sizes by BSON type: fixed widths, and the types whose value starts with its own int32 length
 _FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16, 0x7F: 0,
@@ -29,41 +27,49 @@ class MalformedBSON(ValueError):
     """The bytes are not a BSON document this walk understands (the caller decodes instead)."""
 
 
+def _length(blob: bytes, pos: int, least: int) -> int:
+    """The int32 length at ``pos``, refused when shorter than ``least`` (a damaged length must not walk back)."""
+    (n,) = _INT32.unpack_from(blob, pos)
+    if n < least:
+        raise MalformedBSON(f"a length of {n} at byte {pos}")
+    return n
+
+
 def elements(blob: bytes) -> Iterator[tuple[str, int, int]]:
     """``(key, start, end)`` of each top-level element of a BSON document (``blob[start:end]`` is the element:
-    type byte, key and value)."""
+    type byte, key and value). Raises :class:`MalformedBSON` for bytes that are not one whole document."""
     end_of_doc = len(blob) - 1
     if len(blob) < 5 or _INT32.unpack_from(blob, 0)[0] != len(blob) or blob[end_of_doc] != 0:
         raise MalformedBSON("not a whole BSON document")
     pos = 4
-    while pos < end_of_doc:
-        start = pos
-        kind = blob[pos]
-        nul = blob.index(b"\x00", pos + 1)
-        key = blob[pos + 1:nul].decode("utf-8")
-        pos = nul + 1
-        if kind in _FIXED:
-            pos += _FIXED[kind]
-        elif kind in _SIZED:
-            pos += _INT32.unpack_from(blob, pos)[0]
-        elif kind in _STRINGS:
-            pos += 4 + _INT32.unpack_from(blob, pos)[0]
-        elif kind == _BINARY:
-            pos += 5 + _INT32.unpack_from(blob, pos)[0]
-        elif kind == _REGEX:
-            pos = blob.index(b"\x00", blob.index(b"\x00", pos) + 1) + 1
-        elif kind == _DBPOINTER:
-            pos += 4 + _INT32.unpack_from(blob, pos)[0] + 12
-        else:
-            raise MalformedBSON(f"unknown BSON type 0x{kind:02x}")
-        if pos > end_of_doc:
-            raise MalformedBSON("an element runs past the end of the document")
-        yield key, start, pos
-
-
-def element_value(element: bytes) -> object:
-    """The value of one element (as :func:`elements` cuts it), decoded alone."""
-    return next(iter(bson.decode(_INT32.pack(len(element) + 5) + element + b"\x00").values()))
+    try:
+        while pos < end_of_doc:
+            start = pos
+            kind = blob[pos]
+            nul = blob.index(b"\x00", pos + 1)
+            key = blob[pos + 1:nul].decode("utf-8")
+            pos = nul + 1
+            if kind in _FIXED:
+                pos += _FIXED[kind]
+            elif kind in _SIZED:
+                pos += _length(blob, pos, 5)
+            elif kind in _STRINGS:
+                pos += 4 + _length(blob, pos, 1)
+            elif kind == _BINARY:
+                pos += 5 + _length(blob, pos, 0)
+            elif kind == _REGEX:
+                pos = blob.index(b"\x00", blob.index(b"\x00", pos) + 1) + 1
+            elif kind == _DBPOINTER:
+                pos += 4 + _length(blob, pos, 1) + 12
+            else:
+                raise MalformedBSON(f"unknown BSON type 0x{kind:02x}")
+            if pos > end_of_doc:
+                raise MalformedBSON("an element runs past the end of the document")
+            yield key, start, pos
+    except (ValueError, struct.error) as exc:  # no NUL where a name ends, a name that is not UTF-8, a cut length
+        if isinstance(exc, MalformedBSON):
+            raise
+        raise MalformedBSON(str(exc)) from exc
 
 
 def set_elements(blob: bytes, new: bytes) -> tuple[bytes, list[str]] | None:

@@ -77,7 +77,10 @@ def test_every_bson_type_is_walked_and_kept_byte_for_byte():
 
 
 @pytest.mark.parametrize("blob", [b"", b"\x05\x00\x00\x00", bson.encode({"a": 1})[:-1] + b"\x01",
-                                  b"\x0c\x00\x00\x00\x02a\x00\xff\x00\x00\x00\x00", b"\x08\x00\x00\x00\x99a\x00\x00"])
+                                  b"\x0c\x00\x00\x00\x02a\x00\xff\x00\x00\x00\x00", b"\x08\x00\x00\x00\x99a\x00\x00",
+                                  b"\x10\x00\x00\x00\x03a\x00\xf0\xff\xff\xff\x00\x00\x00\x00\x00\x00",  # length < 0
+                                  b"\x0c\x00\x00\x00\x08\xff\xfe\x00\x01\x00\x00\x00",  # a name not UTF-8
+                                  b"\x0a\x00\x00\x00\x08abcd\x00"])  # no NUL ends the name
 def test_bytes_that_are_not_a_whole_document_are_refused(blob):
     with pytest.raises(MalformedBSON):
         set_elements(blob, bson.encode({"a": 2}))
