@@ -16,8 +16,8 @@ _INT32 = struct.Struct("<i")
 # value sizes by BSON type: fixed widths, and the types whose value starts with its own int32 length
 _FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16, 0x7F: 0,
           0xFF: 0}
-_SIZED = {0x03: 0, 0x04: 0, 0x0F: 0}  # embedded document, array, code with scope: the int32 counts itself
-_STRINGS = {0x02: 4, 0x0D: 4, 0x0E: 4}  # string, code, symbol: int32 length of the bytes that follow it
+_SIZED = frozenset({0x03, 0x04, 0x0F})  # embedded document, array, code with scope: the int32 counts itself
+_STRINGS = frozenset({0x02, 0x0D, 0x0E})  # string, code, symbol: int32 length of the bytes that follow it
 _BINARY = 0x05  # int32 length, a subtype byte, the bytes
 _REGEX = 0x0B  # two C strings
 _DBPOINTER = 0x0C  # a string and a 12-byte ObjectId

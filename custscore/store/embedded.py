@@ -177,11 +177,14 @@ class EmbeddedCollection(Collection):
         self._insert_rows(conn, [row], columns)
         return row[0]
 
+    def _all_index(self, doc: dict, columns: dict[str, str]) -> dict[str, Any]:
+        """Every index column of ``doc``: what a general update writes."""
+        return dict(zip(columns.values(), self._index_values(doc, columns), strict=True))
+
     def _write_back(self, conn: sqlite3.Connection, current: dict, doc: dict, blob: bytes, columns: dict[str, str]
                     ) -> None:
         self._update_rows(conn, [(self._engine.next_seq(1), planner.encode_id(doc["_id"]), blob,
-                                  touched_fields(current, doc),
-                                  dict(zip(columns.values(), self._index_values(doc, columns), strict=True)))])
+                                  touched_fields(current, doc), self._all_index(doc, columns))])
 
     def _updated_row(self, doc_id: Any, blob: bytes, update: dict, columns: dict[str, str]
                      ) -> tuple[bytes, str, dict[str, Any]] | None:
@@ -192,9 +195,11 @@ class EmbeddedCollection(Collection):
         what = f"document {doc_id!r}"
         if len(update) == 1 and top_level(update.get("$setOnInsert")):
             return None  # an insert-once write (a prediction record) of a document that exists: nothing to decode
+        fields = update.get("$set") if len(update) == 1 else None
+        top_set = top_level(fields)
         # a document too small to be nested past the limit is decoded and encoded in C without a walk, faster than a
         # splice (bench/store.py's 3-field update: 34k/s against 30k/s); a larger one would be walked whole
-        if len(update) == 1 and top_level(fields := update.get("$set")) and len(blob) >= limits.min_bytes_past_nesting():
+        if top_set and len(blob) >= limits.min_bytes_past_nesting():
             try:
                 spliced = bson_elements.set_elements(blob, limits.encode_document(fields, what))
             except bson_elements.MalformedBSON:  # not ours to walk: decode it below
@@ -206,7 +211,7 @@ class EmbeddedCollection(Collection):
                 limits.check_size(doc, what)
                 return doc, ",".join(sorted(changed)), _set_index(columns, fields, changed)
         current = bson.decode(blob)
-        if len(update) == 1 and top_level(fields := update.get("$set")):  # shares the untouched values, no deep copy
+        if top_set:  # shares the untouched values, no deep copy
             changed = set_changes(current, fields)
             if not changed:
                 return None
@@ -216,8 +221,7 @@ class EmbeddedCollection(Collection):
         doc = limits.encode_document(new, what)
         if doc == blob:  # the same BSON: MongoDB's no-op
             return None
-        return doc, touched_fields(current, new), dict(zip(columns.values(), self._index_values(new, columns),
-                                                            strict=True))
+        return doc, touched_fields(current, new), self._all_index(new, columns)
 
     def _update_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, bytes, bytes, str, dict[str, Any]]]
                      ) -> None:
@@ -266,18 +270,19 @@ class EmbeddedCollection(Collection):
         self._engine.ensure_table(self.name)
         with mapped(f"bulk write to {self.name}", query=True), self._engine.write() as conn:
             columns = self._engine.indexes(self.name)
-            keys = by_id_keys(ops)
-            if keys is not None:
-                return self._bulk_by_id(conn, ops, keys, columns)
+            ids = by_id_keys(ops)
+            if ids is not None:
+                return self._bulk_by_id(conn, ops, ids, columns)
             result = WriteResult()
             for op in ops:
                 result.add(self._apply(conn, op, columns))
             return result
 
-    def _bulk_by_id(self, conn: sqlite3.Connection, ops: Sequence[WriteOp], keys: list[bytes],
+    def _bulk_by_id(self, conn: sqlite3.Connection, ops: Sequence[WriteOp], ids: list[tuple[bytes, Any]],
                     columns: dict[str, str]) -> WriteResult:
         """Updates/upserts of distinct ``_id`` values: one SELECT, the updates worked out per row, one
         ``executemany`` per kind of write and one sequence bump (same effect as applying them one by one)."""
+        keys = [key for key, _ in ids]
         stored: dict[bytes, bytes] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
@@ -285,15 +290,14 @@ class EmbeddedCollection(Collection):
                                        chunk).fetchall())
         result = WriteResult()
         writes: list[tuple[bytes, Any]] = []  # (key, an updated row or the document an upsert inserts), in op order
-        for op, key in zip(ops, keys, strict=True):
+        for op, (key, doc_id) in zip(ops, ids, strict=True):
             blob = stored.get(key)
             if blob is None:
                 if op.upsert:
                     writes.append((key, inserted_fresh(op.filter, op.update)))
                 continue
             result.matched += 1
-            doc_id = op.filter["_id"]
-            updated = self._updated_row(doc_id["$eq"] if type(doc_id) is dict else doc_id, blob, op.update, columns)
+            updated = self._updated_row(doc_id, blob, op.update, columns)
             if updated is not None:
                 writes.append((key, updated))
         if not writes:

@@ -40,10 +40,10 @@ def position(engine: SQLiteEngine) -> str:
     return f"{TOKEN_PREFIX}{engine.current_seq()}"
 
 
-def _ignorable(ignored: frozenset[str], start: int, version: int, prev_seq: int | None, touched: str | None) -> bool:
-    """Whether a row is an update confined to ``ignored`` fields whose previous version the reader has read."""
-    return (version > 1 and prev_seq is not None and prev_seq <= start and bool(touched)
-            and ignored.issuperset(touched.split(",")))
+def _ignorable(ignored: frozenset[str], start: int, prev_seq: int | None, touched: str | None) -> bool:
+    """Whether a row is an update (an inserted row has no ``prev_seq``) confined to ``ignored`` fields whose
+    previous version the reader has read."""
+    return prev_seq is not None and prev_seq <= start and bool(touched) and ignored.issuperset(touched.split(","))
 
 
 def read_changes(engine: SQLiteEngine, collection: str, after: str | None, limit: int,
@@ -67,7 +67,7 @@ def read_changes(engine: SQLiteEngine, collection: str, after: str | None, limit
                                 (last, asked)).fetchall()
             for seq, version, prev_seq, touched, blob in rows:
                 last = seq
-                if ignored and _ignorable(ignored, start, version, prev_seq, touched):
+                if ignored and _ignorable(ignored, start, prev_seq, touched):
                     continue
                 doc = bson.decode(blob)
                 changes.append(Change("insert" if version == 1 else "update", doc["_id"], doc, f"{TOKEN_PREFIX}{seq}"))

@@ -24,9 +24,9 @@ _DECIDED = frozenset((str, int, bool, type(None)))
 _EXACT = frozenset((float, dt.datetime))  # unequal may still encode alike: NaN, microseconds below BSON's milliseconds
 
 
-def by_id_keys(ops: Sequence[WriteOp]) -> list[bytes] | None:
-    """The SQL key of each op's ``_id`` when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct)."""
-    keys: list[bytes] = []
+def by_id_keys(ops: Sequence[WriteOp]) -> list[tuple[bytes, Any]] | None:
+    """Each op's ``_id`` and its SQL key when every op is an ``UpdateOne`` of one plain ``_id`` (all distinct)."""
+    keys: list[tuple[bytes, Any]] = []
     for op in ops:
         if type(op) is not UpdateOne or not isinstance(op.filter, dict) or len(op.filter) != 1:
             return None
@@ -35,8 +35,8 @@ def by_id_keys(ops: Sequence[WriteOp]) -> list[bytes] | None:
             value = value["$eq"]
         if value is MISSING or isinstance(value, dict | list | dt.datetime):
             return None
-        keys.append(planner.encode_id(value))
-    return keys if len(set(keys)) == len(keys) else None
+        keys.append((planner.encode_id(value), value))
+    return keys if len({key for key, _ in keys}) == len(keys) else None
 
 
 def top_level(fields: Any) -> bool:
