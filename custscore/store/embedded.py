@@ -40,7 +40,15 @@ from custscore.store.base import (
 )
 from custscore.store.boundary import mapped
 from custscore.store.sqlite_engine import SQLiteEngine, index_column, table_name
-from custscore.store.updates import MISSING, by_id_keys, inserted_fresh, set_changes, top_level, touched_fields
+from custscore.store.updates import (
+    MISSING,
+    by_id_keys,
+    insert_once,
+    inserted_fresh,
+    set_changes,
+    top_level,
+    touched_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +201,7 @@ class EmbeddedCollection(Collection):
         bytes (bson_elements.py): only the values written are encoded and checked, and only their index columns
         recomputed."""
         what = f"document {doc_id!r}"
-        if len(update) == 1 and top_level(update.get("$setOnInsert")):
+        if insert_once(update):
             return None  # an insert-once write (a prediction record) of a document that exists: nothing to decode
         fields = update.get("$set") if len(update) == 1 else None
         top_set = top_level(fields)
@@ -283,16 +291,18 @@ class EmbeddedCollection(Collection):
         """Updates/upserts of distinct ``_id`` values: one SELECT, the updates worked out per row, one
         ``executemany`` per kind of write and one sequence bump (same effect as applying them one by one)."""
         keys = [key for key, _ in ids]
-        stored: dict[bytes, bytes] = {}
+        # insert-once writes only ask whether the document exists: its bytes are not read
+        column = "NULL" if all(insert_once(op.update) for op in ops) else "doc"
+        stored: dict[bytes, bytes | None] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            stored.update(conn.execute(f'SELECT id, doc FROM "{self._table}" WHERE id IN ({",".join("?" * len(chunk))})',
-                                       chunk).fetchall())
+            stored.update(conn.execute(f'SELECT id, {column} FROM "{self._table}" '
+                                       f'WHERE id IN ({",".join("?" * len(chunk))})', chunk).fetchall())
         result = WriteResult()
         writes: list[tuple[bytes, Any]] = []  # (key, an updated row or the document an upsert inserts), in op order
         for op, (key, doc_id) in zip(ops, ids, strict=True):
-            blob = stored.get(key)
-            if blob is None:
+            blob = stored.get(key, MISSING)
+            if blob is MISSING:
                 if op.upsert:
                     writes.append((key, inserted_fresh(op.filter, op.update)))
                 continue

@@ -45,6 +45,12 @@ def top_level(fields: Any) -> bool:
         type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
 
 
+def insert_once(update: Any) -> bool:
+    """Whether an update only sets top-level fields on insert (``$setOnInsert``, the prediction records): on a
+    document that exists it changes nothing, so the stored document is not even read."""
+    return type(update) is dict and len(update) == 1 and top_level(update.get("$setOnInsert"))
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Whether two values are stored as the same BSON, which is how MongoDB tells a no-op write: ``1``, ``1.0``
     and ``True`` are equal in Python but three different values to MongoDB (and to mongomock)."""

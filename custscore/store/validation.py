@@ -171,6 +171,43 @@ def _bad_key(doc: Any, prefix: str = "") -> str | None:
     return None
 
 
+_CLEAN_LEAVES = frozenset((str, int, bool, type(None), dt.datetime))  # values plain_deep returns as they are
+
+
+def _already_clean(doc: dict) -> bool:
+    """Whether ``doc`` has no bad field name and nothing for ``plain_deep`` to convert (text keys, plain values, no
+    NaN, no tuples), proven in one pass a level at a time; False: maybe not, the full checks below decide.
+
+    A stored customer (the scorer checks every one it scores) is nearly always clean, and this pass costs less than
+    the two recursive walks it replaces (``_bad_key``, ``plain_deep``).
+    """
+    level: list = [doc]
+    leaves = _CLEAN_LEAVES
+    while level:
+        below: list = []
+        for item in level:
+            if type(item) is dict:
+                for key in item:
+                    if type(key) is not str or not key or key[0] == "$" or "." in key:
+                        return False
+                children = item.values()
+            else:
+                children = item
+            for child in children:
+                kind = type(child)
+                if kind in leaves:
+                    continue
+                if kind is float:
+                    if child != child:
+                        return False
+                elif kind is dict or kind is list:
+                    below.append(child)
+                else:
+                    return False
+        level = below
+    return True
+
+
 def validate(
     raw: Any, index: int, schema: dict, allow: tuple[str, ...] = (), storable: bool = False
 ) -> tuple[dict | None, list[Problem]]:
@@ -182,10 +219,13 @@ def validate(
     unstorable = None if storable else limits.find_unstorable(raw)
     if unstorable is not None:
         return None, [Problem(index, unstorable.path, unstorable.value, unstorable.reason)]
-    bad = _bad_key(raw)
-    if bad is not None:
-        return None, [Problem(index, bad, None, "field names may not start with '$' or contain '.'; rename it")]
-    doc = {k: plain_deep(v) for k, v in raw.items()}
+    if _already_clean(raw):
+        doc = dict(raw)  # nested values shared with raw, as plain_deep would have returned them equal
+    else:
+        bad = _bad_key(raw)
+        if bad is not None:
+            return None, [Problem(index, bad, None, "field names may not start with '$' or contain '.'; rename it")]
+        doc = {k: plain_deep(v) for k, v in raw.items()}
     problems = []
     for name in COMPUTED_FIELDS:
         if name in doc and name not in allow:

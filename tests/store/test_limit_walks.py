@@ -98,3 +98,50 @@ def test_the_smallest_document_past_the_nesting_limit_is_refused_without_a_walk_
     assert len(bson.encode({"": listed})) > limits.min_bytes_past_nesting()  # arrays cost more per level
     with pytest.raises(limits.LimitExceeded, match="nested more than 100 levels deep"):
         limits.encode_document({"": listed})
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=st.dictionaries(st.sampled_from(["age", "region", "notes", "$x", "a.b", "", "tags"]), DOCS, max_size=4))
+def test_validation_quick_pass_gives_what_the_full_walks_give(fields):
+    """A customer proven clean in one pass is validated exactly as the field-name walk and plain_deep would."""
+    from custscore.store import validation
+
+    raw = {"customer_id": "C1", **fields}
+    if limits.find_unstorable(raw) is not None:
+        return  # validation refuses it before either path
+    quick = validation.validate_customer(raw, 0, storable=True)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(validation, "_already_clean", lambda doc: False)
+        full = validation.validate_customer(raw, 0, storable=True)
+    assert quick == full
+
+
+def _chain(depth: int, padding: str) -> dict:
+    """A document ``depth`` levels deep (dicts and lists alternating) with ``padding`` at the top."""
+    inner: object = 1
+    for level in range(depth - 1):
+        inner = {"k": inner} if level % 2 else [inner]
+    return {"pad": padding, "v": inner}
+
+
+@pytest.mark.parametrize("padding", ["x" * 800, "\x03\x04" * 400])  # type bytes in text only make the check walk
+def test_nesting_is_refused_past_100_levels_whether_or_not_the_type_bytes_prove_it(padding):
+    assert len(limits.encode_document(_chain(100, padding))) > limits.min_bytes_past_nesting()
+    with pytest.raises(limits.LimitExceeded, match="nested more than 100 levels deep"):
+        limits.encode_document(_chain(101, padding))
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(st.text(max_size=3), DOCS, max_size=4), padding=st.sampled_from(["", "y" * 700]))
+def test_encode_document_refuses_exactly_what_the_reference_refuses(doc, padding):
+    doc = {**doc, "pad": padding}
+    try:
+        bson.encode(doc)
+    except Exception:  # noqa: BLE001 - not encodable at all: refused for another reason, tested elsewhere
+        return
+    refused = False
+    try:
+        limits.encode_document(doc)
+    except limits.LimitExceeded:
+        refused = True
+    assert refused == (reference_depth(doc) > limits.MAX_NESTING)
