@@ -162,9 +162,10 @@ def dead_letter_op(raw: dict, reason: str, hash_: str, now: dt.datetime, worker:
 
 def open_dead_letters(store: Store, customer_ids: list[Any]) -> list[Any]:
     """``_id`` of the dead letters filed under any of ``customer_ids``."""
-    if not customer_ids:
+    letters = store.collection(DEAD_LETTERS)
+    if not customer_ids or letters.find_one({}, {"_id": 1}) is None:  # none at all: the usual case, one row read
         return []
-    found = store.collection(DEAD_LETTERS).find({"customer_id": {"$in": list(customer_ids)}}, {"_id": 1})
+    found = letters.find({"customer_id": {"$in": list(customer_ids)}}, {"_id": 1})
     return [d["_id"] for d in found]
 
 

@@ -71,19 +71,57 @@ def fast_condition(cond: Any) -> tuple[Any, Callable[[Any], bool]] | None:
     return next(iter(kinds)), lambda v: all(t(v) for t in tests)
 
 
+_MISSING = object()  # the path does not exist in the document
+_UNSURE = object()  # the path runs through an array or a scalar: mongomock decides
+
+
+def _getter(key: str) -> Callable[[dict], Any]:
+    """``doc -> value`` of a field path through sub-documents only: :data:`_MISSING` where the path ends,
+    :data:`_UNSURE` where it meets anything but a sub-document (an array's elements would be candidates too)."""
+    if "." not in key:
+        return lambda doc: doc.get(key, _MISSING)
+    parts = key.split(".")
+
+    def get(doc: dict) -> Any:
+        value: Any = doc
+        for part in parts:
+            if type(value) is not dict:
+                return _UNSURE
+            value = value.get(part, _MISSING)
+            if value is _MISSING:
+                return _MISSING
+        return value
+
+    return get
+
+
+def _not_equal(cond: Any) -> tuple[Any, Callable[[Any], bool]] | None:
+    """``{"$ne": x}`` with x a str, datetime or number: its class and test. A missing field matches, as in MongoDB
+    (the scorer's start-up scan: ``score.models_key $ne <current>``, where unscored customers have no score)."""
+    if type(cond) is not dict or len(cond) != 1 or "$ne" not in cond:
+        return None
+    arg = cond["$ne"]
+    kind = value_kind(arg)
+    return None if kind is None else (kind, lambda v: v != arg)
+
+
 def compile_filter(spec: dict | None) -> Matcher:
     """``doc -> bool`` for a (normalized) filter, with mongomock's answer wherever the fast path is unsure."""
     if not spec:
         return lambda doc: True
-    fast = []
+    fast = []  # (key, value of the path, class, test, whether a missing path matches)
     for key, cond in spec.items():
-        compiled = None if key.startswith("$") or "." in key else fast_condition(cond)
+        if key.startswith("$"):
+            return lambda doc: filtering.filter_applies(spec, doc)
+        ne = _not_equal(cond)
+        compiled = ne or fast_condition(cond)
         if compiled is None:
             return lambda doc: filtering.filter_applies(spec, doc)
-        fast.append((key, *compiled))
+        fast.append((key, _getter(key), *compiled, ne is not None))
 
-    if len(fast) == 1 and fast[0][1] is NUMBER:  # the common numeric filter, one call per row
-        key, _, test = fast[0]
+    if len(fast) == 1 and fast[0][2] is NUMBER and "." not in fast[0][0] and not fast[0][4]:
+        # the common numeric filter, one call per row
+        key, _, _, test, _ = fast[0]
 
         def match_number(doc: dict) -> bool:
             value = doc.get(key)
@@ -95,9 +133,11 @@ def compile_filter(spec: dict | None) -> Matcher:
         return match_number
 
     def match(doc: dict) -> bool:
-        for key, kind, test in fast:
-            value = doc.get(key)
-            if value_kind(value) is not kind:
+        for _, get, kind, test, missing_matches in fast:
+            value = get(doc)
+            if value is _MISSING and missing_matches:
+                continue
+            if value_kind(value) is not kind:  # missing, unsure, an array, None, NaN, another class
                 return filtering.filter_applies(spec, doc)
             if not test(value):
                 return False
