@@ -292,7 +292,8 @@ class EmbeddedCollection(Collection):
         ``executemany`` per kind of write and one sequence bump (same effect as applying them one by one)."""
         keys = [key for key, _ in ids]
         # insert-once writes only ask whether the document exists: its bytes are not read
-        column = "NULL" if all(insert_once(op.update) for op in ops) else "doc"
+        only_once = all(insert_once(op.update) for op in ops)
+        column = "NULL" if only_once else "doc"
         stored: dict[bytes, bytes | None] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
@@ -307,6 +308,8 @@ class EmbeddedCollection(Collection):
                     writes.append((key, inserted_fresh(op.filter, op.update)))
                 continue
             result.matched += 1
+            if only_once:
+                continue  # it exists: an insert-once write changes nothing
             updated = self._updated_row(doc_id, blob, op.update, columns)
             if updated is not None:
                 writes.append((key, updated))

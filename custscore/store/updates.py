@@ -20,6 +20,7 @@ from custscore.store import mql, planner
 from custscore.store.base import UpdateOne, WriteOp
 
 MISSING = object()
+_TEXT = {str}
 _DECIDED = frozenset((str, int, bool, type(None)))
 _EXACT = frozenset((float, dt.datetime))  # unequal may still encode alike: NaN, microseconds below BSON's milliseconds
 
@@ -40,9 +41,14 @@ def by_id_keys(ops: Sequence[WriteOp]) -> list[tuple[bytes, Any]] | None:
 
 
 def top_level(fields: Any) -> bool:
-    """Whether an operator's fields are plain top-level names other than ``_id`` (no paths)."""
-    return type(fields) is dict and bool(fields) and all(
-        type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
+    """Whether an operator's fields are plain top-level names other than ``_id`` (no paths): text, not empty, no
+    ``.``, not starting with ``$``. Tested on the names joined (C-level), name by name only when one holds a ``$``."""
+    if type(fields) is not dict or not fields or "_id" in fields or set(map(type, fields)) != _TEXT:
+        return False
+    joined = "".join(fields)
+    if "." in joined or not all(fields):
+        return False
+    return "$" not in joined or all(k[0] != "$" for k in fields)
 
 
 def insert_once(update: Any) -> bool:

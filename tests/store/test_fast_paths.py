@@ -141,3 +141,19 @@ def test_ne_and_paths_through_sub_documents_match_like_mongomock(docs, query):
     path, cond = query
     spec = {path: cond}
     assert sorted(d["_id"] for d in coll.find(spec)) == sorted(d["_id"] for d in reference.find(spec))
+
+
+class _Name(str):
+    pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.one_of(st.dictionaries(st.one_of(st.text(alphabet="ab.$_id", max_size=4), st.integers(0, 2),
+                                                  st.builds(_Name, st.just("a"))), st.none(), max_size=4),
+                        st.none(), st.lists(st.text(max_size=2), max_size=2)))
+def test_top_level_names_are_told_like_the_name_by_name_definition(fields):
+    from custscore.store.updates import top_level
+
+    reference = type(fields) is dict and bool(fields) and all(
+        type(k) is str and k and "." not in k and k != "_id" and k[0] != "$" for k in fields)
+    assert top_level(fields) == reference
