@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import pandas as pd
@@ -34,9 +35,31 @@ class BatchEvents:
     def __init__(self, documents: list[dict], fields: Sequence[str]):
         self.docs = documents
         self.fields = list(dict.fromkeys(("customer_id", *fields)))
-        self.rows: dict[str, list[int]] = {}
-        for i, doc in enumerate(documents):
-            self.rows.setdefault(str(doc.get("customer_id")), []).append(i)
+        self._rows: dict[str, list[int]] | None = None
+        self._customers: set[str] | None = None
+
+    @property
+    def customers(self) -> set[str]:
+        """The customer ids (as text) the events belong to."""
+        if self._customers is None:
+            try:  # one C-level pass; text ids are their own keys
+                found = set(map(dict.get, self.docs, repeat("customer_id")))
+            except TypeError:  # not plain dicts
+                found = {None}
+            if found and set(map(type, found)) != {str}:
+                found = {str(doc.get("customer_id")) for doc in self.docs}
+            self._customers = found
+        return self._customers
+
+    @property
+    def rows(self) -> dict[str, list[int]]:
+        """Customer id (text) -> positions of its events, built when a subset is first asked for."""
+        if self._rows is None:
+            rows: dict[str, list[int]] = {}
+            for i, doc in enumerate(self.docs):
+                rows.setdefault(str(doc.get("customer_id")), []).append(i)
+            self._rows = rows
+        return self._rows
 
     @classmethod
     def read(cls, store: Store, ids: Sequence[str], as_of: dt.datetime, fields: Sequence[str]) -> BatchEvents:
@@ -48,7 +71,7 @@ class BatchEvents:
     def _positions(self, ids: Sequence[str]) -> list[int] | None:
         """Row positions of ``ids``' events, in stored order; None when that is every row."""
         wanted = set(ids)
-        if wanted >= set(self.rows):
+        if wanted >= self.customers:  # the whole batch, the usual case: no index of positions needed
             return None
         return sorted(i for cid in wanted for i in self.rows.get(cid, ()))
 
