@@ -43,7 +43,7 @@ def _canonical_body(doc: dict) -> dict | None:
     nested values go through ``_canonical``); None when a key is not text (the general path then sorts by ``str``).
 
     ``json.dumps(..., sort_keys=True)`` of it is the text of ``_canonical`` byte for byte: the same keys, sorted
-    the same way, the same values (tests/models/test_document_hash_fast.py checks this against the reference).
+    the same way, the same values (tests/scorer/test_document_hash.py checks this against the reference definition).
     """
     body = {}
     plain = _PLAIN_SCALARS

@@ -111,8 +111,8 @@ def compile_filter(spec: dict | None) -> Matcher:
         return lambda doc: True
     fast = []  # (key, value of the path, class, test, whether a missing path matches)
     for key, cond in spec.items():
-        if key.startswith("$"):
-            return lambda doc: filtering.filter_applies(spec, doc)
+        if key.startswith("$") or any(not part or part[0] == "$" for part in key.split(".")):
+            return lambda doc: filtering.filter_applies(spec, doc)  # an operator, or a path such as "a..b"
         ne = _not_equal(cond)
         compiled = ne or fast_condition(cond)
         if compiled is None:
